@@ -1,0 +1,83 @@
+//! The command line: clap types only. `main` turns them into library arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shipit",
+    version,
+    about = "Render, build, deploy and release a service from per-environment configuration",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// The project directory (holding environments/, templates are built in)
+    #[arg(short = 'C', long, global = true, value_name = "DIR", default_value = ".", env = "SHIPIT_PROJECT_DIR")]
+    pub project_dir: PathBuf,
+
+    /// Override a configuration key (repeatable), e.g. --set image.tag=1.2.3
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Output format: human text on stderr, or JSON on stdout
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// When to colour output (NO_COLOR is honoured by `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Print only warnings and errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail (every file, every source)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load, merge and validate configuration; report every problem (exit 2)
+    Validate {
+        /// Environments to validate (default: every file in environments/)
+        environments: Vec<String>,
+    },
+    /// Render deployment files into generated/ENV (or the CI workflows for `ci`)
+    Render {
+        /// Environments to render, or `ci` for .github/workflows
+        targets: Vec<String>,
+        /// Render every environment and `ci`
+        #[arg(long)]
+        all: bool,
+        /// Change nothing; print a diff and exit 1 when generated files are stale
+        #[arg(long, conflicts_with = "dry_run")]
+        check: bool,
+        /// Show what would be written, write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}

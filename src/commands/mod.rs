@@ -1,0 +1,17 @@
+//! One module per subcommand, each an args struct and a `run`.
+
+pub mod render;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use crate::config::Overrides;
+use crate::output::Output;
+
+/// What every command gets: where the project is, the overrides, and the output.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub project: PathBuf,
+    pub overrides: Overrides,
+    pub out: Output,
+}

@@ -1,0 +1,434 @@
+//! The resolved, fully typed configuration of one environment.
+//!
+//! `Default` is the first configuration layer: what applies when neither the
+//! shared base file nor the environment file says otherwise. Field names are
+//! the TOML keys; every struct is `#[serde(default)]` so a missing key means
+//! "inherit", never an error. Values whose syntax matters (durations, sizes,
+//! image references) stay strings here and are checked in `validate`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Config {
+    pub app: App,
+    pub image: Image,
+    /// Runtime environment variables (plain values, never secrets).
+    pub env: BTreeMap<String, String>,
+    /// Secrets as references only: `env:NAME` or `file:/abs/path`.
+    pub secrets: BTreeMap<String, String>,
+    pub replicas: i64,
+    pub resources: Resources,
+    pub autoscaling: Autoscaling,
+    pub deploy: Deploy,
+    pub gateway: Gateway,
+    pub kubernetes: Kubernetes,
+    pub monitoring: Monitoring,
+    pub smoke: Smoke,
+    pub ci: Ci,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct App {
+    pub name: String,
+    pub description: String,
+    /// The port the service listens on inside its container.
+    pub port: i64,
+    pub health_path: String,
+    pub readiness_path: String,
+    pub metrics_path: String,
+    /// Where the version comes from: the `version` of a Cargo manifest, or `app.version`.
+    pub version_source: VersionSource,
+    pub manifest: String,
+    pub version: String,
+    /// The Cargo package (and binary) to build and ship.
+    pub package: String,
+    /// Source repository URL, for the `org.opencontainers.image.source` label.
+    pub source_url: String,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            name: "calculator".into(),
+            description: "A calculator service deployed by shipit".into(),
+            port: 8080,
+            health_path: "/health".into(),
+            readiness_path: "/ready".into(),
+            metrics_path: "/metrics".into(),
+            version_source: VersionSource::Cargo,
+            manifest: "Cargo.toml".into(),
+            version: String::new(),
+            package: "calculator".into(),
+            source_url: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionSource {
+    Cargo,
+    Config,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Image {
+    /// Registry host, with an optional port: `ghcr.io`, `127.0.0.1:5000`.
+    pub registry: String,
+    pub repository: String,
+    /// Overrides the tag (the version by default); CI sets it with `--set image.tag=...`.
+    pub tag: String,
+    /// Builder base image, pinned by tag and optionally by digest.
+    pub builder: String,
+    /// Runtime base image: `scratch` or a pinned reference.
+    pub runtime: String,
+    pub platform: String,
+    /// Numeric, non-root user the service runs as.
+    pub user: i64,
+    pub build_args: BTreeMap<String, String>,
+}
+
+impl Default for Image {
+    fn default() -> Self {
+        Image {
+            registry: "127.0.0.1:5000".into(),
+            repository: "shipit/calculator".into(),
+            tag: String::new(),
+            builder: "rust:1.95.0-slim-bookworm".into(),
+            runtime: "scratch".into(),
+            platform: "linux/amd64".into(),
+            user: 10001,
+            build_args: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Resources {
+    pub requests: Quantities,
+    pub limits: Quantities,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Quantities {
+    /// Kubernetes CPU quantity: `250m`, `1`, `0.5`.
+    pub cpu: String,
+    /// Kubernetes memory quantity: `64Mi`, `1Gi`.
+    pub memory: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Autoscaling {
+    pub enabled: bool,
+    pub min: i64,
+    pub max: i64,
+    /// Average CPU utilisation target, percent of requests.
+    pub cpu_target: i64,
+}
+
+impl Default for Autoscaling {
+    fn default() -> Self {
+        Autoscaling { enabled: false, min: 1, max: 1, cpu_target: 70 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Deploy {
+    pub target: Target,
+    pub strategy: Strategy,
+    /// How long a new release may take to report healthy.
+    pub health_timeout: String,
+    /// How long smoke tests may retry before the release is rolled back.
+    pub smoke_timeout: String,
+    /// How long the old release drains in-flight requests before it stops.
+    pub drain_timeout: String,
+    /// How many previous releases are kept (stopped) for rollback.
+    pub keep_releases: i64,
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Deploy {
+            target: Target::Docker,
+            strategy: Strategy::Rolling,
+            health_timeout: "60s".into(),
+            smoke_timeout: "60s".into(),
+            drain_timeout: "10s".into(),
+            keep_releases: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    Docker,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    Rolling,
+    BlueGreen,
+    Canary,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Gateway {
+    /// Pinned nginx image for the gateway container (runs as non-root, listens on 8080/8443).
+    pub image: String,
+    pub server_names: Vec<String>,
+    /// Host port the gateway publishes for HTTP.
+    pub port: i64,
+    /// Requests per client address: `10r/s` or `600r/m`.
+    pub rate_limit: String,
+    pub burst: i64,
+    /// Largest accepted request body: `16k`, `1m`.
+    pub body_size: String,
+    pub connect_timeout: String,
+    pub read_timeout: String,
+    pub send_timeout: String,
+    pub tls: Tls,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            image: "nginxinc/nginx-unprivileged:1.27.3-alpine".into(),
+            server_names: vec!["localhost".into()],
+            port: 8080,
+            rate_limit: "20r/s".into(),
+            burst: 40,
+            body_size: "16k".into(),
+            connect_timeout: "5s".into(),
+            read_timeout: "30s".into(),
+            send_timeout: "30s".into(),
+            tls: Tls::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Tls {
+    pub enabled: bool,
+    /// Certificate and key paths as the gateway container sees them.
+    pub certificate: String,
+    pub certificate_key: String,
+    /// Answer plain HTTP with a redirect to HTTPS.
+    pub redirect_http: bool,
+    /// Host port the gateway publishes for HTTPS.
+    pub port: i64,
+    /// HSTS max-age, sent only when TLS is on.
+    pub hsts_max_age: String,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            enabled: false,
+            certificate: "/etc/nginx/tls/tls.crt".into(),
+            certificate_key: "/etc/nginx/tls/tls.key".into(),
+            redirect_http: true,
+            port: 8443,
+            hsts_max_age: "365d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Kubernetes {
+    pub namespace: String,
+    /// Port of the ClusterIP Service.
+    pub service_port: i64,
+    pub ingress: Ingress,
+    pub pdb: Pdb,
+    pub network_policy: NetworkPolicy,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Kubernetes {
+            namespace: "calculator".into(),
+            service_port: 80,
+            ingress: Ingress::default(),
+            pdb: Pdb::default(),
+            network_policy: NetworkPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Ingress {
+    pub enabled: bool,
+    pub host: String,
+    pub class: String,
+    /// Name of the Secret holding the TLS certificate; empty for no TLS.
+    pub tls_secret: String,
+}
+
+impl Default for Ingress {
+    fn default() -> Self {
+        Ingress { enabled: true, host: "calculator.localhost".into(), class: "nginx".into(), tls_secret: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Pdb {
+    pub enabled: bool,
+    pub min_available: i64,
+}
+
+impl Default for Pdb {
+    fn default() -> Self {
+        Pdb { enabled: false, min_available: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct NetworkPolicy {
+    pub enabled: bool,
+    /// Namespace of the ingress controller allowed to reach the pods.
+    pub ingress_namespace: String,
+    /// Namespace of the Prometheus allowed to scrape the pods.
+    pub monitoring_namespace: String,
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        NetworkPolicy {
+            enabled: true,
+            ingress_namespace: "ingress-nginx".into(),
+            monitoring_namespace: "monitoring".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Monitoring {
+    /// Run Prometheus (with the alert rules) in the compose stack.
+    pub prometheus: bool,
+    /// Run Grafana with a provisioned datasource and dashboard (needs `prometheus`).
+    pub grafana: bool,
+    pub prometheus_image: String,
+    pub grafana_image: String,
+    pub scrape_interval: String,
+    pub alerts: Alerts,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            prometheus: false,
+            grafana: false,
+            prometheus_image: "prom/prometheus:v2.55.1".into(),
+            grafana_image: "grafana/grafana:11.3.1".into(),
+            scrape_interval: "15s".into(),
+            alerts: Alerts::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Alerts {
+    /// Fraction of requests answered 5xx that fires `HighErrorRate` (0.05 = 5 %).
+    pub error_rate: f64,
+    /// p95 request latency that fires `HighLatencyP95`.
+    pub p95_latency: String,
+    /// How long a condition must hold before an alert fires.
+    pub for_duration: String,
+    /// How long an instance may be unreachable before `InstanceDown` fires.
+    pub instance_down_for: String,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            error_rate: 0.05,
+            p95_latency: "500ms".into(),
+            for_duration: "5m".into(),
+            instance_down_for: "1m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Smoke {
+    /// Base URL the smoke suite tests.
+    pub url: String,
+    pub timeout: String,
+}
+
+impl Default for Smoke {
+    fn default() -> Self {
+        Smoke { url: "http://localhost:8080".into(), timeout: "60s".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Ci {
+    pub runner: String,
+    pub rust_toolchain: String,
+    pub main_branch: String,
+    /// Kubernetes version the manifests are validated against.
+    pub kubernetes_version: String,
+    /// Minutes a job may run before it is cancelled.
+    pub timeout_minutes: i64,
+    /// Environments the deploy workflow rolls out, in order (each waits for the one before).
+    pub deploy_environments: Vec<String>,
+}
+
+impl Default for Ci {
+    fn default() -> Self {
+        Ci {
+            runner: "ubuntu-24.04".into(),
+            rust_toolchain: "1.95.0".into(),
+            main_branch: "main".into(),
+            kubernetes_version: "1.30.0".into(),
+            timeout_minutes: 30,
+            deploy_environments: vec!["staging".into(), "production".into()],
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            app: App::default(),
+            image: Image::default(),
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            replicas: 1,
+            resources: Resources {
+                requests: Quantities { cpu: "50m".into(), memory: "32Mi".into() },
+                limits: Quantities { cpu: "500m".into(), memory: "128Mi".into() },
+            },
+            autoscaling: Autoscaling::default(),
+            deploy: Deploy::default(),
+            gateway: Gateway::default(),
+            kubernetes: Kubernetes::default(),
+            monitoring: Monitoring::default(),
+            smoke: Smoke::default(),
+            ci: Ci::default(),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! shipit: per-environment configuration to validated deployment artifacts.
+//!
+//! Data flows one way: command-line arguments -> [`config`] (layers merged,
+//! then validated) -> a plan ([`render`]) -> side effects ([`render::write`])
+//! -> a report ([`output`]).
+
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod output;
+pub mod render;
+
+pub use error::Error;

@@ -1,0 +1,49 @@
+//! The `shipit` binary: parse arguments, run, map the result to an exit code.
+
+mod cli;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{Cli, ColorChoice, Command, OutputFormat};
+use shipit::commands::{self, Context};
+use shipit::config::Overrides;
+use shipit::output::{Color, Format, Output};
+
+fn main() {
+    let cli = Cli::parse();
+    let out = Output::new(
+        match cli.output {
+            OutputFormat::Human => Format::Human,
+            OutputFormat::Json => Format::Json,
+        },
+        match cli.color {
+            ColorChoice::Auto => Color::Auto,
+            ColorChoice::Always => Color::Always,
+            ColorChoice::Never => Color::Never,
+        },
+        if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) },
+    );
+    let ctx = Context { project: cli.project_dir, overrides: Overrides::from_process(cli.set), out: out.clone() };
+
+    let result = match cli.command {
+        Command::Validate { environments } => commands::validate::run(&ctx, &commands::validate::Args { environments }),
+        Command::Render { targets, all, check, dry_run } => {
+            commands::render::run(&ctx, &commands::render::Args { targets, all, check, dry_run })
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "shipit", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    if let Err(error) = result {
+        if out.is_json() && !matches!(error, shipit::Error::Reported { .. } | shipit::Error::Stale { .. }) {
+            let problems = match &error {
+                shipit::Error::Config(errors) => errors.reports(),
+                _ => Vec::new(),
+            };
+            out.json(&serde_json::json!({ "error": error.to_string(), "exit_code": error.exit_code(), "problems": problems }));
+        }
+        out.error(&error.to_string());
+        std::process::exit(error.exit_code());
+    }
+}

@@ -1,0 +1,361 @@
+//! The view of one environment that templates read: every value already in
+//! the form its target syntax needs (durations in seconds, quantities for
+//! compose, labels, image references), so templates hold no logic beyond
+//! loops and conditions.
+
+use std::time::Duration;
+
+use crate::config::model::{Strategy, Target};
+use crate::config::{Loaded, rules};
+
+use super::escape;
+
+/// A secret reference as the templates need it.
+#[derive(Debug, Clone)]
+pub struct SecretView {
+    /// Environment variable name inside the container.
+    pub name: String,
+    /// `Some(VAR)` for `env:VAR`: compose interpolates `${VAR}`.
+    pub from_env: Option<String>,
+    /// `Some(path)` for `file:PATH`: mounted at `/run/secrets/<file_name>`.
+    pub from_file: Option<String>,
+    /// Name of the mounted file (lowercase) for file secrets.
+    pub file_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// "environments/base.toml + environments/staging.toml"
+    pub sources: String,
+    pub environment: String,
+    pub app_name: String,
+    pub description: String,
+    pub version: String,
+    pub source_url: String,
+    pub package: String,
+    pub port: i64,
+    pub health_path: String,
+    pub readiness_path: String,
+    pub metrics_path: String,
+
+    pub image_ref: String,
+    pub builder: String,
+    pub runtime: String,
+    pub runtime_is_scratch: bool,
+    pub rust_target: String,
+    pub platform: String,
+    pub user: i64,
+    pub build_args: Vec<(String, String)>,
+
+    pub env: Vec<(String, String)>,
+    pub secrets: Vec<SecretView>,
+    pub has_secrets: bool,
+    pub has_file_secrets: bool,
+
+    pub replicas: i64,
+    pub cpu_request: String,
+    pub cpu_limit: String,
+    pub memory_request: String,
+    pub memory_limit: String,
+    pub compose_cpu_limit: String,
+    pub compose_cpu_request: String,
+    pub compose_memory_limit: String,
+    pub compose_memory_request: String,
+    pub autoscaling: bool,
+    pub autoscaling_min: i64,
+    pub autoscaling_max: i64,
+    pub cpu_target: i64,
+
+    pub target: String,
+    pub strategy: String,
+    pub drain_seconds: u64,
+    pub grace_seconds: u64,
+    pub keep_releases: i64,
+
+    pub gateway_image: String,
+    pub server_names: String,
+    pub gateway_port: i64,
+    pub rate_limit: String,
+    pub burst: i64,
+    pub body_size: String,
+    pub connect_timeout: String,
+    pub read_timeout: String,
+    pub send_timeout: String,
+    pub tls: bool,
+    pub tls_redirect: bool,
+    pub tls_port: i64,
+    pub tls_certificate: String,
+    pub tls_certificate_key: String,
+    pub tls_dir: String,
+    pub hsts_seconds: u64,
+
+    pub namespace: String,
+    pub instance: String,
+    pub service_port: i64,
+    pub ingress: bool,
+    pub ingress_host: String,
+    pub ingress_class: String,
+    pub ingress_tls_secret: String,
+    pub pdb: bool,
+    pub pdb_min_available: i64,
+    pub network_policy: bool,
+    pub ingress_namespace: String,
+    pub monitoring_namespace: String,
+
+    pub prometheus: bool,
+    pub grafana: bool,
+    pub prometheus_image: String,
+    pub grafana_image: String,
+    pub scrape_interval: String,
+    pub alert_error_rate: String,
+    pub alert_p95_seconds: String,
+    pub alert_for: String,
+    pub alert_down_for: String,
+}
+
+/// Seconds, for nginx and Kubernetes fields that take whole seconds.
+fn seconds(value: &str) -> u64 {
+    rules::parse_duration(value).map_or(0, |d| d.as_secs().max(1))
+}
+
+/// A duration in the shortest exact nginx / Prometheus form: `500ms`, `30s`, `5m`, `2h`.
+pub fn short_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 {
+        format!("{ms}ms")
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+fn duration(value: &str) -> String {
+    short_duration(rules::parse_duration(value).unwrap_or_default())
+}
+
+/// Compose wants CPUs as a decimal number of cores.
+fn compose_cpus(value: &str) -> String {
+    let milli = rules::parse_cpu(value).unwrap_or(0);
+    let text = format!("{}.{:03}", milli / 1000, milli % 1000);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Compose wants memory as bytes with a b/k/m/g suffix (binary units).
+fn compose_memory(value: &str) -> String {
+    let bytes = rules::parse_memory(value).unwrap_or(0);
+    for (unit, size) in [("g", 1u128 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+        if bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}b")
+}
+
+fn rust_target(platform: &str) -> &'static str {
+    match platform {
+        "linux/arm64" => "aarch64-unknown-linux-gnu",
+        _ => "x86_64-unknown-linux-gnu",
+    }
+}
+
+impl Ctx {
+    pub fn new(loaded: &Loaded) -> Ctx {
+        let c = &loaded.config;
+        let environment = loaded.environment.clone().unwrap_or_else(|| "ci".into());
+        let mut env: Vec<(String, String)> = vec![
+            ("HOST".into(), "0.0.0.0".into()),
+            ("PORT".into(), c.app.port.to_string()),
+        ];
+        env.retain(|(k, _)| !c.env.contains_key(k));
+        env.extend(c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.sort();
+        let secrets: Vec<SecretView> = c
+            .secrets
+            .iter()
+            .map(|(name, reference)| {
+                let (kind, target) = reference.split_once(':').unwrap_or(("env", reference));
+                SecretView {
+                    name: name.clone(),
+                    from_env: (kind == "env").then(|| target.to_string()),
+                    from_file: (kind == "file").then(|| target.to_string()),
+                    file_name: name.to_ascii_lowercase().replace('_', "-"),
+                }
+            })
+            .collect();
+        let drain = seconds(&c.deploy.drain_timeout);
+        let tls_dir = std::path::Path::new(&c.gateway.tls.certificate)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Ctx {
+            sources: loaded.files.join(" + "),
+            instance: format!("{}-{environment}", c.app.name),
+            environment,
+            app_name: c.app.name.clone(),
+            description: c.app.description.clone(),
+            version: loaded.version.clone(),
+            source_url: c.app.source_url.clone(),
+            package: c.app.package.clone(),
+            port: c.app.port,
+            health_path: c.app.health_path.clone(),
+            readiness_path: c.app.readiness_path.clone(),
+            metrics_path: c.app.metrics_path.clone(),
+            image_ref: loaded.image_ref(),
+            builder: c.image.builder.clone(),
+            runtime: c.image.runtime.clone(),
+            runtime_is_scratch: c.image.runtime == "scratch",
+            rust_target: rust_target(&c.image.platform).into(),
+            platform: c.image.platform.clone(),
+            user: c.image.user,
+            build_args: c.image.build_args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            env,
+            has_secrets: !secrets.is_empty(),
+            has_file_secrets: secrets.iter().any(|s| s.from_file.is_some()),
+            secrets,
+            replicas: c.replicas,
+            cpu_request: c.resources.requests.cpu.clone(),
+            cpu_limit: c.resources.limits.cpu.clone(),
+            memory_request: c.resources.requests.memory.clone(),
+            memory_limit: c.resources.limits.memory.clone(),
+            compose_cpu_limit: compose_cpus(&c.resources.limits.cpu),
+            compose_cpu_request: compose_cpus(&c.resources.requests.cpu),
+            compose_memory_limit: compose_memory(&c.resources.limits.memory),
+            compose_memory_request: compose_memory(&c.resources.requests.memory),
+            autoscaling: c.autoscaling.enabled,
+            autoscaling_min: c.autoscaling.min,
+            autoscaling_max: c.autoscaling.max,
+            cpu_target: c.autoscaling.cpu_target,
+            target: match c.deploy.target {
+                Target::Docker => "docker".into(),
+                Target::Kubernetes => "kubernetes".into(),
+            },
+            strategy: match c.deploy.strategy {
+                Strategy::Rolling => "rolling".into(),
+                Strategy::BlueGreen => "blue-green".into(),
+                Strategy::Canary => "canary".into(),
+            },
+            drain_seconds: drain,
+            grace_seconds: drain + 10,
+            keep_releases: c.deploy.keep_releases,
+            gateway_image: c.gateway.image.clone(),
+            server_names: c.gateway.server_names.join(" "),
+            gateway_port: c.gateway.port,
+            rate_limit: c.gateway.rate_limit.clone(),
+            burst: c.gateway.burst,
+            body_size: c.gateway.body_size.clone(),
+            connect_timeout: duration(&c.gateway.connect_timeout),
+            read_timeout: duration(&c.gateway.read_timeout),
+            send_timeout: duration(&c.gateway.send_timeout),
+            tls: c.gateway.tls.enabled,
+            tls_redirect: c.gateway.tls.enabled && c.gateway.tls.redirect_http,
+            tls_port: c.gateway.tls.port,
+            tls_certificate: c.gateway.tls.certificate.clone(),
+            tls_certificate_key: c.gateway.tls.certificate_key.clone(),
+            tls_dir,
+            hsts_seconds: rules::parse_duration(&c.gateway.tls.hsts_max_age).map_or(0, |d| d.as_secs()),
+            namespace: c.kubernetes.namespace.clone(),
+            service_port: c.kubernetes.service_port,
+            ingress: c.kubernetes.ingress.enabled,
+            ingress_host: c.kubernetes.ingress.host.clone(),
+            ingress_class: c.kubernetes.ingress.class.clone(),
+            ingress_tls_secret: c.kubernetes.ingress.tls_secret.clone(),
+            pdb: c.kubernetes.pdb.enabled,
+            pdb_min_available: c.kubernetes.pdb.min_available,
+            network_policy: c.kubernetes.network_policy.enabled,
+            ingress_namespace: c.kubernetes.network_policy.ingress_namespace.clone(),
+            monitoring_namespace: c.kubernetes.network_policy.monitoring_namespace.clone(),
+            prometheus: c.monitoring.prometheus,
+            grafana: c.monitoring.grafana,
+            prometheus_image: c.monitoring.prometheus_image.clone(),
+            grafana_image: c.monitoring.grafana_image.clone(),
+            scrape_interval: duration(&c.monitoring.scrape_interval),
+            alert_error_rate: format!("{}", c.monitoring.alerts.error_rate),
+            alert_p95_seconds: format!(
+                "{}",
+                rules::parse_duration(&c.monitoring.alerts.p95_latency).map_or(0.0, |d| d.as_secs_f64())
+            ),
+            alert_for: duration(&c.monitoring.alerts.for_duration),
+            alert_down_for: duration(&c.monitoring.alerts.instance_down_for),
+        }
+    }
+
+    /// Fills `$APP`, `$ENV`, `$JOB` (a PromQL job matcher), `$ERROR_PERCENT` and `$P95` into a text.
+    pub fn fill(&self, template: &str) -> String {
+        let percent = self.alert_error_rate.parse::<f64>().map_or(0.0, |r| r * 100.0);
+        template
+            .replace("$APP", &self.app_name)
+            .replace("$ENV", &self.environment)
+            .replace("$JOB", &format!("job=\"{}\"", self.app_name))
+            .replace("$ERROR_PERCENT", &format!("{}", (percent * 1000.0).round() / 1000.0))
+            .replace("$P95", &self.alert_p95_seconds)
+    }
+
+    /// Fills `$NAME` (the variable) and `$FILE` (the mounted file name) of a secret into a text.
+    pub fn secret(&self, secret: &SecretView, template: &str) -> String {
+        template.replace("$NAME", &secret.name).replace("$FILE", &secret.file_name)
+    }
+
+    /// A YAML scalar (see [`escape::yaml`]).
+    pub fn y(&self, s: impl AsRef<str>) -> String {
+        escape::yaml(s.as_ref())
+    }
+
+    /// A docker-compose YAML scalar (see [`escape::compose`]).
+    pub fn cy(&self, s: impl AsRef<str>) -> String {
+        escape::compose(s.as_ref())
+    }
+
+    /// A JSON string.
+    pub fn j(&self, s: impl AsRef<str>) -> String {
+        escape::json(s.as_ref())
+    }
+
+    /// The `app.kubernetes.io/*` labels, indented for a metadata block.
+    pub fn labels(&self, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        [
+            ("app.kubernetes.io/name", self.app_name.as_str()),
+            ("app.kubernetes.io/instance", self.instance.as_str()),
+            ("app.kubernetes.io/version", self.version.as_str()),
+            ("app.kubernetes.io/component", "api"),
+            ("app.kubernetes.io/part-of", self.app_name.as_str()),
+            ("app.kubernetes.io/managed-by", "shipit"),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{pad}{k}: {}", escape::yaml(v)))
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
+    /// The stable selector labels (never the version: selectors are immutable).
+    pub fn selector(&self, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        format!(
+            "{pad}app.kubernetes.io/name: {}\n{pad}app.kubernetes.io/instance: {}",
+            escape::yaml(&self.app_name),
+            escape::yaml(&self.instance)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_quantities_in_target_forms() {
+        assert_eq!(short_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(short_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(short_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(short_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(compose_cpus("500m"), "0.5");
+        assert_eq!(compose_cpus("1"), "1");
+        assert_eq!(compose_cpus("1250m"), "1.25");
+        assert_eq!(compose_memory("128Mi"), "128m");
+        assert_eq!(compose_memory("1Gi"), "1g");
+        assert_eq!(compose_memory("500M"), "500000000b");
+    }
+}

@@ -1,0 +1,115 @@
+//! Rendering: a validated configuration in, the complete set of generated
+//! files out, in memory. Nothing touches the disk here; [`write`] does that.
+
+pub mod ci;
+pub mod context;
+pub mod escape;
+mod templates;
+pub mod write;
+
+use askama::Template;
+
+use crate::config::Loaded;
+use crate::error::Error;
+
+pub use context::Ctx;
+use templates as t;
+
+/// Where `shipit render ENV` writes, relative to the project.
+pub const GENERATED_DIR: &str = "generated";
+
+/// The pseudo-environment whose files are the CI workflows.
+pub const CI_TARGET: &str = "ci";
+
+/// One generated file: its path relative to the output root, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub path: String,
+    pub contents: String,
+}
+
+fn artifact(path: &str, rendered: askama::Result<String>) -> Result<Artifact, Error> {
+    let mut contents = rendered.map_err(|e| Error::Template { template: path.to_string(), message: e.to_string() })?;
+    let trimmed = contents.trim_end().len();
+    contents.truncate(trimmed);
+    contents.push('\n');
+    let artifact = Artifact { path: path.to_string(), contents };
+    verify(&artifact)?;
+    Ok(artifact)
+}
+
+/// Parses structured output back before anything is written: a template that
+/// produced invalid YAML or JSON is a shipit bug and must never reach the disk.
+fn verify(artifact: &Artifact) -> Result<(), Error> {
+    let bug = |message: String| Error::GeneratedInvalid { path: artifact.path.clone(), message };
+    if artifact.path.ends_with(".yml") || artifact.path.ends_with(".yaml") {
+        yaml_serde::from_str::<yaml_serde::Value>(&artifact.contents).map_err(|e| bug(e.to_string()))?;
+    } else if artifact.path.ends_with(".json") {
+        serde_json::from_str::<serde_json::Value>(&artifact.contents).map_err(|e| bug(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Every file of one environment, in a fixed order.
+pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
+    let c = Ctx::new(loaded);
+    let c = &c;
+    let mut out = vec![
+        artifact(t::Dockerfile::OUTPUT, t::Dockerfile { c }.render())?,
+        artifact(t::DockerIgnore::OUTPUT, t::DockerIgnore { c }.render())?,
+        artifact(t::Compose::OUTPUT, t::Compose { c }.render())?,
+        artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?,
+    ];
+    let mut k8s = vec![
+        artifact(t::Namespace::OUTPUT, t::Namespace { c }.render())?,
+        artifact(t::ServiceAccount::OUTPUT, t::ServiceAccount { c }.render())?,
+        artifact(t::ConfigMap::OUTPUT, t::ConfigMap { c }.render())?,
+        artifact(t::Deployment::OUTPUT, t::Deployment { c }.render())?,
+        artifact(t::Service::OUTPUT, t::Service { c }.render())?,
+    ];
+    if c.ingress {
+        k8s.push(artifact(t::Ingress::OUTPUT, t::Ingress { c }.render())?);
+    }
+    if c.autoscaling {
+        k8s.push(artifact(t::Hpa::OUTPUT, t::Hpa { c }.render())?);
+    }
+    if c.pdb {
+        k8s.push(artifact(t::Pdb::OUTPUT, t::Pdb { c }.render())?);
+    }
+    if c.network_policy {
+        k8s.push(artifact(t::NetworkPolicyDefaultDeny::OUTPUT, t::NetworkPolicyDefaultDeny { c }.render())?);
+        k8s.push(artifact(t::NetworkPolicy::OUTPUT, t::NetworkPolicy { c }.render())?);
+    }
+    let files: Vec<String> =
+        k8s.iter().map(|a| a.path.trim_start_matches("k8s/").to_string()).collect();
+    k8s.push(artifact(t::Kustomization::OUTPUT, t::Kustomization { c, files: &files }.render())?);
+    out.extend(k8s);
+    out.push(artifact(t::PrometheusConfig::OUTPUT, t::PrometheusConfig { c }.render())?);
+    out.push(artifact(t::PrometheusAlerts::OUTPUT, t::PrometheusAlerts { c }.render())?);
+    if c.grafana {
+        out.push(artifact(t::GrafanaDatasource::OUTPUT, t::GrafanaDatasource { c }.render())?);
+        out.push(artifact(t::GrafanaDashboards::OUTPUT, t::GrafanaDashboards { c }.render())?);
+        out.push(artifact(t::GrafanaDashboard::OUTPUT, t::GrafanaDashboard { c }.render())?);
+    }
+    Ok(out)
+}
+
+/// The CI workflows, rendered from the shared base configuration.
+pub fn ci_workflows(loaded: &Loaded, environments: Vec<String>) -> Result<Vec<Artifact>, Error> {
+    let missing: Vec<&String> =
+        loaded.config.ci.deploy_environments.iter().filter(|e| !environments.contains(e)).collect();
+    if !missing.is_empty() {
+        return Err(Error::Usage(format!(
+            "ci.deploy_environments names {} without a file in environments/; known environments: {}",
+            missing.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", "),
+            environments.join(", ")
+        )));
+    }
+    let c = ci::CiCtx::new(loaded, environments);
+    let c = &c;
+    Ok(vec![
+        artifact(t::CiWorkflow::OUTPUT, t::CiWorkflow { c }.render())?,
+        artifact(t::ReleaseWorkflow::OUTPUT, t::ReleaseWorkflow { c }.render())?,
+        artifact(t::DeployWorkflow::OUTPUT, t::DeployWorkflow { c }.render())?,
+    ])
+}
