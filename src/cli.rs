@@ -17,7 +17,14 @@ pub struct Cli {
     pub command: Command,
 
     /// The project directory (holding environments/, templates are built in)
-    #[arg(short = 'C', long, global = true, value_name = "DIR", default_value = ".", env = "SHIPIT_PROJECT_DIR")]
+    #[arg(
+        short = 'C',
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = ".",
+        env = "SHIPIT_PROJECT_DIR"
+    )]
     pub project_dir: PathBuf,
 
     /// Override a configuration key (repeatable), e.g. --set image.tag=1.2.3

@@ -15,26 +15,38 @@ pub enum Error {
     Usage(String),
 
     #[error("cannot access {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 
     /// `render --check` found generated files that differ from what shipit renders.
-    #[error("{count} generated file(s) are stale: run `shipit render {targets}` and commit the result")]
+    #[error(
+        "{count} generated file(s) are stale: run `shipit render {targets}` and commit the result"
+    )]
     Stale { count: usize, targets: String },
 
     /// A failure whose details were already printed (e.g. several environments' problems).
     #[error("{message}")]
     Reported { code: i32, message: String },
 
-    #[error("template {template} failed to render: {message}\nthis is a shipit bug: please report it with the command you ran")]
+    #[error(
+        "template {template} failed to render: {message}\nthis is a shipit bug: please report it with the command you ran"
+    )]
     Template { template: String, message: String },
 
-    #[error("shipit rendered an invalid {path}: {message}\nthis is a shipit bug: nothing was written; please report it with your configuration")]
+    #[error(
+        "shipit rendered an invalid {path}: {message}\nthis is a shipit bug: nothing was written; please report it with your configuration"
+    )]
     GeneratedInvalid { path: String, message: String },
 }
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Error {
-        Error::Io { path: path.display().to_string(), source }
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 
     /// 2 for bad input (configuration, usage), 70 for shipit bugs, 1 for everything else.

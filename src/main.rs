@@ -21,22 +21,48 @@ fn main() {
             ColorChoice::Always => Color::Always,
             ColorChoice::Never => Color::Never,
         },
-        if cli.quiet { -1 } else { i8::try_from(cli.verbose).unwrap_or(i8::MAX) },
+        if cli.quiet {
+            -1
+        } else {
+            i8::try_from(cli.verbose).unwrap_or(i8::MAX)
+        },
     );
-    let ctx = Context { project: cli.project_dir, overrides: Overrides::from_process(cli.set), out: out.clone() };
+    let ctx = Context {
+        project: cli.project_dir,
+        overrides: Overrides::from_process(cli.set),
+        out: out.clone(),
+    };
 
     let result = match cli.command {
-        Command::Validate { environments } => commands::validate::run(&ctx, &commands::validate::Args { environments }),
-        Command::Render { targets, all, check, dry_run } => {
-            commands::render::run(&ctx, &commands::render::Args { targets, all, check, dry_run })
+        Command::Validate { environments } => {
+            commands::validate::run(&ctx, &commands::validate::Args { environments })
         }
+        Command::Render {
+            targets,
+            all,
+            check,
+            dry_run,
+        } => commands::render::run(
+            &ctx,
+            &commands::render::Args {
+                targets,
+                all,
+                check,
+                dry_run,
+            },
+        ),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "shipit", &mut std::io::stdout());
             Ok(())
         }
     };
     if let Err(error) = result {
-        if out.is_json() && !matches!(error, shipit::Error::Reported { .. } | shipit::Error::Stale { .. }) {
+        if out.is_json()
+            && !matches!(
+                error,
+                shipit::Error::Reported { .. } | shipit::Error::Stale { .. }
+            )
+        {
             let problems = match &error {
                 shipit::Error::Config(errors) => errors.reports(),
                 _ => Vec::new(),

@@ -34,7 +34,11 @@ impl Output {
             Color::Never => false,
             Color::Auto => !no_color && std::io::stderr().is_terminal(),
         };
-        Output { format, color, verbosity }
+        Output {
+            format,
+            color,
+            verbosity,
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -58,7 +62,11 @@ impl Output {
 
     /// A warning (stderr; shown even with -q).
     pub fn warn(&self, message: &str) {
-        let _ = writeln!(std::io::stderr(), "{} {message}", self.paint("1;33", "warning:"));
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} {message}",
+            self.paint("1;33", "warning:")
+        );
     }
 
     /// An error report (stderr).
@@ -86,11 +94,16 @@ impl Output {
 
     /// A JSON document on stdout.
     pub fn json<T: Serialize>(&self, value: &T) {
-        let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        let text = serde_json::to_string_pretty(value)
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         let _ = writeln!(std::io::stdout(), "{text}");
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 }

@@ -65,13 +65,29 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     if !failed.is_empty() {
         return Err(Error::Reported {
             code: 2,
-            message: format!("configuration problems in: {}; nothing was written", failed.join(", ")),
+            message: format!(
+                "configuration problems in: {}; nothing was written",
+                failed.join(", ")
+            ),
         });
     }
 
-    let stale: usize =
-        plans.iter().map(|p| p.changes.iter().filter(|c| c.status != Status::Unchanged).count()).sum();
-    let mode = if args.check { "check" } else if args.dry_run { "dry-run" } else { "write" };
+    let stale: usize = plans
+        .iter()
+        .map(|p| {
+            p.changes
+                .iter()
+                .filter(|c| c.status != Status::Unchanged)
+                .count()
+        })
+        .sum();
+    let mode = if args.check {
+        "check"
+    } else if args.dry_run {
+        "dry-run"
+    } else {
+        "write"
+    };
 
     if args.check || args.dry_run {
         for plan in &plans {
@@ -79,7 +95,13 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         }
     } else {
         for plan in &plans {
-            write::apply(&ctx.project, &plan.root, &plan.artifacts, &plan.changes, plan.owned)?;
+            write::apply(
+                &ctx.project,
+                &plan.root,
+                &plan.artifacts,
+                &plan.changes,
+                plan.owned,
+            )?;
             report_plan(ctx, plan, false);
         }
     }
@@ -89,7 +111,11 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
             stale: stale > 0,
             targets: plans
                 .iter()
-                .map(|p| TargetReport { target: &p.target, directory: &p.root, files: &p.changes })
+                .map(|p| TargetReport {
+                    target: &p.target,
+                    directory: &p.root,
+                    files: &p.changes,
+                })
                 .collect(),
         });
     }
@@ -99,7 +125,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
             .filter(|p| p.changes.iter().any(|c| c.status != Status::Unchanged))
             .map(|p| p.target.as_str())
             .collect();
-        return Err(Error::Stale { count: stale, targets: names.join(" ") });
+        return Err(Error::Stale {
+            count: stale,
+            targets: names.join(" "),
+        });
     }
     Ok(())
 }
@@ -116,7 +145,11 @@ fn targets(args: &Args, environments: &[String]) -> Result<Vec<String>, Error> {
     if args.targets.is_empty() {
         return Err(Error::Usage(format!(
             "name what to render: an environment ({}), `ci`, or --all",
-            if environments.is_empty() { "none found in environments/".to_string() } else { environments.join(", ") }
+            if environments.is_empty() {
+                "none found in environments/".to_string()
+            } else {
+                environments.join(", ")
+            }
         )));
     }
     let mut seen = Vec::new();
@@ -130,25 +163,49 @@ fn targets(args: &Args, environments: &[String]) -> Result<Vec<String>, Error> {
 
 fn plan_target(ctx: &Context, target: &str, environments: &[String]) -> Result<TargetPlan, Error> {
     let (loaded, root, artifacts, owned) = if target == CI_TARGET {
-        let loaded: Loaded = config::load(&ctx.project, None, &ctx.overrides).map_err(Error::Config)?;
+        let loaded: Loaded =
+            config::load(&ctx.project, None, &ctx.overrides).map_err(Error::Config)?;
         let artifacts = render::ci_workflows(&loaded, environments.to_vec())?;
         (loaded, String::new(), artifacts, false)
     } else {
-        let loaded = config::load(&ctx.project, Some(target), &ctx.overrides).map_err(Error::Config)?;
+        let loaded =
+            config::load(&ctx.project, Some(target), &ctx.overrides).map_err(Error::Config)?;
         let artifacts = render::environment(&loaded)?;
         (loaded, format!("{GENERATED_DIR}/{target}"), artifacts, true)
     };
-    ctx.out.detail(&format!("{target}: from {}, image {}", loaded.files.join(" + "), loaded.image_ref()));
+    ctx.out.detail(&format!(
+        "{target}: from {}, image {}",
+        loaded.files.join(" + "),
+        loaded.image_ref()
+    ));
     let changes = write::plan(&ctx.project, &root, &artifacts, owned)?;
-    Ok(TargetPlan { target: target.to_string(), root, owned, artifacts, changes })
+    Ok(TargetPlan {
+        target: target.to_string(),
+        root,
+        owned,
+        artifacts,
+        changes,
+    })
 }
 
 fn report_plan(ctx: &Context, plan: &TargetPlan, check: bool) {
     let count = |s: Status| plan.changes.iter().filter(|c| c.status == s).count();
-    let (created, updated, removed, unchanged) =
-        (count(Status::Created), count(Status::Updated), count(Status::Removed), count(Status::Unchanged));
-    let directory = if plan.root.is_empty() { ".github/workflows".to_string() } else { plan.root.clone() };
-    for change in plan.changes.iter().filter(|c| c.status != Status::Unchanged) {
+    let (created, updated, removed, unchanged) = (
+        count(Status::Created),
+        count(Status::Updated),
+        count(Status::Removed),
+        count(Status::Unchanged),
+    );
+    let directory = if plan.root.is_empty() {
+        ".github/workflows".to_string()
+    } else {
+        plan.root.clone()
+    };
+    for change in plan
+        .changes
+        .iter()
+        .filter(|c| c.status != Status::Unchanged)
+    {
         let verb = match change.status {
             Status::Created => "create",
             Status::Updated => "update",

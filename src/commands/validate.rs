@@ -47,7 +47,14 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     for env in &environments {
         match config::load(&ctx.project, Some(env), &ctx.overrides) {
             Ok(loaded) => {
-                ctx.out.status("valid", &format!("{env} ({}), image {}", loaded.files.join(" + "), loaded.image_ref()));
+                ctx.out.status(
+                    "valid",
+                    &format!(
+                        "{env} ({}), image {}",
+                        loaded.files.join(" + "),
+                        loaded.image_ref()
+                    ),
+                );
                 reports.push(EnvReport {
                     environment: env.clone(),
                     valid: true,
@@ -73,7 +80,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         }
     }
     if ctx.out.is_json() {
-        ctx.out.json(&Report { valid: invalid.is_empty(), environments: reports });
+        ctx.out.json(&Report {
+            valid: invalid.is_empty(),
+            environments: reports,
+        });
     }
     if invalid.is_empty() {
         Ok(())

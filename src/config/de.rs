@@ -31,11 +31,12 @@ impl Sink {
 }
 
 /// Deserializes `T` from `node`, recording every problem in `sink`.
-pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node, sink: &'de Sink) -> T
-where
-    T: Default,
-{
-    let de = NodeDe { node, path: String::new(), sink };
+pub fn from_node<'de, T: de::Deserialize<'de> + Default>(node: &'de Node, sink: &'de Sink) -> T {
+    let de = NodeDe {
+        node,
+        path: String::new(),
+        sink,
+    };
     match T::deserialize(de) {
         Ok(value) => value,
         Err(error) => {
@@ -71,8 +72,16 @@ struct NodeDe<'a> {
 
 impl<'a> NodeDe<'a> {
     fn child(&self, key: &str, node: &'a Node) -> NodeDe<'a> {
-        let path = if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) };
-        NodeDe { node, path, sink: self.sink }
+        let path = if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        };
+        NodeDe {
+            node,
+            path,
+            sink: self.sink,
+        }
     }
 
     fn wrong_type(&self, expected: &str) {
@@ -81,8 +90,12 @@ impl<'a> NodeDe<'a> {
             other => other.kind().to_string(),
         };
         self.sink.push(
-            Problem::new(&self.path, Some(self.node.origin.clone()), format!("expected {expected}, found {found}"))
-                .help(format!("set `{}` to {expected}", self.path)),
+            Problem::new(
+                &self.path,
+                Some(self.node.origin.clone()),
+                format!("expected {expected}, found {found}"),
+            )
+            .help(format!("set `{}` to {expected}", self.path)),
         );
     }
 
@@ -214,32 +227,54 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
         visitor.visit_unit()
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         visitor.visit_unit()
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.value {
-            Value::Array(items) => visitor.visit_seq(Seq { parent: &self, items: items.iter().enumerate() }),
-            Value::Raw(_, Some(items)) => {
-                visitor.visit_seq(Seq { parent: &self, items: items.iter().enumerate() })
-            }
+            Value::Array(items) => visitor.visit_seq(Seq {
+                parent: &self,
+                items: items.iter().enumerate(),
+            }),
+            Value::Raw(_, Some(items)) => visitor.visit_seq(Seq {
+                parent: &self,
+                items: items.iter().enumerate(),
+            }),
             Value::Raw(..) => {
                 self.wrong_type("an array, written as TOML: [\"a\", \"b\"]");
-                visitor.visit_seq(Seq { parent: &self, items: [].iter().enumerate() })
+                visitor.visit_seq(Seq {
+                    parent: &self,
+                    items: [].iter().enumerate(),
+                })
             }
             _ => {
                 self.wrong_type("an array");
-                visitor.visit_seq(Seq { parent: &self, items: [].iter().enumerate() })
+                visitor.visit_seq(Seq {
+                    parent: &self,
+                    items: [].iter().enumerate(),
+                })
             }
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -256,11 +291,19 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
         match &self.node.value {
             Value::Table(entries) => {
                 let entries: Vec<_> = entries.iter().collect();
-                visitor.visit_map(Map { parent: &self, entries: entries.into_iter(), pending: None })
+                visitor.visit_map(Map {
+                    parent: &self,
+                    entries: entries.into_iter(),
+                    pending: None,
+                })
             }
             _ => {
                 self.wrong_type("a table");
-                visitor.visit_map(Map { parent: &self, entries: Vec::new().into_iter(), pending: None })
+                visitor.visit_map(Map {
+                    parent: &self,
+                    entries: Vec::new().into_iter(),
+                    pending: None,
+                })
             }
         }
     }
@@ -273,7 +316,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
     ) -> Result<V::Value, DeError> {
         let Value::Table(entries) = &self.node.value else {
             self.wrong_type("a table");
-            return visitor.visit_map(Map { parent: &self, entries: Vec::new().into_iter(), pending: None });
+            return visitor.visit_map(Map {
+                parent: &self,
+                entries: Vec::new().into_iter(),
+                pending: None,
+            });
         };
         let mut known = Vec::new();
         for (key, entry) in entries {
@@ -281,19 +328,39 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
                 known.push((key, entry));
                 continue;
             }
-            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
             let mut valid: Vec<&str> = fields.to_vec();
             valid.sort_unstable();
             let help = match did_you_mean(key, fields) {
-                Some(close) => format!("did you mean `{close}`? valid keys here: {}", valid.join(", ")),
+                Some(close) => format!(
+                    "did you mean `{close}`? valid keys here: {}",
+                    valid.join(", ")
+                ),
                 None => format!("valid keys here: {}", valid.join(", ")),
             };
-            let scope = if self.path.is_empty() { "at the top level".to_string() } else { format!("in [{}]", self.path) };
+            let scope = if self.path.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in [{}]", self.path)
+            };
             self.sink.push(
-                Problem::new(path, Some(entry.key_origin.clone()), format!("unknown key `{key}` {scope}")).help(help),
+                Problem::new(
+                    path,
+                    Some(entry.key_origin.clone()),
+                    format!("unknown key `{key}` {scope}"),
+                )
+                .help(help),
             );
         }
-        visitor.visit_map(Map { parent: &self, entries: known.into_iter(), pending: None })
+        visitor.visit_map(Map {
+            parent: &self,
+            entries: known.into_iter(),
+            pending: None,
+        })
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -306,12 +373,19 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
             Some(s) if variants.contains(&s) => s,
             Some(s) => {
                 let help = match did_you_mean(s, variants) {
-                    Some(close) => format!("did you mean \"{close}\"? valid values: {}", quoted(variants)),
+                    Some(close) => format!(
+                        "did you mean \"{close}\"? valid values: {}",
+                        quoted(variants)
+                    ),
                     None => format!("valid values: {}", quoted(variants)),
                 };
                 self.sink.push(
-                    Problem::new(&self.path, Some(self.node.origin.clone()), format!("invalid value \"{s}\""))
-                        .help(help),
+                    Problem::new(
+                        &self.path,
+                        Some(self.node.origin.clone()),
+                        format!("invalid value \"{s}\""),
+                    )
+                    .help(help),
                 );
                 variants[0]
             }
@@ -333,7 +407,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
 }
 
 fn quoted(values: &[&str]) -> String {
-    values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Seq<'p, 'a, I> {
@@ -344,9 +422,14 @@ struct Seq<'p, 'a, I> {
 impl<'de, I: Iterator<Item = (usize, &'de Node)>> de::SeqAccess<'de> for Seq<'_, 'de, I> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
-            Some((index, node)) => seed.deserialize(self.parent.child(&index.to_string(), node)).map(Some),
+            Some((index, node)) => seed
+                .deserialize(self.parent.child(&index.to_string(), node))
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -358,10 +441,15 @@ struct Map<'p, 'a, I> {
     pending: Option<(&'a String, &'a Node)>,
 }
 
-impl<'de, I: Iterator<Item = (&'de String, &'de super::tree::Entry)>> de::MapAccess<'de> for Map<'_, 'de, I> {
+impl<'de, I: Iterator<Item = (&'de String, &'de super::tree::Entry)>> de::MapAccess<'de>
+    for Map<'_, 'de, I>
+{
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             Some((key, entry)) => {
                 self.pending = Some((key, &entry.node));
@@ -374,7 +462,10 @@ impl<'de, I: Iterator<Item = (&'de String, &'de super::tree::Entry)>> de::MapAcc
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let (key, node) = self.pending.take().ok_or_else(|| DeError("value without a key".into()))?;
+        let (key, node) = self
+            .pending
+            .take()
+            .ok_or_else(|| DeError("value without a key".into()))?;
         seed.deserialize(self.parent.child(key, node))
     }
 }

@@ -44,7 +44,9 @@ pub struct Overrides {
 impl Overrides {
     /// Takes the `SHIPIT__*` variables of this process.
     pub fn from_process(set: Vec<String>) -> Self {
-        let env = std::env::vars().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+        let env = std::env::vars()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
         Overrides { set, env }
     }
 }
@@ -64,12 +66,21 @@ pub struct Loaded {
 impl Loaded {
     /// The image tag: `image.tag` when set, else the version (with `+` made tag-safe).
     pub fn image_tag(&self) -> String {
-        if self.config.image.tag.is_empty() { self.version.replace('+', "_") } else { self.config.image.tag.clone() }
+        if self.config.image.tag.is_empty() {
+            self.version.replace('+', "_")
+        } else {
+            self.config.image.tag.clone()
+        }
     }
 
     /// The full image reference the environment runs.
     pub fn image_ref(&self) -> String {
-        format!("{}/{}:{}", self.config.image.registry, self.config.image.repository, self.image_tag())
+        format!(
+            "{}/{}:{}",
+            self.config.image.registry,
+            self.config.image.repository,
+            self.image_tag()
+        )
     }
 }
 
@@ -90,12 +101,19 @@ pub fn environment_names(project: &Path) -> Vec<String> {
 }
 
 /// Loads, merges and validates the configuration of `environment` (or of the base alone).
-pub fn load(project: &Path, environment: Option<&str>, overrides: &Overrides) -> Result<Loaded, ConfigErrors> {
+pub fn load(
+    project: &Path,
+    environment: Option<&str>,
+    overrides: &Overrides,
+) -> Result<Loaded, ConfigErrors> {
     let mut sources = Sources::default();
     let mut problems = Vec::new();
     let mut files = Vec::new();
 
-    let root_origin = Origin { source: sources.add("built-in defaults", SourceKind::Default, ""), span: 0..0 };
+    let root_origin = Origin {
+        source: sources.add("built-in defaults", SourceKind::Default, ""),
+        span: 0..0,
+    };
     let mut root = Node::empty_table(root_origin);
 
     let mut layer_files = vec![BASE_FILE.to_string()];
@@ -116,13 +134,17 @@ pub fn load(project: &Path, environment: Option<&str>, overrides: &Overrides) ->
             Err(error) => {
                 let known = environment_names(project);
                 let help = if file == BASE_FILE {
-                    "create environments/base.toml with the settings every environment shares".to_string()
+                    "create environments/base.toml with the settings every environment shares"
+                        .to_string()
                 } else if known.is_empty() {
                     "no environments/*.toml found: run shipit from the project directory or pass --project-dir".to_string()
                 } else {
                     format!("known environments: {}", known.join(", "))
                 };
-                problems.push(Problem::new("", None, format!("cannot read {}: {error}", path.display())).help(help));
+                problems.push(
+                    Problem::new("", None, format!("cannot read {}: {error}", path.display()))
+                        .help(help),
+                );
                 continue;
             }
         };
@@ -131,8 +153,12 @@ pub fn load(project: &Path, environment: Option<&str>, overrides: &Overrides) ->
         match Node::parse_toml(&sources.get(id).text, id) {
             Ok(layer) => root.merge(layer),
             Err((message, span)) => problems.push(
-                Problem::new("", Some(Origin { source: id, span }), format!("invalid TOML: {message}"))
-                    .help("fix the syntax; https://toml.io/en/v1.0.0 describes it"),
+                Problem::new(
+                    "",
+                    Some(Origin { source: id, span }),
+                    format!("invalid TOML: {message}"),
+                )
+                .help("fix the syntax; https://toml.io/en/v1.0.0 describes it"),
             ),
         }
     }
@@ -148,11 +174,11 @@ pub fn load(project: &Path, environment: Option<&str>, overrides: &Overrides) ->
     problems.extend(sink.into_problems());
 
     let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
-    problems.extend(
-        validate::validate(&config, &root)
-            .into_iter()
-            .filter(|p| !reported.iter().any(|k| !k.is_empty() && (p.key == *k || p.key.starts_with(&format!("{k}."))))),
-    );
+    problems.extend(validate::validate(&config, &root).into_iter().filter(|p| {
+        !reported
+            .iter()
+            .any(|k| !k.is_empty() && (p.key == *k || p.key.starts_with(&format!("{k}."))))
+    }));
 
     let version = if problems.is_empty() {
         match resolve_version(project, &config) {
@@ -173,18 +199,38 @@ pub fn load(project: &Path, environment: Option<&str>, overrides: &Overrides) ->
     };
 
     if problems.is_empty() {
-        Ok(Loaded { environment: environment.map(str::to_string), config, version, files })
+        Ok(Loaded {
+            environment: environment.map(str::to_string),
+            config,
+            version,
+            files,
+        })
     } else {
         Err(ConfigErrors { sources, problems })
     }
 }
 
-fn apply_env_overrides(root: &mut Node, sources: &mut Sources, problems: &mut Vec<Problem>, env: &[(String, String)]) {
-    let mut vars: Vec<&(String, String)> = env.iter().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+fn apply_env_overrides(
+    root: &mut Node,
+    sources: &mut Sources,
+    problems: &mut Vec<Problem>,
+    env: &[(String, String)],
+) {
+    let mut vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
     vars.sort();
     for (name, value) in vars {
-        let id = sources.add(format!("environment variable {name}"), SourceKind::EnvVar, value.clone());
-        let origin = Origin { source: id, span: 0..value.len() };
+        let id = sources.add(
+            format!("environment variable {name}"),
+            SourceKind::EnvVar,
+            value.clone(),
+        );
+        let origin = Origin {
+            source: id,
+            span: 0..value.len(),
+        };
         let raw: Vec<&str> = name[ENV_PREFIX.len()..].split("__").collect();
         if raw.iter().any(|s| s.is_empty()) {
             problems.push(Problem::new("", Some(origin), format!("environment variable {name} does not name a key")).help(
@@ -196,30 +242,65 @@ fn apply_env_overrides(root: &mut Node, sources: &mut Sources, problems: &mut Ve
         for segment in raw {
             let parent = path.join(".");
             let keep_case = FREE_FORM_TABLES.contains(&parent.as_str());
-            path.push(if keep_case { segment.to_string() } else { segment.to_ascii_lowercase() });
+            path.push(if keep_case {
+                segment.to_string()
+            } else {
+                segment.to_ascii_lowercase()
+            });
         }
         if let Err(why) = root.set_path(&path, value.clone(), &origin) {
-            problems.push(Problem::new(path.join("."), Some(origin), format!("cannot override: {why}")));
+            problems.push(Problem::new(
+                path.join("."),
+                Some(origin),
+                format!("cannot override: {why}"),
+            ));
         }
     }
 }
 
-fn apply_set_overrides(root: &mut Node, sources: &mut Sources, problems: &mut Vec<Problem>, set: &[String]) {
+fn apply_set_overrides(
+    root: &mut Node,
+    sources: &mut Sources,
+    problems: &mut Vec<Problem>,
+    set: &[String],
+) {
     for arg in set {
-        let id = sources.add(format!("--set {arg}"), SourceKind::Flag, arg.clone());
+        // Named by key only: a value given on the command line may be a secret.
+        let name = arg.split_once('=').map_or(arg.as_str(), |(key, _)| key);
+        let id = sources.add(format!("--set {name}"), SourceKind::Flag, arg.clone());
         let Some((key, value)) = arg.split_once('=') else {
-            let origin = Origin { source: id, span: 0..arg.len() };
-            problems.push(Problem::new("", Some(origin), format!("--set {arg} has no `=`")).help("--set key.path=value, e.g. --set image.tag=1.2.3"));
+            let origin = Origin {
+                source: id,
+                span: 0..arg.len(),
+            };
+            problems.push(
+                Problem::new("", Some(origin), format!("--set {arg} has no `=`"))
+                    .help("--set key.path=value, e.g. --set image.tag=1.2.3"),
+            );
             continue;
         };
-        let origin = Origin { source: id, span: key.len() + 1..arg.len() };
+        let origin = Origin {
+            source: id,
+            span: key.len() + 1..arg.len(),
+        };
         let path: Vec<String> = key.trim().split('.').map(str::to_string).collect();
         if path.iter().any(String::is_empty) {
-            problems.push(Problem::new(key, Some(origin), format!("--set {arg}: `{key}` is not a key path")).help("dot-separated keys, e.g. gateway.tls.enabled"));
+            problems.push(
+                Problem::new(
+                    key,
+                    Some(origin),
+                    format!("--set {arg}: `{key}` is not a key path"),
+                )
+                .help("dot-separated keys, e.g. gateway.tls.enabled"),
+            );
             continue;
         }
         if let Err(why) = root.set_path(&path, value.to_string(), &origin) {
-            problems.push(Problem::new(key, Some(origin), format!("cannot override: {why}")));
+            problems.push(Problem::new(
+                key,
+                Some(origin),
+                format!("cannot override: {why}"),
+            ));
         }
     }
 }
@@ -230,16 +311,37 @@ fn resolve_version(project: &Path, config: &Config) -> Result<String, String> {
         model::VersionSource::Config => Ok(config.app.version.clone()),
         model::VersionSource::Cargo => {
             let path = project.join(&config.app.manifest);
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
-            let package = doc.get("package").and_then(|p| p.get("version")).and_then(toml::Value::as_str);
-            let workspace = doc.get("workspace").and_then(|w| w.get("package")).and_then(|p| p.get("version")).and_then(toml::Value::as_str);
-            let version = package.or(workspace).ok_or_else(|| format!("{} has no [package] or [workspace.package] version", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                format!("{} is not valid TOML: {}", path.display(), e.message())
+            })?;
+            let package = doc
+                .get("package")
+                .and_then(|p| p.get("version"))
+                .and_then(toml::Value::as_str);
+            let workspace = doc
+                .get("workspace")
+                .and_then(|w| w.get("package"))
+                .and_then(|p| p.get("version"))
+                .and_then(toml::Value::as_str);
+            let version = package.or(workspace).ok_or_else(|| {
+                format!(
+                    "{} has no [package] or [workspace.package] version",
+                    path.display()
+                )
+            })?;
             if validate::is_semver(version) {
                 Ok(version.to_string())
             } else {
-                Err(format!("{} has version \"{version}\", which is not a semantic version", path.display()))
+                Err(format!(
+                    "{} has version \"{version}\", which is not a semantic version",
+                    path.display()
+                ))
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

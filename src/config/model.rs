@@ -136,7 +136,12 @@ pub struct Autoscaling {
 
 impl Default for Autoscaling {
     fn default() -> Self {
-        Autoscaling { enabled: false, min: 1, max: 1, cpu_target: 70 }
+        Autoscaling {
+            enabled: false,
+            min: 1,
+            max: 1,
+            cpu_target: 70,
+        }
     }
 }
 
@@ -282,7 +287,12 @@ pub struct Ingress {
 
 impl Default for Ingress {
     fn default() -> Self {
-        Ingress { enabled: true, host: "calculator.localhost".into(), class: "nginx".into(), tls_secret: String::new() }
+        Ingress {
+            enabled: true,
+            host: "calculator.localhost".into(),
+            class: "nginx".into(),
+            tls_secret: String::new(),
+        }
     }
 }
 
@@ -295,7 +305,10 @@ pub struct Pdb {
 
 impl Default for Pdb {
     fn default() -> Self {
-        Pdb { enabled: false, min_available: 1 }
+        Pdb {
+            enabled: false,
+            min_available: 1,
+        }
     }
 }
 
@@ -379,7 +392,10 @@ pub struct Smoke {
 
 impl Default for Smoke {
     fn default() -> Self {
-        Smoke { url: "http://localhost:8080".into(), timeout: "60s".into() }
+        Smoke {
+            url: "http://localhost:8080".into(),
+            timeout: "60s".into(),
+        }
     }
 }
 
@@ -419,8 +435,14 @@ impl Default for Config {
             secrets: BTreeMap::new(),
             replicas: 1,
             resources: Resources {
-                requests: Quantities { cpu: "50m".into(), memory: "32Mi".into() },
-                limits: Quantities { cpu: "500m".into(), memory: "128Mi".into() },
+                requests: Quantities {
+                    cpu: "50m".into(),
+                    memory: "32Mi".into(),
+                },
+                limits: Quantities {
+                    cpu: "500m".into(),
+                    memory: "128Mi".into(),
+                },
             },
             autoscaling: Autoscaling::default(),
             deploy: Deploy::default(),

@@ -15,15 +15,28 @@ pub struct Problem {
     pub message: String,
     /// What would be valid, or what to do.
     pub help: Option<String>,
+    /// The value may be a secret: show where it is, never the line that holds it.
+    pub sensitive: bool,
 }
 
 impl Problem {
     pub fn new(key: impl Into<String>, origin: Option<Origin>, message: impl Into<String>) -> Self {
-        Problem { key: key.into(), origin, message: message.into(), help: None }
+        Problem {
+            key: key.into(),
+            origin,
+            message: message.into(),
+            help: None,
+            sensitive: false,
+        }
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
         self
     }
 }
@@ -68,11 +81,22 @@ impl ConfigErrors {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for p in &self.problems {
-            let key = if p.key.is_empty() { String::new() } else { format!(" (key `{}`)", p.key) };
+            let key = if p.key.is_empty() {
+                String::new()
+            } else {
+                format!(" (key `{}`)", p.key)
+            };
             let _ = writeln!(out, "error: {}{key}", p.message);
             if let Some(origin) = &p.origin {
                 let loc = self.sources.locate(origin);
                 match loc.kind {
+                    SourceKind::File if p.sensitive => {
+                        let _ = writeln!(
+                            out,
+                            "  --> {}:{}:{} (line not shown: it may hold a secret)",
+                            loc.name, loc.line, loc.column
+                        );
+                    }
                     SourceKind::File => {
                         let _ = writeln!(out, "  --> {}:{}:{}", loc.name, loc.line, loc.column);
                         let gutter = loc.line.to_string().len();
@@ -97,7 +121,11 @@ impl ConfigErrors {
             out.push('\n');
         }
         let n = self.problems.len();
-        let _ = write!(out, "{n} configuration problem{} found", if n == 1 { "" } else { "s" });
+        let _ = write!(
+            out,
+            "{n} configuration problem{} found",
+            if n == 1 { "" } else { "s" }
+        );
         out
     }
 }
@@ -141,12 +169,23 @@ mod tests {
     #[test]
     fn renders_location_line_and_caret() {
         let mut sources = Sources::default();
-        let id = sources.add("environments/staging.toml", SourceKind::File, "[app]\nprot = 80\n");
+        let id = sources.add(
+            "environments/staging.toml",
+            SourceKind::File,
+            "[app]\nprot = 80\n",
+        );
         let errors = ConfigErrors {
             sources,
             problems: vec![
-                Problem::new("app.prot", Some(Origin { source: id, span: 6..10 }), "unknown key `prot`")
-                    .help("did you mean `port`?"),
+                Problem::new(
+                    "app.prot",
+                    Some(Origin {
+                        source: id,
+                        span: 6..10,
+                    }),
+                    "unknown key `prot`",
+                )
+                .help("did you mean `port`?"),
             ],
         };
         let text = errors.render();

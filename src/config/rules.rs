@@ -9,7 +9,8 @@ use std::time::Duration;
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -36,12 +37,15 @@ pub fn is_safe_abs_path(s: &str) -> bool {
     s.starts_with('/')
         && !s.contains("//")
         && !s.split('/').any(|part| part == "..")
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
 }
 
 /// An HTTP path for a route such as `/health`.
 pub fn is_http_path(s: &str) -> bool {
-    s.starts_with('/') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~/-".contains(&b))
+    s.starts_with('/')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~/-".contains(&b))
 }
 
 /// A duration such as `30s`, `500ms`, `1m30s`, `2h`, `7d`.
@@ -76,7 +80,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// A Kubernetes CPU quantity (`250m`, `1`, `0.5`) in millicores.
 pub fn parse_cpu(s: &str) -> Option<u64> {
     if let Some(milli) = s.strip_suffix('m') {
-        return (!milli.is_empty() && milli.bytes().all(|b| b.is_ascii_digit())).then(|| milli.parse().ok())?;
+        return (!milli.is_empty() && milli.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| milli.parse().ok())?;
     }
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 3 {
@@ -86,7 +91,11 @@ pub fn parse_cpu(s: &str) -> Option<u64> {
         return None;
     }
     let frac_milli: u64 = format!("{frac:0<3}").parse().ok()?;
-    whole.parse::<u64>().ok()?.checked_mul(1000)?.checked_add(frac_milli)
+    whole
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(frac_milli)
 }
 
 /// A Kubernetes memory quantity (`64Mi`, `1Gi`, `500M`, `1048576`) in bytes.
@@ -119,7 +128,8 @@ pub fn parse_rate(s: &str) -> Option<(u32, char)> {
         "m" => 'm',
         _ => return None,
     };
-    let count: u32 = (!count.is_empty() && count.bytes().all(|b| b.is_ascii_digit())).then(|| count.parse().ok())??;
+    let count: u32 = (!count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| count.parse().ok())??;
     (count > 0).then_some((count, unit))
 }
 
@@ -142,11 +152,16 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// An absolute `http` or `https` URL without characters that need quoting.
 pub fn is_http_url(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) else {
+    let Some(rest) = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+    else {
         return false;
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    !host.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !b"\"'<>\\`{}|^".contains(&b))
+    !host.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"'<>\\`{}|^".contains(&b))
 }
 
 /// A parsed container image reference: `[registry/]path[:tag][@digest]`.
@@ -166,7 +181,9 @@ impl ImageRef {
         let (name, digest) = match s.split_once('@') {
             Some((name, digest)) => {
                 if !is_digest(digest) {
-                    return Err(format!("`{digest}` is not a digest (sha256: followed by 64 lowercase hex digits)"));
+                    return Err(format!(
+                        "`{digest}` is not a digest (sha256: followed by 64 lowercase hex digits)"
+                    ));
                 }
                 (name, Some(digest.to_string()))
             }
@@ -177,41 +194,55 @@ impl ImageRef {
             Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
             None => (name, None),
         };
-        if let Some(tag) = tag {
-            if !is_tag(tag) {
-                return Err(format!(
-                    "`{tag}` is not a valid tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
-                ));
-            }
+        if let Some(tag) = tag
+            && !is_tag(tag)
+        {
+            return Err(format!(
+                "`{tag}` is not a valid tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
+            ));
         }
         let mut parts: Vec<&str> = name.split('/').collect();
-        let registry = if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
-            let host = parts.remove(0);
-            if !is_registry_host(host) {
-                return Err(format!("`{host}` is not a registry host (host or host:port)"));
-            }
-            Some(host.to_string())
-        } else {
-            None
-        };
+        let registry =
+            if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+                let host = parts.remove(0);
+                if !is_registry_host(host) {
+                    return Err(format!(
+                        "`{host}` is not a registry host (host or host:port)"
+                    ));
+                }
+                Some(host.to_string())
+            } else {
+                None
+            };
         if let Some(bad) = parts.iter().find(|p| !is_path_component(p)) {
             return Err(format!(
                 "`{bad}` is not a valid repository path component (lowercase letters and digits, separated by `.`, `_`, `__` or `-`)"
             ));
         }
-        Ok(ImageRef { registry, path: parts.join("/"), tag: tag.map(str::to_string), digest })
+        Ok(ImageRef {
+            registry,
+            path: parts.join("/"),
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 }
 
 pub fn is_tag(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         && !s.starts_with(['.', '-'])
 }
 
 pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    s.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 pub fn is_registry_host(s: &str) -> bool {
@@ -219,14 +250,19 @@ pub fn is_registry_host(s: &str) -> bool {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    let host_ok = host == "localhost" || is_dns_subdomain(&host.to_ascii_lowercase()) || host.parse::<std::net::Ipv4Addr>().is_ok();
+    let host_ok = host == "localhost"
+        || is_dns_subdomain(&host.to_ascii_lowercase())
+        || host.parse::<std::net::Ipv4Addr>().is_ok();
     host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0))
 }
 
 /// One repository path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
 pub fn is_path_component(s: &str) -> bool {
     let bytes = s.as_bytes();
-    if bytes.is_empty() || !bytes[0].is_ascii_alphanumeric() || !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
+    if bytes.is_empty()
+        || !bytes[0].is_ascii_alphanumeric()
+        || !bytes[bytes.len() - 1].is_ascii_alphanumeric()
+    {
         return false;
     }
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -239,7 +275,10 @@ pub fn is_path_component(s: &str) -> bool {
             i += 1;
             continue;
         }
-        let run = bytes[i..].iter().take_while(|c| !c.is_ascii_alphanumeric()).count();
+        let run = bytes[i..]
+            .iter()
+            .take_while(|c| !c.is_ascii_alphanumeric())
+            .count();
         let sep = &s[i..i + run];
         let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
         if !ok {
@@ -252,15 +291,27 @@ pub fn is_path_component(s: &str) -> bool {
 
 /// Text that can stand in a double-quoted Dockerfile or nginx string as it is.
 pub fn is_plain_text(s: &str) -> bool {
-    s.chars().all(|c| !c.is_control() && !matches!(c, '"' | '\\' | '$' | '`' | '{' | '}' | ';' | '\'')) && !s.contains('\u{2028}')
+    s.chars()
+        .all(|c| !c.is_control() && !matches!(c, '"' | '\\' | '$' | '`' | '{' | '}' | ';' | '\''))
+        && !s.contains('\u{2028}')
 }
 
 /// Whether an environment variable name suggests its value is a secret.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "CREDENTIAL", "ACCESS_KEY"]
-        .iter()
-        .any(|word| upper.contains(word))
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "CREDENTIAL",
+        "ACCESS_KEY",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
 }
 
 #[cfg(test)]
@@ -324,7 +375,10 @@ mod tests {
         assert_eq!(r.tag.as_deref(), Some("1.2.3"));
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = ImageRef::parse(&format!("rust:1.95.0-slim@{digest}")).unwrap();
-        assert_eq!((r.tag.as_deref(), r.digest.as_deref()), (Some("1.95.0-slim"), Some(digest.as_str())));
+        assert_eq!(
+            (r.tag.as_deref(), r.digest.as_deref()),
+            (Some("1.95.0-slim"), Some(digest.as_str()))
+        );
         assert!(ImageRef::parse("Rust:1").is_err());
         assert!(ImageRef::parse("rust:-1").is_err());
         assert!(ImageRef::parse("rust@sha256:abc").is_err());
@@ -335,9 +389,23 @@ mod tests {
     #[test]
     fn other_rules() {
         assert!(is_env_name("LOG_LEVEL") && !is_env_name("1X") && !is_env_name("A-B"));
-        assert!(is_safe_abs_path("/etc/nginx/tls/tls.crt") && !is_safe_abs_path("etc/x") && !is_safe_abs_path("/a/../b"));
-        assert!(is_http_url("https://calc.example.com/x") && !is_http_url("ftp://x") && !is_http_url("http:// x"));
-        assert!(looks_secret("DB_PASSWORD") && looks_secret("github_token") && !looks_secret("LOG_LEVEL"));
-        assert!(is_plain_text("A calculator, v2") && !is_plain_text("a\"b") && !is_plain_text("a\nb"));
+        assert!(
+            is_safe_abs_path("/etc/nginx/tls/tls.crt")
+                && !is_safe_abs_path("etc/x")
+                && !is_safe_abs_path("/a/../b")
+        );
+        assert!(
+            is_http_url("https://calc.example.com/x")
+                && !is_http_url("ftp://x")
+                && !is_http_url("http:// x")
+        );
+        assert!(
+            looks_secret("DB_PASSWORD")
+                && looks_secret("github_token")
+                && !looks_secret("LOG_LEVEL")
+        );
+        assert!(
+            is_plain_text("A calculator, v2") && !is_plain_text("a\"b") && !is_plain_text("a\nb")
+        );
     }
 }

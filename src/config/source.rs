@@ -44,8 +44,17 @@ pub struct Location {
 }
 
 impl Sources {
-    pub fn add(&mut self, name: impl Into<String>, kind: SourceKind, text: impl Into<String>) -> usize {
-        self.items.push(Source { name: name.into(), kind, text: text.into() });
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        kind: SourceKind,
+        text: impl Into<String>,
+    ) -> usize {
+        self.items.push(Source {
+            name: name.into(),
+            kind,
+            text: text.into(),
+        });
         self.items.len() - 1
     }
 
@@ -69,7 +78,9 @@ impl Sources {
             kind: source.kind,
             line,
             column,
-            line_text: text[line_start..line_end].trim_end_matches('\r').to_string(),
+            line_text: text[line_start..line_end]
+                .trim_end_matches('\r')
+                .to_string(),
             width,
         }
     }
@@ -84,7 +95,10 @@ mod tests {
         let mut sources = Sources::default();
         let id = sources.add("a.toml", SourceKind::File, "x = 1\nnäme = \"y\"\n");
         let offset = "x = 1\nnäme = ".len();
-        let loc = sources.locate(&Origin { source: id, span: offset..offset + 3 });
+        let loc = sources.locate(&Origin {
+            source: id,
+            span: offset..offset + 3,
+        });
         assert_eq!((loc.line, loc.column, loc.width), (2, 8, 3));
         assert_eq!(loc.line_text, "näme = \"y\"");
     }

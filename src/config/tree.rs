@@ -55,7 +55,10 @@ impl Value {
 
 impl Node {
     pub fn empty_table(origin: Origin) -> Node {
-        Node { value: Value::Table(BTreeMap::new()), origin }
+        Node {
+            value: Value::Table(BTreeMap::new()),
+            origin,
+        }
     }
 
     /// Parses a TOML document. The error carries the byte span toml reports.
@@ -119,12 +122,20 @@ impl Node {
 
     /// Sets `path` to raw text, creating intermediate tables. Fails when a
     /// non-table value is in the way (`app.port.x` when `app.port` is a number).
-    pub fn set_path(&mut self, path: &[String], raw: String, origin: &Origin) -> Result<(), String> {
+    pub fn set_path(
+        &mut self,
+        path: &[String],
+        raw: String,
+        origin: &Origin,
+    ) -> Result<(), String> {
         let mut node = self;
         for (depth, key) in path.iter().enumerate() {
             let kind = node.value.kind();
             let Value::Table(entries) = &mut node.value else {
-                return Err(format!("`{}` is {kind}, not a table", path[..depth].join(".")));
+                return Err(format!(
+                    "`{}` is {kind}, not a table",
+                    path[..depth].join(".")
+                ));
             };
             let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
                 key_origin: origin.clone(),
@@ -134,7 +145,10 @@ impl Node {
             node = &mut entry.node;
         }
         let items = match Node::parse_toml_value(&raw, origin) {
-            Some(Node { value: Value::Array(items), .. }) => Some(items),
+            Some(Node {
+                value: Value::Array(items),
+                ..
+            }) => Some(items),
             _ => None,
         };
         node.value = Value::Raw(raw, items);
@@ -181,17 +195,26 @@ fn from_table(table: DeTable<'_>, source: usize, span: std::ops::Range<usize>) -
     let entries = table
         .into_iter()
         .map(|(key, value)| {
-            let key_origin = Origin { source, span: key.span() };
+            let key_origin = Origin {
+                source,
+                span: key.span(),
+            };
             let value_span = value.span();
             let node = from_value(value.into_inner(), source, value_span);
             (key.into_inner().into_owned(), Entry { key_origin, node })
         })
         .collect();
-    Node { value: Value::Table(entries), origin: Origin { source, span } }
+    Node {
+        value: Value::Table(entries),
+        origin: Origin { source, span },
+    }
 }
 
 fn from_value(value: DeValue<'_>, source: usize, span: std::ops::Range<usize>) -> Node {
-    let origin = Origin { source, span: span.clone() };
+    let origin = Origin {
+        source,
+        span: span.clone(),
+    };
     let value = match value {
         DeValue::String(s) => Value::String(s.into_owned()),
         DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
@@ -238,13 +261,22 @@ mod tests {
         let env = parse("[a]\ny = [3]\n[a.inner]\nadded = \"v\"\n", 1);
         base.merge(env);
         let a = base.lookup("a").unwrap();
-        assert!(matches!(base.lookup("a.x").unwrap().value, Value::Integer(1)));
+        assert!(matches!(
+            base.lookup("a.x").unwrap().value,
+            Value::Integer(1)
+        ));
         match &base.lookup("a.y").unwrap().value {
             Value::Array(items) => assert_eq!(items.len(), 1),
             other => panic!("expected array, got {other:?}"),
         }
-        assert!(matches!(base.lookup("a.inner.keep").unwrap().value, Value::Bool(true)));
-        assert!(matches!(base.lookup("a.inner.added").unwrap().value, Value::String(_)));
+        assert!(matches!(
+            base.lookup("a.inner.keep").unwrap().value,
+            Value::Bool(true)
+        ));
+        assert!(matches!(
+            base.lookup("a.inner.added").unwrap().value,
+            Value::String(_)
+        ));
         assert_eq!(base.lookup("a.y").unwrap().origin.source, 1);
         assert_eq!(base.lookup("a.x").unwrap().origin.source, 0);
         assert!(matches!(a.value, Value::Table(_)));
@@ -253,12 +285,31 @@ mod tests {
     #[test]
     fn set_path_creates_tables_and_refuses_to_descend_into_values() {
         let mut root = parse("[app]\nport = 1\n", 0);
-        let origin = Origin { source: 9, span: 0..3 };
-        root.set_path(&["image".into(), "tag".into()], "v1".into(), &origin).unwrap();
-        assert!(matches!(&root.lookup("image.tag").unwrap().value, Value::Raw(s, None) if s == "v1"));
-        root.set_path(&["gateway".into(), "server_names".into()], "[\"a\", \"b\"]".into(), &origin).unwrap();
-        assert!(matches!(&root.lookup("gateway.server_names").unwrap().value, Value::Raw(_, Some(items)) if items.len() == 2));
-        let err = root.set_path(&["app".into(), "port".into(), "x".into()], "1".into(), &origin).unwrap_err();
+        let origin = Origin {
+            source: 9,
+            span: 0..3,
+        };
+        root.set_path(&["image".into(), "tag".into()], "v1".into(), &origin)
+            .unwrap();
+        assert!(
+            matches!(&root.lookup("image.tag").unwrap().value, Value::Raw(s, None) if s == "v1")
+        );
+        root.set_path(
+            &["gateway".into(), "server_names".into()],
+            "[\"a\", \"b\"]".into(),
+            &origin,
+        )
+        .unwrap();
+        assert!(
+            matches!(&root.lookup("gateway.server_names").unwrap().value, Value::Raw(_, Some(items)) if items.len() == 2)
+        );
+        let err = root
+            .set_path(
+                &["app".into(), "port".into(), "x".into()],
+                "1".into(),
+                &origin,
+            )
+            .unwrap_err();
         assert_eq!(err, "`app.port` is an integer, not a table");
     }
 

@@ -16,7 +16,18 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn fail(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
         let origin = self.tree.origin_of(key);
-        self.problems.push(Problem::new(key, Some(origin), message).help(help));
+        self.problems
+            .push(Problem::new(key, Some(origin), message).help(help));
+    }
+
+    /// Like `fail`, for values that may be secrets: the source line is never shown.
+    fn fail_sensitive(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
+        let origin = self.tree.origin_of(key);
+        self.problems.push(
+            Problem::new(key, Some(origin), message)
+                .help(help)
+                .sensitive(),
+        );
     }
 
     fn check(&mut self, ok: bool, key: &str, message: impl Into<String>, help: &str) {
@@ -26,7 +37,12 @@ impl Checker<'_> {
     }
 
     fn port(&mut self, key: &str, value: i64) {
-        self.check((1..=65535).contains(&value), key, format!("port {value} is out of range"), "a port from 1 to 65535");
+        self.check(
+            (1..=65535).contains(&value),
+            key,
+            format!("port {value} is out of range"),
+            "a port from 1 to 65535",
+        );
     }
 
     fn duration(&mut self, key: &str, value: &str) {
@@ -70,9 +86,21 @@ impl Checker<'_> {
             return;
         }
         match ImageRef::parse(value) {
-            Err(why) => self.fail(key, format!("\"{value}\" is not a valid image reference: {why}"), "NAME:TAG or NAME:TAG@sha256:DIGEST, e.g. \"rust:1.95.0-slim-bookworm\""),
-            Ok(r) if r.tag.is_none() && r.digest.is_none() => self.fail(key, format!("image \"{value}\" is not pinned"), "pin it by tag (and by digest where you can): NAME:TAG[@sha256:DIGEST]"),
-            Ok(r) if r.tag.as_deref() == Some("latest") && r.digest.is_none() => self.fail(key, format!("image \"{value}\" uses the moving tag `latest`"), "pin it to a version tag, e.g. \"nginx:1.27.3-alpine\""),
+            Err(why) => self.fail(
+                key,
+                format!("\"{value}\" is not a valid image reference: {why}"),
+                "NAME:TAG or NAME:TAG@sha256:DIGEST, e.g. \"rust:1.95.0-slim-bookworm\"",
+            ),
+            Ok(r) if r.tag.is_none() && r.digest.is_none() => self.fail(
+                key,
+                format!("image \"{value}\" is not pinned"),
+                "pin it by tag (and by digest where you can): NAME:TAG[@sha256:DIGEST]",
+            ),
+            Ok(r) if r.tag.as_deref() == Some("latest") && r.digest.is_none() => self.fail(
+                key,
+                format!("image \"{value}\" uses the moving tag `latest`"),
+                "pin it to a version tag, e.g. \"nginx:1.27.3-alpine\"",
+            ),
             Ok(_) => {}
         }
     }
@@ -80,7 +108,10 @@ impl Checker<'_> {
 
 /// Checks every semantic rule and returns all problems found.
 pub fn validate(config: &Config, tree: &Node) -> Vec<Problem> {
-    let mut c = Checker { tree, problems: Vec::new() };
+    let mut c = Checker {
+        tree,
+        problems: Vec::new(),
+    };
     app(&mut c, config);
     image(&mut c, config);
     env_and_secrets(&mut c, config);
@@ -90,7 +121,12 @@ pub fn validate(config: &Config, tree: &Node) -> Vec<Problem> {
     kubernetes(&mut c, config);
     monitoring(&mut c, config);
     let smoke_url_ok = rules::is_http_url(&config.smoke.url);
-    c.check(smoke_url_ok, "smoke.url", format!("\"{}\" is not an http(s) URL", config.smoke.url), "an absolute URL such as \"http://localhost:8080\"");
+    c.check(
+        smoke_url_ok,
+        "smoke.url",
+        format!("\"{}\" is not an http(s) URL", config.smoke.url),
+        "an absolute URL such as \"http://localhost:8080\"",
+    );
     c.duration("smoke.timeout", &config.smoke.timeout);
     ci(&mut c, config);
     c.problems
@@ -103,15 +139,28 @@ fn app(c: &mut Checker<'_>, config: &Config) {
     c.http_path("app.health_path", &app.health_path);
     c.http_path("app.readiness_path", &app.readiness_path);
     c.http_path("app.metrics_path", &app.metrics_path);
-    c.check(rules::is_plain_text(&app.description), "app.description", "the description has characters that cannot be written safely into a Dockerfile label", "plain text without quotes, backslashes, `$`, braces, `;` or control characters");
     c.check(
-        app.package.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && !app.package.is_empty(),
+        rules::is_plain_text(&app.description),
+        "app.description",
+        "the description has characters that cannot be written safely into a Dockerfile label",
+        "plain text without quotes, backslashes, `$`, braces, `;` or control characters",
+    );
+    c.check(
+        app.package
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !app.package.is_empty(),
         "app.package",
         format!("\"{}\" is not a Cargo package name", app.package),
         "letters, digits, `-` and `_`",
     );
     if !app.source_url.is_empty() {
-        c.check(rules::is_http_url(&app.source_url), "app.source_url", format!("\"{}\" is not an http(s) URL", app.source_url), "the repository URL, e.g. \"https://github.com/org/repo\"");
+        c.check(
+            rules::is_http_url(&app.source_url),
+            "app.source_url",
+            format!("\"{}\" is not an http(s) URL", app.source_url),
+            "the repository URL, e.g. \"https://github.com/org/repo\"",
+        );
     }
     match app.version_source {
         VersionSource::Config => c.check(
@@ -121,7 +170,8 @@ fn app(c: &mut Checker<'_>, config: &Config) {
             "with version_source = \"config\", set app.version to MAJOR.MINOR.PATCH[-PRE][+BUILD]",
         ),
         VersionSource::Cargo => c.check(
-            rules::is_safe_abs_path(&format!("/{}", app.manifest)) || rules::is_safe_abs_path(&app.manifest),
+            rules::is_safe_abs_path(&format!("/{}", app.manifest))
+                || rules::is_safe_abs_path(&app.manifest),
             "app.manifest",
             format!("\"{}\" is not a manifest path", app.manifest),
             "a path to a Cargo.toml, relative to the project directory",
@@ -136,20 +186,45 @@ pub(crate) fn is_semver(s: &str) -> bool {
         None => (core, None),
     };
     let numbers: Vec<&str> = core.split('.').collect();
-    let numeric = |n: &&str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n.len() == 1 || !n.starts_with('0'));
+    let numeric = |n: &&str| {
+        !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && (n.len() == 1 || !n.starts_with('0'))
+    };
     numbers.len() == 3
         && numbers.iter().all(numeric)
-        && pre.is_none_or(|p| p.split('.').all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')))
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && pre.is_none_or(|p| {
+            p.split('.').all(|id| {
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
 }
 
 fn image(c: &mut Checker<'_>, config: &Config) {
     let image = &config.image;
-    c.check(rules::is_registry_host(&image.registry), "image.registry", format!("\"{}\" is not a registry host", image.registry), "a host with an optional port, e.g. \"ghcr.io\" or \"127.0.0.1:5000\"");
-    let repo_ok = !image.repository.is_empty() && image.repository.split('/').all(rules::is_path_component);
-    c.check(repo_ok, "image.repository", format!("\"{}\" is not a valid repository", image.repository), "lowercase path components separated by `/`, e.g. \"shipit/calculator\"");
+    c.check(
+        rules::is_registry_host(&image.registry),
+        "image.registry",
+        format!("\"{}\" is not a registry host", image.registry),
+        "a host with an optional port, e.g. \"ghcr.io\" or \"127.0.0.1:5000\"",
+    );
+    let repo_ok =
+        !image.repository.is_empty() && image.repository.split('/').all(rules::is_path_component);
+    c.check(
+        repo_ok,
+        "image.repository",
+        format!("\"{}\" is not a valid repository", image.repository),
+        "lowercase path components separated by `/`, e.g. \"shipit/calculator\"",
+    );
     if !image.tag.is_empty() {
-        c.check(rules::is_tag(&image.tag), "image.tag", format!("\"{}\" is not a valid tag", image.tag), "letters, digits, `_`, `.` and `-`, at most 128, not starting with `.` or `-`");
+        c.check(
+            rules::is_tag(&image.tag),
+            "image.tag",
+            format!("\"{}\" is not a valid tag", image.tag),
+            "letters, digits, `_`, `.` and `-`, at most 128, not starting with `.` or `-`",
+        );
     }
     c.pinned_image("image.builder", &image.builder, false);
     c.pinned_image("image.runtime", &image.runtime, true);
@@ -159,66 +234,151 @@ fn image(c: &mut Checker<'_>, config: &Config) {
         format!("unsupported platform \"{}\"", image.platform),
         "\"linux/amd64\" or \"linux/arm64\"",
     );
-    c.check(image.user >= 1000 && image.user <= 2_147_483_647, "image.user", format!("user id {} is not an unprivileged user", image.user), "a numeric user id of 1000 or more (never 0, root)");
+    c.check(
+        image.user >= 1000 && image.user <= 2_147_483_647,
+        "image.user",
+        format!("user id {} is not an unprivileged user", image.user),
+        "a numeric user id of 1000 or more (never 0, root)",
+    );
     for (name, value) in &image.build_args {
         let key = format!("image.build_args.{name}");
-        c.check(rules::is_env_name(name), &key, format!("\"{name}\" is not a valid build argument name"), "letters, digits and `_`, not starting with a digit");
+        c.check(
+            rules::is_env_name(name),
+            &key,
+            format!("\"{name}\" is not a valid build argument name"),
+            "letters, digits and `_`, not starting with a digit",
+        );
         if rules::looks_secret(name) {
-            c.fail(&key, format!("build argument `{name}` looks like a secret"), "build arguments are stored in the image history; pass secrets at run time through [secrets]");
+            c.fail_sensitive(&key, format!("build argument `{name}` looks like a secret"), "build arguments are stored in the image history; pass secrets at run time through [secrets]");
         }
-        c.check(rules::is_plain_text(value), &key, "the value cannot be written safely into a Dockerfile", "plain text without quotes, backslashes, `$`, backticks, braces, `;` or control characters");
+        if !rules::is_plain_text(value) {
+            c.fail_sensitive(&key, "the value cannot be written safely into a Dockerfile", "plain text without quotes, backslashes, `$`, backticks, braces, `;` or control characters");
+        }
     }
 }
 
 fn env_and_secrets(c: &mut Checker<'_>, config: &Config) {
     for (name, value) in &config.env {
         let key = format!("env.{name}");
-        c.check(rules::is_env_name(name), &key, format!("\"{name}\" is not a valid environment variable name"), "letters, digits and `_`, not starting with a digit");
+        c.check(
+            rules::is_env_name(name),
+            &key,
+            format!("\"{name}\" is not a valid environment variable name"),
+            "letters, digits and `_`, not starting with a digit",
+        );
         if rules::looks_secret(name) && !value.is_empty() {
-            c.fail(&key, format!("`{name}` looks like a secret given as a literal value"), format!("move it to [secrets] as a reference: {name} = \"env:{name}\" or \"file:/run/secrets/{}\"", name.to_ascii_lowercase()));
+            c.fail_sensitive(&key, format!("`{name}` looks like a secret given as a literal value"), format!("move it to [secrets] as a reference: {name} = \"env:{name}\" or \"file:/run/secrets/{}\"", name.to_ascii_lowercase()));
         }
         if config.secrets.contains_key(name) {
-            c.fail(&key, format!("`{name}` is set both in [env] and in [secrets]"), "keep it in one of them");
+            c.fail(
+                &key,
+                format!("`{name}` is set both in [env] and in [secrets]"),
+                "keep it in one of them",
+            );
         }
     }
     for (name, reference) in &config.secrets {
         let key = format!("secrets.{name}");
-        c.check(rules::is_env_name(name), &key, format!("\"{name}\" is not a valid environment variable name"), "letters, digits and `_`, not starting with a digit");
+        c.check(
+            rules::is_env_name(name),
+            &key,
+            format!("\"{name}\" is not a valid environment variable name"),
+            "letters, digits and `_`, not starting with a digit",
+        );
         let valid = match reference.split_once(':') {
             Some(("env", var)) => rules::is_env_name(var),
             Some(("file", path)) => rules::is_safe_abs_path(path),
             _ => false,
         };
         if !valid {
-            let shown = if reference.contains(':') { format!("\"{reference}\"") } else { "a value".to_string() };
-            c.fail(&key, format!("secret `{name}` is given as {shown}, not as a reference (secret values never go into config)"), "a reference: \"env:NAME\" (read from the deploying environment) or \"file:/absolute/path\"");
+            c.fail_sensitive(&key, format!("secret `{name}` is not given as a reference (secret values never go into config)"), "a reference: \"env:NAME\" (read from the deploying environment) or \"file:/absolute/path\"");
         }
     }
 }
 
 fn scaling(c: &mut Checker<'_>, config: &Config) {
-    c.check(config.replicas >= 1, "replicas", format!("replicas = {} leaves nothing running", config.replicas), "replicas must be 1 or more");
-    c.check(config.replicas <= 1000, "replicas", format!("replicas = {} is implausibly high", config.replicas), "at most 1000");
+    c.check(
+        config.replicas >= 1,
+        "replicas",
+        format!("replicas = {} leaves nothing running", config.replicas),
+        "replicas must be 1 or more",
+    );
+    c.check(
+        config.replicas <= 1000,
+        "replicas",
+        format!("replicas = {} is implausibly high", config.replicas),
+        "at most 1000",
+    );
     let r = &config.resources;
     let cpu = |s: &str| rules::parse_cpu(s);
     let mem = |s: &str| rules::parse_memory(s);
-    for (key, value) in [("resources.requests.cpu", &r.requests.cpu), ("resources.limits.cpu", &r.limits.cpu)] {
-        c.check(cpu(value).is_some_and(|m| m > 0), key, format!("\"{value}\" is not a CPU quantity"), "millicores such as \"250m\", or cores such as \"1\" or \"0.5\"");
+    for (key, value) in [
+        ("resources.requests.cpu", &r.requests.cpu),
+        ("resources.limits.cpu", &r.limits.cpu),
+    ] {
+        c.check(
+            cpu(value).is_some_and(|m| m > 0),
+            key,
+            format!("\"{value}\" is not a CPU quantity"),
+            "millicores such as \"250m\", or cores such as \"1\" or \"0.5\"",
+        );
     }
-    for (key, value) in [("resources.requests.memory", &r.requests.memory), ("resources.limits.memory", &r.limits.memory)] {
-        c.check(mem(value).is_some_and(|b| b > 0), key, format!("\"{value}\" is not a memory quantity"), "bytes with a suffix such as \"64Mi\", \"1Gi\" or \"500M\"");
+    for (key, value) in [
+        ("resources.requests.memory", &r.requests.memory),
+        ("resources.limits.memory", &r.limits.memory),
+    ] {
+        c.check(
+            mem(value).is_some_and(|b| b > 0),
+            key,
+            format!("\"{value}\" is not a memory quantity"),
+            "bytes with a suffix such as \"64Mi\", \"1Gi\" or \"500M\"",
+        );
     }
     if let (Some(req), Some(lim)) = (cpu(&r.requests.cpu), cpu(&r.limits.cpu)) {
-        c.check(req <= lim, "resources.requests.cpu", format!("the CPU request {} is above the limit {}", r.requests.cpu, r.limits.cpu), "a request no larger than its limit");
+        c.check(
+            req <= lim,
+            "resources.requests.cpu",
+            format!(
+                "the CPU request {} is above the limit {}",
+                r.requests.cpu, r.limits.cpu
+            ),
+            "a request no larger than its limit",
+        );
     }
     if let (Some(req), Some(lim)) = (mem(&r.requests.memory), mem(&r.limits.memory)) {
-        c.check(req <= lim, "resources.requests.memory", format!("the memory request {} is above the limit {}", r.requests.memory, r.limits.memory), "a request no larger than its limit");
+        c.check(
+            req <= lim,
+            "resources.requests.memory",
+            format!(
+                "the memory request {} is above the limit {}",
+                r.requests.memory, r.limits.memory
+            ),
+            "a request no larger than its limit",
+        );
     }
     let a = &config.autoscaling;
     if a.enabled {
-        c.check(a.min >= 1, "autoscaling.min", format!("autoscaling.min = {} is below 1", a.min), "at least 1");
-        c.check(a.min <= a.max, "autoscaling.min", format!("autoscaling.min ({}) is greater than autoscaling.max ({})", a.min, a.max), "min <= max");
-        c.check((1..=100).contains(&a.cpu_target), "autoscaling.cpu_target", format!("cpu_target = {} is not a percentage", a.cpu_target), "a percentage from 1 to 100");
+        c.check(
+            a.min >= 1,
+            "autoscaling.min",
+            format!("autoscaling.min = {} is below 1", a.min),
+            "at least 1",
+        );
+        c.check(
+            a.min <= a.max,
+            "autoscaling.min",
+            format!(
+                "autoscaling.min ({}) is greater than autoscaling.max ({})",
+                a.min, a.max
+            ),
+            "min <= max",
+        );
+        c.check(
+            (1..=100).contains(&a.cpu_target),
+            "autoscaling.cpu_target",
+            format!("cpu_target = {} is not a percentage", a.cpu_target),
+            "a percentage from 1 to 100",
+        );
     }
 }
 
@@ -227,10 +387,23 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
     c.duration("deploy.health_timeout", &d.health_timeout);
     c.duration("deploy.smoke_timeout", &d.smoke_timeout);
     c.duration("deploy.drain_timeout", &d.drain_timeout);
-    c.check((1..=50).contains(&d.keep_releases), "deploy.keep_releases", format!("keep_releases = {} is out of range", d.keep_releases), "from 1 to 50 previous releases");
+    c.check(
+        (1..=50).contains(&d.keep_releases),
+        "deploy.keep_releases",
+        format!("keep_releases = {} is out of range", d.keep_releases),
+        "from 1 to 50 previous releases",
+    );
     match (d.target, d.strategy) {
-        (_, Strategy::Canary) => c.fail("deploy.strategy", "the \"canary\" strategy is not supported yet", "use \"rolling\" or \"blue-green\" (Docker host) or \"rolling\" (Kubernetes)"),
-        (Target::Kubernetes, Strategy::BlueGreen) => c.fail("deploy.strategy", "\"blue-green\" is not available for the kubernetes target", "use \"rolling\": the Deployment rolls with maxUnavailable 0"),
+        (_, Strategy::Canary) => c.fail(
+            "deploy.strategy",
+            "the \"canary\" strategy is not supported yet",
+            "use \"rolling\" or \"blue-green\" (Docker host) or \"rolling\" (Kubernetes)",
+        ),
+        (Target::Kubernetes, Strategy::BlueGreen) => c.fail(
+            "deploy.strategy",
+            "\"blue-green\" is not available for the kubernetes target",
+            "use \"rolling\": the Deployment rolls with maxUnavailable 0",
+        ),
         _ => {}
     }
 }
@@ -238,24 +411,68 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
 fn gateway(c: &mut Checker<'_>, config: &Config) {
     let g = &config.gateway;
     c.pinned_image("gateway.image", &g.image, false);
-    c.check(!g.server_names.is_empty(), "gateway.server_names", "no server name is set", "at least one hostname, e.g. [\"localhost\"]");
+    c.check(
+        !g.server_names.is_empty(),
+        "gateway.server_names",
+        "no server name is set",
+        "at least one hostname, e.g. [\"localhost\"]",
+    );
     for (i, name) in g.server_names.iter().enumerate() {
         c.hostname(&format!("gateway.server_names.{i}"), name);
     }
     c.port("gateway.port", g.port);
-    c.check(rules::parse_rate(&g.rate_limit).is_some(), "gateway.rate_limit", format!("\"{}\" is not a rate", g.rate_limit), "requests per second or minute per client: \"10r/s\" or \"600r/m\"");
-    c.check((0..=100_000).contains(&g.burst), "gateway.burst", format!("burst = {} is out of range", g.burst), "from 0 to 100000 requests");
-    c.check(rules::parse_size(&g.body_size).is_some_and(|b| b > 0), "gateway.body_size", format!("\"{}\" is not a size", g.body_size), "bytes with an optional k, m or g suffix: \"16k\", \"1m\"");
+    c.check(
+        rules::parse_rate(&g.rate_limit).is_some(),
+        "gateway.rate_limit",
+        format!("\"{}\" is not a rate", g.rate_limit),
+        "requests per second or minute per client: \"10r/s\" or \"600r/m\"",
+    );
+    c.check(
+        (0..=100_000).contains(&g.burst),
+        "gateway.burst",
+        format!("burst = {} is out of range", g.burst),
+        "from 0 to 100000 requests",
+    );
+    c.check(
+        rules::parse_size(&g.body_size).is_some_and(|b| b > 0),
+        "gateway.body_size",
+        format!("\"{}\" is not a size", g.body_size),
+        "bytes with an optional k, m or g suffix: \"16k\", \"1m\"",
+    );
     c.duration("gateway.connect_timeout", &g.connect_timeout);
     c.duration("gateway.read_timeout", &g.read_timeout);
     c.duration("gateway.send_timeout", &g.send_timeout);
     if g.tls.enabled {
-        c.check(rules::is_safe_abs_path(&g.tls.certificate), "gateway.tls.certificate", format!("\"{}\" is not a safe absolute path", g.tls.certificate), "an absolute path of letters, digits and `._/-`");
-        c.check(rules::is_safe_abs_path(&g.tls.certificate_key), "gateway.tls.certificate_key", format!("\"{}\" is not a safe absolute path", g.tls.certificate_key), "an absolute path of letters, digits and `._/-`");
-        let dir = |p: &str| std::path::Path::new(p).parent().map(std::path::Path::to_path_buf);
-        c.check(dir(&g.tls.certificate) == dir(&g.tls.certificate_key), "gateway.tls.certificate_key", "the certificate and its key are in different directories", "keep both in one directory: the gateway mounts that directory read-only");
+        c.check(
+            rules::is_safe_abs_path(&g.tls.certificate),
+            "gateway.tls.certificate",
+            format!("\"{}\" is not a safe absolute path", g.tls.certificate),
+            "an absolute path of letters, digits and `._/-`",
+        );
+        c.check(
+            rules::is_safe_abs_path(&g.tls.certificate_key),
+            "gateway.tls.certificate_key",
+            format!("\"{}\" is not a safe absolute path", g.tls.certificate_key),
+            "an absolute path of letters, digits and `._/-`",
+        );
+        let dir = |p: &str| {
+            std::path::Path::new(p)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+        };
+        c.check(
+            dir(&g.tls.certificate) == dir(&g.tls.certificate_key),
+            "gateway.tls.certificate_key",
+            "the certificate and its key are in different directories",
+            "keep both in one directory: the gateway mounts that directory read-only",
+        );
         c.port("gateway.tls.port", g.tls.port);
-        c.check(g.tls.port != g.port, "gateway.tls.port", "the HTTPS port is the same as the HTTP port", "two different host ports");
+        c.check(
+            g.tls.port != g.port,
+            "gateway.tls.port",
+            "the HTTPS port is the same as the HTTP port",
+            "two different host ports",
+        );
         c.duration("gateway.tls.hsts_max_age", &g.tls.hsts_max_age);
     }
 }
@@ -266,14 +483,33 @@ fn kubernetes(c: &mut Checker<'_>, config: &Config) {
     c.port("kubernetes.service_port", k.service_port);
     if k.ingress.enabled {
         c.hostname("kubernetes.ingress.host", &k.ingress.host);
-        c.check(rules::is_dns_subdomain(&k.ingress.class), "kubernetes.ingress.class", format!("\"{}\" is not a valid IngressClass name", k.ingress.class), "an RFC 1123 subdomain such as \"nginx\"");
+        c.check(
+            rules::is_dns_subdomain(&k.ingress.class),
+            "kubernetes.ingress.class",
+            format!("\"{}\" is not a valid IngressClass name", k.ingress.class),
+            "an RFC 1123 subdomain such as \"nginx\"",
+        );
         if !k.ingress.tls_secret.is_empty() {
-            c.check(rules::is_dns_subdomain(&k.ingress.tls_secret), "kubernetes.ingress.tls_secret", format!("\"{}\" is not a valid Secret name", k.ingress.tls_secret), "an RFC 1123 subdomain such as \"calculator-tls\"");
+            c.check(
+                rules::is_dns_subdomain(&k.ingress.tls_secret),
+                "kubernetes.ingress.tls_secret",
+                format!("\"{}\" is not a valid Secret name", k.ingress.tls_secret),
+                "an RFC 1123 subdomain such as \"calculator-tls\"",
+            );
         }
     }
     if k.pdb.enabled {
-        c.check(k.pdb.min_available >= 1, "kubernetes.pdb.min_available", format!("min_available = {} protects nothing", k.pdb.min_available), "at least 1");
-        let floor = if config.autoscaling.enabled { config.autoscaling.min } else { config.replicas };
+        c.check(
+            k.pdb.min_available >= 1,
+            "kubernetes.pdb.min_available",
+            format!("min_available = {} protects nothing", k.pdb.min_available),
+            "at least 1",
+        );
+        let floor = if config.autoscaling.enabled {
+            config.autoscaling.min
+        } else {
+            config.replicas
+        };
         c.check(
             k.pdb.min_available < floor,
             "kubernetes.pdb.min_available",
@@ -282,8 +518,14 @@ fn kubernetes(c: &mut Checker<'_>, config: &Config) {
         );
     }
     if k.network_policy.enabled {
-        c.dns_label("kubernetes.network_policy.ingress_namespace", &k.network_policy.ingress_namespace);
-        c.dns_label("kubernetes.network_policy.monitoring_namespace", &k.network_policy.monitoring_namespace);
+        c.dns_label(
+            "kubernetes.network_policy.ingress_namespace",
+            &k.network_policy.ingress_namespace,
+        );
+        c.dns_label(
+            "kubernetes.network_policy.monitoring_namespace",
+            &k.network_policy.monitoring_namespace,
+        );
     }
 }
 
@@ -292,9 +534,19 @@ fn monitoring(c: &mut Checker<'_>, config: &Config) {
     c.pinned_image("monitoring.prometheus_image", &m.prometheus_image, false);
     c.pinned_image("monitoring.grafana_image", &m.grafana_image, false);
     c.duration("monitoring.scrape_interval", &m.scrape_interval);
-    c.check(!m.grafana || m.prometheus, "monitoring.grafana", "Grafana is on but Prometheus is off", "set monitoring.prometheus = true: Grafana's datasource is the stack's Prometheus");
+    c.check(
+        !m.grafana || m.prometheus,
+        "monitoring.grafana",
+        "Grafana is on but Prometheus is off",
+        "set monitoring.prometheus = true: Grafana's datasource is the stack's Prometheus",
+    );
     let a = &m.alerts;
-    c.check(a.error_rate > 0.0 && a.error_rate < 1.0, "monitoring.alerts.error_rate", format!("error_rate = {} is not a fraction", a.error_rate), "a fraction between 0 and 1, e.g. 0.05 for 5 %");
+    c.check(
+        a.error_rate > 0.0 && a.error_rate < 1.0,
+        "monitoring.alerts.error_rate",
+        format!("error_rate = {} is not a fraction", a.error_rate),
+        "a fraction between 0 and 1, e.g. 0.05 for 5 %",
+    );
     c.duration("monitoring.alerts.p95_latency", &a.p95_latency);
     c.duration("monitoring.alerts.for_duration", &a.for_duration);
     c.duration("monitoring.alerts.instance_down_for", &a.instance_down_for);
@@ -302,15 +554,44 @@ fn monitoring(c: &mut Checker<'_>, config: &Config) {
 
 fn ci(c: &mut Checker<'_>, config: &Config) {
     let ci = &config.ci;
-    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
-    c.check(plain(&ci.runner), "ci.runner", format!("\"{}\" is not a runner label", ci.runner), "a runner label such as \"ubuntu-24.04\"");
-    c.check(plain(&ci.main_branch), "ci.main_branch", format!("\"{}\" is not a branch name", ci.main_branch), "a branch name such as \"main\"");
-    c.check(is_semver(&ci.rust_toolchain) || ci.rust_toolchain == "stable", "ci.rust_toolchain", format!("\"{}\" is not a pinned toolchain", ci.rust_toolchain), "a Rust version such as \"1.95.0\"");
-    c.check(is_semver(&ci.kubernetes_version), "ci.kubernetes_version", format!("\"{}\" is not a Kubernetes version", ci.kubernetes_version), "MAJOR.MINOR.PATCH, e.g. \"1.30.0\"");
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+    };
+    c.check(
+        plain(&ci.runner),
+        "ci.runner",
+        format!("\"{}\" is not a runner label", ci.runner),
+        "a runner label such as \"ubuntu-24.04\"",
+    );
+    c.check(
+        plain(&ci.main_branch),
+        "ci.main_branch",
+        format!("\"{}\" is not a branch name", ci.main_branch),
+        "a branch name such as \"main\"",
+    );
+    c.check(
+        is_semver(&ci.rust_toolchain) || ci.rust_toolchain == "stable",
+        "ci.rust_toolchain",
+        format!("\"{}\" is not a pinned toolchain", ci.rust_toolchain),
+        "a Rust version such as \"1.95.0\"",
+    );
+    c.check(
+        is_semver(&ci.kubernetes_version),
+        "ci.kubernetes_version",
+        format!("\"{}\" is not a Kubernetes version", ci.kubernetes_version),
+        "MAJOR.MINOR.PATCH, e.g. \"1.30.0\"",
+    );
     for (i, env) in ci.deploy_environments.iter().enumerate() {
         c.dns_label(&format!("ci.deploy_environments.{i}"), env);
     }
-    c.check((1..=360).contains(&ci.timeout_minutes), "ci.timeout_minutes", format!("timeout_minutes = {} is out of range", ci.timeout_minutes), "from 1 to 360 minutes");
+    c.check(
+        (1..=360).contains(&ci.timeout_minutes),
+        "ci.timeout_minutes",
+        format!("timeout_minutes = {} is out of range", ci.timeout_minutes),
+        "from 1 to 360 minutes",
+    );
 }
 
 #[cfg(test)]

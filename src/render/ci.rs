@@ -6,9 +6,12 @@ use super::escape;
 
 /// Third-party actions, pinned by full commit SHA (the tag they were taken from in the comment).
 pub const CHECKOUT: &str = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2";
-pub const SETUP_PYTHON: &str = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0";
-pub const RUST_TOOLCHAIN: &str = "dtolnay/rust-toolchain@3c5f7ea28cd621ae0bf5283f0e981fb97b8a7af9 # master, 2026-05";
-pub const RUST_CACHE: &str = "Swatinem/rust-cache@98c8021b550208e191a6a3145459bfc9fb29c4c0 # v2.8.0";
+pub const SETUP_PYTHON: &str =
+    "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0";
+pub const RUST_TOOLCHAIN: &str =
+    "dtolnay/rust-toolchain@3c5f7ea28cd621ae0bf5283f0e981fb97b8a7af9 # master, 2026-05";
+pub const RUST_CACHE: &str =
+    "Swatinem/rust-cache@98c8021b550208e191a6a3145459bfc9fb29c4c0 # v2.8.0";
 
 pub struct CiCtx {
     pub sources: String,
@@ -34,7 +37,12 @@ impl CiCtx {
             .deploy_environments
             .iter()
             .enumerate()
-            .map(|(i, env)| (env.clone(), i.checked_sub(1).map(|p| ci.deploy_environments[p].clone())))
+            .map(|(i, env)| {
+                (
+                    env.clone(),
+                    i.checked_sub(1).map(|p| ci.deploy_environments[p].clone()),
+                )
+            })
             .collect();
         CiCtx {
             sources: loaded.files.join(" + "),

@@ -121,11 +121,11 @@ fn seconds(value: &str) -> u64 {
 /// A duration in the shortest exact nginx / Prometheus form: `500ms`, `30s`, `5m`, `2h`.
 pub fn short_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)
@@ -147,7 +147,7 @@ fn compose_cpus(value: &str) -> String {
 fn compose_memory(value: &str) -> String {
     let bytes = rules::parse_memory(value).unwrap_or(0);
     for (unit, size) in [("g", 1u128 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
-        if bytes % size == 0 {
+        if bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
@@ -210,7 +210,12 @@ impl Ctx {
             rust_target: rust_target(&c.image.platform).into(),
             platform: c.image.platform.clone(),
             user: c.image.user,
-            build_args: c.image.build_args.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            build_args: c
+                .image
+                .build_args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             env,
             has_secrets: !secrets.is_empty(),
             has_file_secrets: secrets.iter().any(|s| s.from_file.is_some()),
@@ -255,7 +260,8 @@ impl Ctx {
             tls_certificate: c.gateway.tls.certificate.clone(),
             tls_certificate_key: c.gateway.tls.certificate_key.clone(),
             tls_dir,
-            hsts_seconds: rules::parse_duration(&c.gateway.tls.hsts_max_age).map_or(0, |d| d.as_secs()),
+            hsts_seconds: rules::parse_duration(&c.gateway.tls.hsts_max_age)
+                .map_or(0, |d| d.as_secs()),
             namespace: c.kubernetes.namespace.clone(),
             service_port: c.kubernetes.service_port,
             ingress: c.kubernetes.ingress.enabled,
@@ -275,7 +281,8 @@ impl Ctx {
             alert_error_rate: format!("{}", c.monitoring.alerts.error_rate),
             alert_p95_seconds: format!(
                 "{}",
-                rules::parse_duration(&c.monitoring.alerts.p95_latency).map_or(0.0, |d| d.as_secs_f64())
+                rules::parse_duration(&c.monitoring.alerts.p95_latency)
+                    .map_or(0.0, |d| d.as_secs_f64())
             ),
             alert_for: duration(&c.monitoring.alerts.for_duration),
             alert_down_for: duration(&c.monitoring.alerts.instance_down_for),
@@ -284,18 +291,26 @@ impl Ctx {
 
     /// Fills `$APP`, `$ENV`, `$JOB` (a PromQL job matcher), `$ERROR_PERCENT` and `$P95` into a text.
     pub fn fill(&self, template: &str) -> String {
-        let percent = self.alert_error_rate.parse::<f64>().map_or(0.0, |r| r * 100.0);
+        let percent = self
+            .alert_error_rate
+            .parse::<f64>()
+            .map_or(0.0, |r| r * 100.0);
         template
             .replace("$APP", &self.app_name)
             .replace("$ENV", &self.environment)
             .replace("$JOB", &format!("job=\"{}\"", self.app_name))
-            .replace("$ERROR_PERCENT", &format!("{}", (percent * 1000.0).round() / 1000.0))
+            .replace(
+                "$ERROR_PERCENT",
+                &format!("{}", (percent * 1000.0).round() / 1000.0),
+            )
             .replace("$P95", &self.alert_p95_seconds)
     }
 
     /// Fills `$NAME` (the variable) and `$FILE` (the mounted file name) of a secret into a text.
     pub fn secret(&self, secret: &SecretView, template: &str) -> String {
-        template.replace("$NAME", &secret.name).replace("$FILE", &secret.file_name)
+        template
+            .replace("$NAME", &secret.name)
+            .replace("$FILE", &secret.file_name)
     }
 
     /// A YAML scalar (see [`escape::yaml`]).

@@ -29,11 +29,17 @@ pub struct Artifact {
 }
 
 fn artifact(path: &str, rendered: askama::Result<String>) -> Result<Artifact, Error> {
-    let mut contents = rendered.map_err(|e| Error::Template { template: path.to_string(), message: e.to_string() })?;
+    let mut contents = rendered.map_err(|e| Error::Template {
+        template: path.to_string(),
+        message: e.to_string(),
+    })?;
     let trimmed = contents.trim_end().len();
     contents.truncate(trimmed);
     contents.push('\n');
-    let artifact = Artifact { path: path.to_string(), contents };
+    let artifact = Artifact {
+        path: path.to_string(),
+        contents,
+    };
     verify(&artifact)?;
     Ok(artifact)
 }
@@ -41,11 +47,16 @@ fn artifact(path: &str, rendered: askama::Result<String>) -> Result<Artifact, Er
 /// Parses structured output back before anything is written: a template that
 /// produced invalid YAML or JSON is a shipit bug and must never reach the disk.
 fn verify(artifact: &Artifact) -> Result<(), Error> {
-    let bug = |message: String| Error::GeneratedInvalid { path: artifact.path.clone(), message };
+    let bug = |message: String| Error::GeneratedInvalid {
+        path: artifact.path.clone(),
+        message,
+    };
     if artifact.path.ends_with(".yml") || artifact.path.ends_with(".yaml") {
-        yaml_serde::from_str::<yaml_serde::Value>(&artifact.contents).map_err(|e| bug(e.to_string()))?;
+        yaml_serde::from_str::<yaml_serde::Value>(&artifact.contents)
+            .map_err(|e| bug(e.to_string()))?;
     } else if artifact.path.ends_with(".json") {
-        serde_json::from_str::<serde_json::Value>(&artifact.contents).map_err(|e| bug(e.to_string()))?;
+        serde_json::from_str::<serde_json::Value>(&artifact.contents)
+            .map_err(|e| bug(e.to_string()))?;
     }
     Ok(())
 }
@@ -77,31 +88,66 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
         k8s.push(artifact(t::Pdb::OUTPUT, t::Pdb { c }.render())?);
     }
     if c.network_policy {
-        k8s.push(artifact(t::NetworkPolicyDefaultDeny::OUTPUT, t::NetworkPolicyDefaultDeny { c }.render())?);
-        k8s.push(artifact(t::NetworkPolicy::OUTPUT, t::NetworkPolicy { c }.render())?);
+        k8s.push(artifact(
+            t::NetworkPolicyDefaultDeny::OUTPUT,
+            t::NetworkPolicyDefaultDeny { c }.render(),
+        )?);
+        k8s.push(artifact(
+            t::NetworkPolicy::OUTPUT,
+            t::NetworkPolicy { c }.render(),
+        )?);
     }
-    let files: Vec<String> =
-        k8s.iter().map(|a| a.path.trim_start_matches("k8s/").to_string()).collect();
-    k8s.push(artifact(t::Kustomization::OUTPUT, t::Kustomization { c, files: &files }.render())?);
+    let files: Vec<String> = k8s
+        .iter()
+        .map(|a| a.path.trim_start_matches("k8s/").to_string())
+        .collect();
+    k8s.push(artifact(
+        t::Kustomization::OUTPUT,
+        t::Kustomization { c, files: &files }.render(),
+    )?);
     out.extend(k8s);
-    out.push(artifact(t::PrometheusConfig::OUTPUT, t::PrometheusConfig { c }.render())?);
-    out.push(artifact(t::PrometheusAlerts::OUTPUT, t::PrometheusAlerts { c }.render())?);
+    out.push(artifact(
+        t::PrometheusConfig::OUTPUT,
+        t::PrometheusConfig { c }.render(),
+    )?);
+    out.push(artifact(
+        t::PrometheusAlerts::OUTPUT,
+        t::PrometheusAlerts { c }.render(),
+    )?);
     if c.grafana {
-        out.push(artifact(t::GrafanaDatasource::OUTPUT, t::GrafanaDatasource { c }.render())?);
-        out.push(artifact(t::GrafanaDashboards::OUTPUT, t::GrafanaDashboards { c }.render())?);
-        out.push(artifact(t::GrafanaDashboard::OUTPUT, t::GrafanaDashboard { c }.render())?);
+        out.push(artifact(
+            t::GrafanaDatasource::OUTPUT,
+            t::GrafanaDatasource { c }.render(),
+        )?);
+        out.push(artifact(
+            t::GrafanaDashboards::OUTPUT,
+            t::GrafanaDashboards { c }.render(),
+        )?);
+        out.push(artifact(
+            t::GrafanaDashboard::OUTPUT,
+            t::GrafanaDashboard { c }.render(),
+        )?);
     }
     Ok(out)
 }
 
 /// The CI workflows, rendered from the shared base configuration.
 pub fn ci_workflows(loaded: &Loaded, environments: Vec<String>) -> Result<Vec<Artifact>, Error> {
-    let missing: Vec<&String> =
-        loaded.config.ci.deploy_environments.iter().filter(|e| !environments.contains(e)).collect();
+    let missing: Vec<&String> = loaded
+        .config
+        .ci
+        .deploy_environments
+        .iter()
+        .filter(|e| !environments.contains(e))
+        .collect();
     if !missing.is_empty() {
         return Err(Error::Usage(format!(
             "ci.deploy_environments names {} without a file in environments/; known environments: {}",
-            missing.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", "),
+            missing
+                .iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
             environments.join(", ")
         )));
     }
@@ -109,7 +155,10 @@ pub fn ci_workflows(loaded: &Loaded, environments: Vec<String>) -> Result<Vec<Ar
     let c = &c;
     Ok(vec![
         artifact(t::CiWorkflow::OUTPUT, t::CiWorkflow { c }.render())?,
-        artifact(t::ReleaseWorkflow::OUTPUT, t::ReleaseWorkflow { c }.render())?,
+        artifact(
+            t::ReleaseWorkflow::OUTPUT,
+            t::ReleaseWorkflow { c }.render(),
+        )?,
         artifact(t::DeployWorkflow::OUTPUT, t::DeployWorkflow { c }.render())?,
     ])
 }

@@ -168,7 +168,10 @@ impl PrometheusAlerts<'_> {
 }
 
 #[derive(Template)]
-#[template(path = "env/grafana/provisioning/datasources/prometheus.yml", escape = "none")]
+#[template(
+    path = "env/grafana/provisioning/datasources/prometheus.yml",
+    escape = "none"
+)]
 pub struct GrafanaDatasource<'a> {
     pub c: &'a Ctx,
 }
@@ -178,7 +181,10 @@ impl GrafanaDatasource<'_> {
 }
 
 #[derive(Template)]
-#[template(path = "env/grafana/provisioning/dashboards/dashboards.yml", escape = "none")]
+#[template(
+    path = "env/grafana/provisioning/dashboards/dashboards.yml",
+    escape = "none"
+)]
 pub struct GrafanaDashboards<'a> {
     pub c: &'a Ctx,
 }

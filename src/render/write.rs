@@ -32,7 +32,12 @@ pub struct FileChange {
 
 /// Compares rendered artifacts with the files under `root`. `owned` says
 /// whether shipit owns the whole directory (stale files there get removed).
-pub fn plan(project: &Path, root: &str, artifacts: &[Artifact], owned: bool) -> Result<Vec<FileChange>, Error> {
+pub fn plan(
+    project: &Path,
+    root: &str,
+    artifacts: &[Artifact],
+    owned: bool,
+) -> Result<Vec<FileChange>, Error> {
     let owned = owned && !root.is_empty();
     let mut changes = Vec::new();
     for artifact in artifacts {
@@ -51,20 +56,40 @@ pub fn plan(project: &Path, root: &str, artifacts: &[Artifact], owned: bool) -> 
         let diff = if status == Status::Unchanged {
             String::new()
         } else {
-            unified_diff(old.as_deref().unwrap_or(""), &artifact.contents, &relative, old.is_none())
+            unified_diff(
+                old.as_deref().unwrap_or(""),
+                &artifact.contents,
+                &relative,
+                old.is_none(),
+            )
         };
-        changes.push(FileChange { path: relative, status, bytes: artifact.contents.len(), diff });
+        changes.push(FileChange {
+            path: relative,
+            status,
+            bytes: artifact.contents.len(),
+            diff,
+        });
     }
     if owned {
         let mut existing = Vec::new();
-        list_files(&project.join(root), &mut existing).map_err(|e| Error::io(&project.join(root), e))?;
+        list_files(&project.join(root), &mut existing)
+            .map_err(|e| Error::io(&project.join(root), e))?;
         existing.sort();
         for path in existing {
-            let relative = path.strip_prefix(project).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let relative = path
+                .strip_prefix(project)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
             if !changes.iter().any(|c| c.path == relative) {
                 let old = fs::read_to_string(&path).unwrap_or_default();
                 let diff = unified_diff(&old, "", &relative, false);
-                changes.push(FileChange { path: relative, status: Status::Removed, bytes: 0, diff });
+                changes.push(FileChange {
+                    path: relative,
+                    status: Status::Removed,
+                    bytes: 0,
+                    diff,
+                });
             }
         }
     }
@@ -75,7 +100,13 @@ pub fn plan(project: &Path, root: &str, artifacts: &[Artifact], owned: bool) -> 
 /// its directory and renamed over the old one, so no reader ever sees half a file.
 /// Only a directory shipit owns (`owned`, never the project root) has its
 /// emptied subdirectories pruned.
-pub fn apply(project: &Path, root: &str, artifacts: &[Artifact], changes: &[FileChange], owned: bool) -> Result<(), Error> {
+pub fn apply(
+    project: &Path,
+    root: &str,
+    artifacts: &[Artifact],
+    changes: &[FileChange],
+    owned: bool,
+) -> Result<(), Error> {
     for change in changes {
         let path = project.join(&change.path);
         match change.status {
@@ -85,7 +116,12 @@ pub fn apply(project: &Path, root: &str, artifacts: &[Artifact], changes: &[File
                 let artifact = artifacts
                     .iter()
                     .find(|a| join(root, &a.path) == change.path)
-                    .ok_or_else(|| Error::io(&path, std::io::Error::other("no rendered contents for this path")))?;
+                    .ok_or_else(|| {
+                        Error::io(
+                            &path,
+                            std::io::Error::other("no rendered contents for this path"),
+                        )
+                    })?;
                 write_atomic(&path, artifact.contents.as_bytes())?;
             }
         }
@@ -100,7 +136,10 @@ pub fn apply(project: &Path, root: &str, artifacts: &[Artifact], changes: &[File
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}.shipit-{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
@@ -116,7 +155,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 fn join(root: &str, path: &str) -> String {
-    if root.is_empty() { path.to_string() } else { format!("{root}/{path}") }
+    if root.is_empty() {
+        path.to_string()
+    } else {
+        format!("{root}/{path}")
+    }
 }
 
 fn list_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -149,7 +192,19 @@ fn remove_empty_dirs(dir: &Path) {
 }
 
 fn unified_diff(old: &str, new: &str, path: &str, created: bool) -> String {
-    let from = if created { "/dev/null".to_string() } else { format!("a/{path}") };
-    let to = if new.is_empty() { "/dev/null".to_string() } else { format!("b/{path}") };
-    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(&from, &to).to_string()
+    let from = if created {
+        "/dev/null".to_string()
+    } else {
+        format!("a/{path}")
+    };
+    let to = if new.is_empty() {
+        "/dev/null".to_string()
+    } else {
+        format!("b/{path}")
+    };
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&from, &to)
+        .to_string()
 }

@@ -1,0 +1,8 @@
+//! shipit's integration tests: the real binary, run in throw-away projects.
+
+mod harness;
+mod hostile;
+mod render;
+mod snapshots;
+mod validate;
+mod validators;
