@@ -1,0 +1,46 @@
+# Everyday recipes. `just --list` shows them all.
+
+# Build shipit (debug)
+build:
+    cargo build --workspace --locked
+
+# Run the unit and integration tests (validators must be installed: `just install-validators`)
+test:
+    cargo test --workspace --locked
+
+# Formatting and lints, as CI runs them
+check:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Render every environment and the CI workflows into generated/ and .github/workflows
+render-all:
+    cargo run --locked --quiet -- render --all
+
+# Fail with a diff when generated/ or .github/workflows is stale
+render-check:
+    cargo run --locked --quiet -- render --all --check
+
+# Validate every environment's configuration
+validate:
+    cargo run --locked --quiet -- validate
+
+# Run the independent validators (kubernetes-validate, hadolint, compose, nginx, promtool, actionlint, ...)
+validate-generated:
+    bash .ci/validate-generated .
+
+# Install the validators and benchmark tools (Debian and Python packages)
+install-validators:
+    bash .ci/install-validators
+
+# Benchmarks (release build, side by side with hyperfine)
+bench:
+    bash .ci/bench
+
+# Everything CI runs: install, fmt, clippy, render --check, validators, tests
+ci:
+    bash .ci/test
+
+# Review changed snapshots after an intended template change
+snapshots:
+    cargo insta review || INSTA_UPDATE=always cargo test --test integration snapshots
