@@ -48,6 +48,24 @@ struct TargetReport<'a> {
 pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     let environments = config::environment_names(&ctx.project);
     let targets = targets(args, &environments)?;
+    if !ctx.overrides.set.is_empty() || !ctx.overrides.env.is_empty() {
+        let mut names: Vec<String> = ctx
+            .overrides
+            .env
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.extend(
+            ctx.overrides
+                .set
+                .iter()
+                .map(|s| format!("--set {}", s.split_once('=').map_or(s.as_str(), |(k, _)| k))),
+        );
+        ctx.out.warn(&format!(
+            "rendering with overrides ({}): the files will differ from a plain `shipit render`",
+            names.join(", ")
+        ));
+    }
 
     // Plan every target before touching the disk: one bad environment writes nothing.
     let mut plans = Vec::new();

@@ -338,6 +338,29 @@ fn semantic_problems_point_at_the_file_and_line_that_set_the_value() {
 }
 
 #[test]
+fn a_problem_with_a_default_value_says_it_is_the_default() {
+    let err = load_env("replicas = 1\n[kubernetes.pdb]\nenabled = true\n").unwrap_err();
+    let problem = err
+        .problems
+        .iter()
+        .find(|p| p.key == "kubernetes.pdb.min_available")
+        .expect("problem");
+    assert!(problem.origin.is_none());
+    assert!(
+        problem.message.ends_with("(built-in default)"),
+        "{}",
+        problem.message
+    );
+    assert!(
+        problem
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("set `kubernetes.pdb.min_available` in environments/base.toml")
+    );
+}
+
+#[test]
 fn a_wrong_type_is_reported_once_not_again_as_a_semantic_problem() {
     assert_eq!(keys("replicas = \"two\"\n"), ["replicas"]);
 }

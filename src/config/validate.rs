@@ -14,20 +14,29 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A problem at the place that set `key`; a value no file or override
+    /// set is shipit's built-in default, and the problem says so.
+    fn located(&self, key: &str, message: impl Into<String>, help: impl Into<String>) -> Problem {
+        match self.tree.lookup(key) {
+            Some(node) => Problem::new(key, Some(node.origin.clone()), message).help(help),
+            None => Problem::new(key, None, format!("{} (built-in default)", message.into())).help(
+                format!(
+                    "{}; set `{key}` in environments/base.toml or an environment file",
+                    help.into()
+                ),
+            ),
+        }
+    }
+
     fn fail(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
-        let origin = self.tree.origin_of(key);
-        self.problems
-            .push(Problem::new(key, Some(origin), message).help(help));
+        let problem = self.located(key, message, help);
+        self.problems.push(problem);
     }
 
     /// Like `fail`, for values that may be secrets: the source line is never shown.
     fn fail_sensitive(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
-        let origin = self.tree.origin_of(key);
-        self.problems.push(
-            Problem::new(key, Some(origin), message)
-                .help(help)
-                .sensitive(),
-        );
+        let problem = self.located(key, message, help).sensitive();
+        self.problems.push(problem);
     }
 
     fn check(&mut self, ok: bool, key: &str, message: impl Into<String>, help: &str) {
