@@ -1,0 +1,97 @@
+//! The command line: clap types only.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "calculator",
+    version,
+    about = "A calculator: HTTP service and command line"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (configured by environment variables; flags override)
+    Serve(ServeArgs),
+    /// Exit 0 only when the service answers /health healthy (for image HEALTHCHECKs)
+    Healthcheck {
+        /// Defaults to http://127.0.0.1:$PORT/health
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, env = "PORT", default_value_t = 8080, hide_env = true)]
+        port: u16,
+        /// Seconds to wait for an answer
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+    /// Compute one operation: calculator calc add 5 3
+    #[command(allow_negative_numbers = true)]
+    Calc {
+        /// add, subtract, multiply, divide, power, sqrt, sin, cos, tan, log
+        operation: String,
+        /// One or two operands
+        #[arg(num_args = 1..=2, required = true)]
+        operands: Vec<String>,
+        #[arg(long, value_enum, default_value_t = CalcFormat::Number)]
+        format: CalcFormat,
+    },
+    /// Compute every line of a file (`add 5 3`; `#` comments and blank lines skipped)
+    Batch {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = BatchFormat::Table)]
+        format: BatchFormat,
+        /// Write the results here (atomically) instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// error, warn, info, debug, trace
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Json)]
+    pub log_format: LogFormatArg,
+    /// Calculations kept for /history (at most 10000)
+    #[arg(long, env = "HISTORY_LIMIT", default_value_t = 100)]
+    pub history_limit: usize,
+    /// Seconds in-flight requests may take to finish after SIGTERM
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+    /// Seconds to keep serving (readiness 503) after SIGTERM before closing the listener
+    #[arg(long, env = "SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
+    pub shutdown_delay_seconds: u64,
+    #[arg(long, env = "ENVIRONMENT", default_value = "development")]
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CalcFormat {
+    Number,
+    Json,
+    Table,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BatchFormat {
+    Json,
+    Csv,
+    Table,
+}
