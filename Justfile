@@ -4,7 +4,7 @@
 build:
     cargo build --workspace --locked
 
-# Run the unit and integration tests (validators must be installed: `just install-validators`)
+# Run the unit and integration tests (validators must be installed: `just install-tools`)
 test:
     cargo test --workspace --locked
 
@@ -30,12 +30,21 @@ validate-generated:
     bash .ci/validate-generated .
 
 # Install the validators and benchmark tools (Debian and Python packages)
-install-validators:
-    bash .ci/install-validators
+install-tools:
+    bash .ci/install-tools
 
-# Benchmarks (release build, side by side with hyperfine)
+# Benchmarks: shipit render (hyperfine) and the calculator beside nginx (wrk), release builds
 bench:
     bash .ci/bench
+    bash .ci/bench-calculator
+
+# Run the calculator service locally (pretty logs)
+serve:
+    LOG_FORMAT=pretty cargo run --release --locked -p calculator -- serve
+
+# The calculator as a static binary for a FROM scratch image
+calculator-static:
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked -p calculator --target x86_64-unknown-linux-gnu
 
 # Everything CI runs: install, fmt, clippy, render --check, validators, tests
 ci:

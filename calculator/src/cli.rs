@@ -74,6 +74,9 @@ pub struct ServeArgs {
     pub shutdown_delay_seconds: u64,
     #[arg(long, env = "ENVIRONMENT", default_value = "development")]
     pub environment: String,
+    /// Threads serving requests (default: one per available core)
+    #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

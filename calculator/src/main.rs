@@ -49,6 +49,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     args.shutdown_delay_seconds.min(args.shutdown_grace_seconds),
                 ),
                 environment: args.environment,
+                workers: args.workers.map(usize::from),
             };
             calculator::server::run(settings).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)

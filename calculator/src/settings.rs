@@ -55,6 +55,8 @@ pub struct Settings {
     /// Counts against `shutdown_grace`.
     pub shutdown_delay: Duration,
     pub environment: String,
+    /// Threads serving requests; `None` means one per available core.
+    pub workers: Option<usize>,
 }
 
 impl Default for Settings {
@@ -68,6 +70,7 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,
             environment: "development".into(),
+            workers: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The independent validators (kubernetes-validate, hadolint, docker-compose,
 //! nginx -t, promtool, actionlint, yamllint, trivy) on freshly rendered files,
-//! and proof that they reject broken ones. `.ci/install-validators` installs
+//! and proof that they reject broken ones. `.ci/install-tools` installs
 //! them; without them these tests fail unless SHIPIT_SKIP_VALIDATORS=1.
 
 use std::process::Command;
@@ -38,7 +38,7 @@ fn validators_available() -> bool {
         .collect();
     assert!(
         missing.is_empty(),
-        "validators missing: {}; run .ci/install-validators (or set SHIPIT_SKIP_VALIDATORS=1 to skip)",
+        "validators missing: {}; run .ci/install-tools (or set SHIPIT_SKIP_VALIDATORS=1 to skip)",
         missing.join(", ")
     );
     true

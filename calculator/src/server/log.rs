@@ -1,20 +1,28 @@
-//! Structured logs: one line per event, formatted on the caller's thread and
-//! written by a dedicated thread, so a slow stdout never stalls a request.
+//! Structured logs: one line per event, appended to a shared 64 KiB buffer
+//! that is written out when full and flushed every 100 ms by a small thread,
+//! so logging costs a request no system call and no thread wake-up.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::settings::{LogFormat, LogLevel};
 
-/// Lines waiting to be written; senders block beyond this (memory stays bounded).
-const QUEUE: usize = 8192;
+const BUFFER: usize = 64 * 1024;
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+struct Shared {
+    out: Mutex<std::io::BufWriter<Box<dyn std::io::Write + Send>>>,
+    /// Set when the logger is dropped: the flusher writes out and stops.
+    closed: Mutex<bool>,
+    wake: Condvar,
+}
 
 pub struct Logger {
-    tx: Option<SyncSender<String>>,
-    writer: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
     level: LogLevel,
     format: LogFormat,
 }
@@ -39,14 +47,19 @@ impl Logger {
         format: LogFormat,
         out: Box<dyn std::io::Write + Send>,
     ) -> Logger {
-        let (tx, rx) = sync_channel(QUEUE);
-        let writer = std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || write_lines(rx, out))
+        let shared = Arc::new(Shared {
+            out: Mutex::new(std::io::BufWriter::with_capacity(BUFFER, out)),
+            closed: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let flusher_shared = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("log-flusher".into())
+            .spawn(move || flush_loop(&flusher_shared))
             .ok();
         Logger {
-            tx: Some(tx),
-            writer,
+            shared,
+            flusher,
             level,
             format,
         }
@@ -88,14 +101,16 @@ impl Logger {
                 }
             }
         }
-        self.send(line);
+        self.write_line(&line);
+        // Lifecycle events are rare and matter: they reach the output at once.
+        self.flush();
     }
 
     pub fn request(&self, r: &RequestLog<'_>) {
         if !self.enabled(LogLevel::Info) {
             return;
         }
-        let mut line = String::with_capacity(200);
+        let mut line = String::with_capacity(224);
         match self.format {
             LogFormat::Json => {
                 let _ = write!(
@@ -124,39 +139,72 @@ impl Logger {
                 );
             }
         }
-        self.send(line);
+        self.write_line(&line);
     }
 
-    fn send(&self, line: String) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(line);
-        }
+    fn write_line(&self, line: &str) {
+        let mut out = self
+            .shared
+            .out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.write_all(b"\n");
+    }
+
+    pub fn flush(&self) {
+        let _ = self
+            .shared
+            .out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush();
     }
 }
 
 impl Drop for Logger {
-    /// Flushes every queued line before the process goes on to exit.
+    /// Writes out every buffered line before the process goes on to exit.
     fn drop(&mut self) {
-        self.tx.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        *self
+            .shared
+            .closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        self.shared.wake.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
         }
+        self.flush();
     }
 }
 
-fn write_lines(rx: Receiver<String>, out: Box<dyn std::io::Write + Send>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let _ = writeln!(out, "{line}");
-        while let Ok(more) = rx.try_recv() {
-            let _ = writeln!(out, "{more}");
-        }
-        let _ = out.flush();
+fn flush_loop(shared: &Shared) {
+    let mut closed = shared.closed.lock().unwrap_or_else(PoisonError::into_inner);
+    while !*closed {
+        closed = shared
+            .wake
+            .wait_timeout(closed, FLUSH_EVERY)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        let _ = shared
+            .out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush();
     }
-    let _ = out.flush();
 }
 
 fn json(s: &str) -> String {
+    // The common case - printable ASCII without quotes or backslashes - needs no escaping.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return out;
+    }
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 

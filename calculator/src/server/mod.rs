@@ -87,9 +87,11 @@ pub async fn termination_signal() {
 
 /// Builds the state for `settings` and serves until SIGTERM / SIGINT.
 pub fn run(settings: Settings) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = settings.workers {
+        builder.worker_threads(workers);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.map_err(|e| {

@@ -3,7 +3,7 @@
 //! JSON `{"error": ..., "code": ...}`. No input leads to a 5xx.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::log::{RequestLog, timestamp};
+use super::log::{RequestLog, rfc3339};
 use super::state::{AppState, HistoryEntry, REVISION, Readiness, SERVICE, VERSION};
 use crate::json_number as number;
 use crate::ops::{self, Operation};
@@ -197,35 +197,47 @@ fn calculate(state: &AppState, body: CalcRequest) -> Response {
     let operation = Operation::parse(&body.operation);
     let label = operation.as_ref().map_or("unknown", |op| op.name());
     let result = operation.and_then(|op| ops::compute(op, &body.operands).map(|r| (op, r)));
-    let operands: Vec<Value> = body.operands.iter().map(|x| number(*x)).collect();
-    {
-        let mut stats = state
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match &result {
-            Ok((op, _)) => {
-                stats.calculations += 1;
-                *stats.by_operation.entry(op.name()).or_default() += 1;
-            }
-            Err(_) => stats.errors += 1,
-        }
-    }
     state.metrics.observe_operation(label, result.is_ok());
     match result {
         Ok((op, value)) => {
-            let result = number(value);
+            state.stats.success(op);
+            // The hot path: the response is written directly, no JSON tree.
+            let mut out = String::with_capacity(64);
+            out.push_str("{\"operation\":\"");
+            out.push_str(op.name());
+            out.push_str("\",\"operands\":[");
+            for (i, x) in body.operands.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_number(&mut out, *x);
+            }
+            out.push_str("],\"result\":");
+            write_number(&mut out, value);
+            out.push('}');
             state.record(HistoryEntry {
                 id: state.next_calculation_id(),
-                operation: op.name(),
-                operands: operands.clone(),
-                result: result.clone(),
-                timestamp: timestamp(),
+                operation: op,
+                operands: body.operands,
+                result: value,
+                at: SystemTime::now(),
             });
-            Json(json!({ "operation": op.name(), "operands": operands, "result": result }))
-                .into_response()
+            ([(header::CONTENT_TYPE, "application/json")], out).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            state.stats.error();
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
+}
+
+/// Writes a number as `json_number` would: whole numbers as integers.
+fn write_number(out: &mut String, x: f64) {
+    use std::fmt::Write as _;
+    if x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0 {
+        let _ = write!(out, "{}", x as i64);
+    } else {
+        out.push_str(&serde_json::to_string(&x).unwrap_or_else(|_| "0".into()));
     }
 }
 
@@ -247,24 +259,45 @@ fn history(state: &AppState, query: Option<&str>) -> Response {
             }
         }
     }
-    let history = state
-        .history
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let entries: Vec<&HistoryEntry> = history.iter().take(limit).collect();
-    Json(json!({ "count": entries.len(), "limit": state.history_limit, "history": entries }))
+    let entries: Vec<HistoryEntry> = {
+        let history = state
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        history.iter().take(limit).cloned().collect()
+    };
+    let items: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let since =
+                e.at.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+            json!({
+                "id": e.id,
+                "operation": e.operation.name(),
+                "operands": e.operands.iter().map(|x| number(*x)).collect::<Vec<_>>(),
+                "result": number(e.result),
+                "timestamp": rfc3339(since.as_secs() as i64, since.subsec_millis()),
+            })
+        })
+        .collect();
+    Json(json!({ "count": items.len(), "limit": state.history_limit, "history": items }))
         .into_response()
 }
 
 fn stats(state: &AppState) -> Response {
-    let stats = state
-        .stats
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut by_operation = serde_json::Map::new();
+    for (op, count) in Operation::ALL.iter().zip(&state.stats.by_operation) {
+        let n = count.load(Relaxed);
+        if n > 0 {
+            by_operation.insert(op.name().to_string(), Value::from(n));
+        }
+    }
     Json(json!({
-        "calculations": stats.calculations,
-        "errors": stats.errors,
-        "by_operation": stats.by_operation,
+        "calculations": state.stats.calculations.load(Relaxed),
+        "errors": state.stats.errors.load(Relaxed),
+        "by_operation": by_operation,
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))
     .into_response()

@@ -1,14 +1,13 @@
 //! Everything the handlers share. Every collection here is bounded.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::Instant;
-
-use serde::Serialize;
+use std::time::{Instant, SystemTime};
 
 use super::log::Logger;
 use super::metrics::Metrics;
+use crate::ops::Operation;
 use crate::settings::{MAX_HISTORY, Settings};
 
 pub const SERVICE: &str = "calculator";
@@ -26,20 +25,36 @@ pub enum Readiness {
     Draining = 2,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One successful calculation; formatted as JSON only when `/history` is read.
+#[derive(Debug, Clone)]
 pub struct HistoryEntry {
     pub id: u64,
-    pub operation: &'static str,
-    pub operands: Vec<serde_json::Value>,
-    pub result: serde_json::Value,
-    pub timestamp: String,
+    pub operation: Operation,
+    pub operands: Vec<f64>,
+    pub result: f64,
+    pub at: SystemTime,
 }
 
+/// Lock-free counters behind `/stats`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub calculations: u64,
-    pub errors: u64,
-    pub by_operation: BTreeMap<&'static str, u64>,
+    pub calculations: AtomicU64,
+    pub errors: AtomicU64,
+    /// Indexed like `Operation::ALL`.
+    pub by_operation: [AtomicU64; 10],
+}
+
+impl Stats {
+    pub fn success(&self, operation: Operation) {
+        self.calculations.fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = Operation::ALL.iter().position(|op| *op == operation) {
+            self.by_operation[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub struct AppState {
@@ -48,7 +63,7 @@ pub struct AppState {
     readiness: AtomicU8,
     pub history: Mutex<VecDeque<HistoryEntry>>,
     pub history_limit: usize,
-    pub stats: Mutex<Stats>,
+    pub stats: Stats,
     /// The memory register, as f64 bits.
     memory: AtomicU64,
     pub metrics: Metrics,
@@ -74,7 +89,7 @@ impl AppState {
             readiness: AtomicU8::new(Readiness::Starting as u8),
             history: Mutex::new(VecDeque::with_capacity(history_limit)),
             history_limit,
-            stats: Mutex::new(Stats::default()),
+            stats: Stats::default(),
             memory: AtomicU64::new(0f64.to_bits()),
             metrics: Metrics::new(VERSION, REVISION),
             logger,

@@ -100,9 +100,10 @@ impl TestServer {
         )
     }
 
-    /// The access log so far, one parsed JSON line each (waits for the writer thread).
+    /// The access log so far, one parsed JSON line each (waits out the
+    /// logger's 100 ms flush period, three times over).
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(300));
         let bytes = self.log.0.lock().unwrap().clone();
         String::from_utf8(bytes)
             .unwrap()
