@@ -168,6 +168,12 @@ impl Ctx {
         let mut env: Vec<(String, String)> = vec![
             ("HOST".into(), "0.0.0.0".into()),
             ("PORT".into(), c.app.port.to_string()),
+            // The service finishes in-flight requests within the drain timeout;
+            // the platform's stop grace period (drain + 10 s) is longer.
+            (
+                "SHUTDOWN_GRACE_SECONDS".into(),
+                seconds(&c.deploy.drain_timeout).to_string(),
+            ),
         ];
         env.retain(|(k, _)| !c.env.contains_key(k));
         env.extend(c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
