@@ -69,11 +69,40 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Build the image through the Docker Engine API (and push it with --push)
+    Build {
+        /// The environment (default: production)
+        environment: Option<String>,
+        /// Push every tag to the environment's registry
+        #[arg(long)]
+        push: bool,
+        /// An extra tag (repeatable)
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Build without the engine's layer cache
+        #[arg(long)]
+        no_cache: bool,
+        /// A build argument NAME=VALUE (repeatable; never a secret)
+        #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+        build_args: Vec<String>,
+        /// source: compile in the builder stage; prebuilt: compile a static binary here and package it
+        #[arg(long, value_enum)]
+        mode: Option<BuildMode>,
+        /// Print the plan (tags, labels, mode); build nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BuildMode {
+    Source,
+    Prebuilt,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -26,6 +26,28 @@ pub enum Error {
     )]
     Stale { count: usize, targets: String },
 
+    #[error("cannot reach the Docker engine at {address}: {message}\n{help}")]
+    Engine {
+        address: String,
+        message: String,
+        help: String,
+    },
+
+    #[error("the image build failed{}: {message}{}\n{help}", if step.is_empty() { String::new() } else { format!(" at `{step}`") }, if output.is_empty() { String::new() } else { format!("\noutput of that step:\n{output}") })]
+    Build {
+        step: String,
+        output: String,
+        message: String,
+        help: String,
+    },
+
+    #[error("pushing {reference} failed: {message}\n{help}")]
+    Push {
+        reference: String,
+        message: String,
+        help: String,
+    },
+
     /// A failure whose details were already printed (e.g. several environments' problems).
     #[error("{message}")]
     Reported { code: i32, message: String },
@@ -55,6 +77,7 @@ impl Error {
             Error::Config(_) | Error::Usage(_) => 2,
             Error::Template { .. } | Error::GeneratedInvalid { .. } => 70,
             Error::Io { .. } | Error::Stale { .. } => 1,
+            Error::Engine { .. } | Error::Build { .. } | Error::Push { .. } => 1,
             Error::Reported { code, .. } => *code,
         }
     }

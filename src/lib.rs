@@ -4,8 +4,10 @@
 //! then validated) -> a plan ([`render`]) -> side effects ([`render::write`])
 //! -> a report ([`output`]).
 
+pub mod build;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod output;
 pub mod render;

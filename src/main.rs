@@ -51,6 +51,32 @@ fn main() {
                 dry_run,
             },
         ),
+        Command::Build {
+            environment,
+            push,
+            tags,
+            no_cache,
+            build_args,
+            mode,
+            dry_run,
+        } => {
+            let mode = mode.map(|m| match m {
+                cli::BuildMode::Source => shipit::build::Mode::Source,
+                cli::BuildMode::Prebuilt => shipit::build::Mode::Prebuilt,
+            });
+            commands::build::run(
+                &ctx,
+                &commands::build::Args {
+                    environment,
+                    push,
+                    tags,
+                    no_cache,
+                    build_args,
+                    mode,
+                    dry_run,
+                },
+            )
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "shipit", &mut std::io::stdout());
             Ok(())

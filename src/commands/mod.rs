@@ -1,5 +1,6 @@
 //! One module per subcommand, each an args struct and a `run`.
 
+pub mod build;
 pub mod render;
 pub mod validate;
 

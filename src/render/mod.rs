@@ -67,6 +67,10 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
     let c = &c;
     let mut out = vec![
         artifact(t::Dockerfile::OUTPUT, t::Dockerfile { c }.render())?,
+        artifact(
+            t::DockerfilePrebuilt::OUTPUT,
+            t::DockerfilePrebuilt { c }.render(),
+        )?,
         artifact(t::DockerIgnore::OUTPUT, t::DockerIgnore { c }.render())?,
         artifact(t::Compose::OUTPUT, t::Compose { c }.render())?,
         artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?,

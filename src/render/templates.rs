@@ -18,6 +18,16 @@ impl Dockerfile<'_> {
 }
 
 #[derive(Template)]
+#[template(path = "env/Dockerfile.prebuilt", escape = "none")]
+pub struct DockerfilePrebuilt<'a> {
+    pub c: &'a Ctx,
+}
+
+impl DockerfilePrebuilt<'_> {
+    pub const OUTPUT: &'static str = "Dockerfile.prebuilt";
+}
+
+#[derive(Template)]
 #[template(path = "env/.dockerignore", escape = "none")]
 pub struct DockerIgnore<'a> {
     pub c: &'a Ctx,

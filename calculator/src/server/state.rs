@@ -12,8 +12,9 @@ use crate::settings::{MAX_HISTORY, Settings};
 
 pub const SERVICE: &str = "calculator";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Set at build time by `shipit build` (`CALCULATOR_REVISION`); "unknown" otherwise.
-pub const REVISION: &str = match option_env!("CALCULATOR_REVISION") {
+/// The commit this binary was built from: `SOURCE_REVISION` at compile time
+/// (`shipit build` sets it in both modes); "unknown" otherwise.
+pub const REVISION: &str = match option_env!("SOURCE_REVISION") {
     Some(r) => r,
     None => "unknown",
 };

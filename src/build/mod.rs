@@ -1,0 +1,298 @@
+//! `shipit build`: the plan (tags, labels, Dockerfile, context) computed
+//! before anything runs, then carried out against the engine.
+
+pub mod context;
+pub mod credentials;
+pub mod git;
+pub mod ignore;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{Loaded, rules};
+use crate::error::Error;
+use crate::render::{self, GENERATED_DIR};
+
+use ignore::DockerIgnore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The multi-stage Dockerfile compiles the service in its builder stage.
+    Source,
+    /// shipit compiles a static binary on the host; the image only packages it.
+    Prebuilt,
+}
+
+/// Where the rendered Dockerfile goes inside the context.
+pub const CONTEXT_DOCKERFILE: &str = ".shipit/Dockerfile";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub environment: String,
+    pub mode: Mode,
+    /// `registry/repository`.
+    pub repository: String,
+    /// Every tag, first the version; all point at the one image.
+    pub tags: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub build_args: std::collections::BTreeMap<String, String>,
+    pub version: String,
+    pub revision: String,
+    pub created: String,
+    /// The Cargo package built, and the Rust target for prebuilt mode.
+    pub package: String,
+    pub rust_target: String,
+    #[serde(skip)]
+    pub dockerfile: String,
+    #[serde(skip)]
+    pub ignore: DockerIgnore,
+    /// `generated/ENV/` differs from what shipit renders now.
+    pub generated_stale: bool,
+    pub git_dirty: Option<bool>,
+}
+
+impl Plan {
+    /// The reference everything else is reported under: `REPO:VERSION`.
+    pub fn image(&self) -> String {
+        format!("{}:{}", self.repository, self.tags[0])
+    }
+
+    pub fn registry(&self) -> &str {
+        self.repository.split('/').next().unwrap_or("")
+    }
+}
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub mode: Option<Mode>,
+    pub extra_tags: Vec<String>,
+    pub build_args: Vec<String>,
+}
+
+pub fn plan(project: &Path, loaded: &Loaded, request: &Request) -> Result<Plan, Error> {
+    let environment = loaded.environment.clone().unwrap_or_default();
+    let config = &loaded.config;
+    let mode = request.mode.unwrap_or(Mode::Source);
+    let repository = format!("{}/{}", config.image.registry, config.image.repository);
+    let git = git::inspect(project);
+
+    let mut tags = vec![loaded.image_tag()];
+    if let Some(git) = &git {
+        tags.push(git.tag());
+    }
+    tags.push(environment.clone());
+    for tag in &request.extra_tags {
+        if !rules::is_tag(tag) {
+            return Err(Error::Usage(format!(
+                "--tag {tag}: not a valid tag (letters, digits, `_`, `.`, `-`; at most 128; not starting with `.` or `-`)"
+            )));
+        }
+        tags.push(tag.clone());
+    }
+    let mut seen = Vec::new();
+    tags.retain(|t| {
+        let fresh = !seen.contains(t);
+        seen.push(t.clone());
+        fresh
+    });
+
+    let mut build_args: std::collections::BTreeMap<String, String> =
+        config.image.build_args.clone().into_iter().collect();
+    for arg in &request.build_args {
+        let (name, value) = arg
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--build-arg {arg}: expected NAME=VALUE")))?;
+        if !rules::is_env_name(name) {
+            return Err(Error::Usage(format!(
+                "--build-arg {name}: not a valid argument name"
+            )));
+        }
+        if rules::looks_secret(name) {
+            return Err(Error::Usage(format!(
+                "--build-arg {name}: looks like a secret; build arguments stay in the image history, pass secrets at run time"
+            )));
+        }
+        build_args.insert(name.to_string(), value.to_string());
+    }
+
+    let commit_time = git.as_ref().map_or(0, |g| g.commit_time);
+    let created = crate::build::rfc3339(commit_time);
+    let revision = git
+        .as_ref()
+        .map_or_else(|| "unknown".to_string(), git::GitInfo::revision);
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert(
+        "org.opencontainers.image.title".to_string(),
+        config.app.name.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.version".to_string(),
+        loaded.version.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.revision".to_string(),
+        revision.clone(),
+    );
+    labels.insert(
+        "org.opencontainers.image.created".to_string(),
+        created.clone(),
+    );
+    if !config.app.source_url.is_empty() {
+        labels.insert(
+            "org.opencontainers.image.source".to_string(),
+            config.app.source_url.clone(),
+        );
+    }
+    if mode == Mode::Source {
+        build_args.insert("SOURCE_REVISION".to_string(), revision.clone());
+    }
+
+    let artifacts = render::environment(loaded)?;
+    let file = |name: &str| {
+        artifacts
+            .iter()
+            .find(|a| a.path == name)
+            .map(|a| a.contents.clone())
+            .unwrap_or_default()
+    };
+    let dockerfile_name = match mode {
+        Mode::Source => "Dockerfile",
+        Mode::Prebuilt => "Dockerfile.prebuilt",
+    };
+    let dockerfile = file(dockerfile_name);
+    let ignore_text = file(".dockerignore");
+    let generated_stale = [dockerfile_name, ".dockerignore"].iter().any(|name| {
+        let on_disk =
+            std::fs::read_to_string(project.join(GENERATED_DIR).join(&environment).join(name)).ok();
+        on_disk.as_deref() != Some(file(name).as_str())
+    });
+
+    Ok(Plan {
+        environment,
+        mode,
+        repository,
+        tags,
+        labels,
+        build_args,
+        version: loaded.version.clone(),
+        revision,
+        created,
+        package: config.app.package.clone(),
+        rust_target: render::Ctx::new(loaded).rust_target,
+        dockerfile,
+        ignore: DockerIgnore::parse(&ignore_text),
+        generated_stale,
+        git_dirty: git.map(|g| g.dirty),
+    })
+}
+
+/// The context entries for a plan: the project (source) or just the binary (prebuilt).
+pub fn context_entries(
+    project: &Path,
+    plan: &Plan,
+    binary: Option<&Path>,
+) -> Result<Vec<context::Entry>, Error> {
+    let mut entries = match (plan.mode, binary) {
+        (Mode::Prebuilt, Some(binary)) => {
+            let meta = std::fs::metadata(binary).map_err(|e| Error::io(binary, e))?;
+            vec![context::Entry {
+                path: plan.package.clone(),
+                kind: context::Kind::File {
+                    source: binary.to_path_buf(),
+                    size: meta.len(),
+                    executable: true,
+                },
+            }]
+        }
+        _ => context::collect(project, &plan.ignore).map_err(|e| Error::io(project, e))?,
+    };
+    entries.retain(|e| !e.path.starts_with(".shipit"));
+    entries.push(context::Entry {
+        path: ".shipit".into(),
+        kind: context::Kind::Dir,
+    });
+    entries.push(context::Entry {
+        path: CONTEXT_DOCKERFILE.into(),
+        kind: context::Kind::Generated {
+            bytes: plan.dockerfile.clone().into_bytes(),
+            executable: false,
+        },
+    });
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+/// Compiles the service on the host as a static binary (prebuilt mode).
+pub fn compile_static(project: &Path, plan: &Plan) -> Result<PathBuf, Error> {
+    let rustflags = "-C target-feature=+crt-static";
+    duct::cmd!(
+        "cargo",
+        "build",
+        "--release",
+        "--locked",
+        "--package",
+        &plan.package,
+        "--target",
+        &plan.rust_target
+    )
+    .dir(project)
+    .env("RUSTFLAGS", rustflags)
+    .env("SOURCE_REVISION", &plan.revision)
+    .stdout_to_stderr()
+    .run()
+    .map_err(|e| Error::Build {
+        step: format!(
+            "cargo build --release --package {} --target {}",
+            plan.package, plan.rust_target
+        ),
+        output: String::new(),
+        message: e.to_string(),
+        help: "fix the compile error above; prebuilt mode compiles on this machine".into(),
+    })?;
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project.join("target"), PathBuf::from);
+    Ok(target_dir
+        .join(&plan.rust_target)
+        .join("release")
+        .join(&plan.package))
+}
+
+pub fn hashmap(map: &std::collections::BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// RFC 3339 UTC from epoch seconds.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_305_600 + 3661), "2026-11-22T01:01:01Z");
+    }
+}
