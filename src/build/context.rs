@@ -50,6 +50,13 @@ pub fn collect(root: &Path, ignore: &DockerIgnore) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// What `.dockerignore` keeps below `root/rel` (paths stay relative to `root`).
+pub fn collect_under(root: &Path, rel: &str, ignore: &DockerIgnore) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    walk(&root.join(rel), rel, ignore, &mut entries)?;
+    Ok(entries)
+}
+
 fn walk(dir: &Path, prefix: &str, ignore: &DockerIgnore, out: &mut Vec<Entry>) -> io::Result<()> {
     let mut names: Vec<(String, fs::DirEntry)> = fs::read_dir(dir)?
         .map(|e| e.map(|e| (e.file_name().to_string_lossy().into_owned(), e)))

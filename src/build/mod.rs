@@ -5,6 +5,7 @@ pub mod context;
 pub mod credentials;
 pub mod git;
 pub mod ignore;
+pub mod source;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -197,6 +198,10 @@ pub fn context_entries(
     binary: Option<&Path>,
 ) -> Result<Vec<context::Entry>, Error> {
     let mut entries = match (plan.mode, binary) {
+        (Mode::Source, _) => {
+            let prepared = source::prepare(project, &plan.package)?;
+            source::entries(project, &prepared, &plan.ignore)?
+        }
         (Mode::Prebuilt, Some(binary)) => {
             let meta = std::fs::metadata(binary).map_err(|e| Error::io(binary, e))?;
             vec![context::Entry {
@@ -208,9 +213,13 @@ pub fn context_entries(
                 },
             }]
         }
-        _ => context::collect(project, &plan.ignore).map_err(|e| Error::io(project, e))?,
+        (Mode::Prebuilt, None) => {
+            return Err(Error::Usage(
+                "prebuilt mode needs the compiled binary".into(),
+            ));
+        }
     };
-    entries.retain(|e| !e.path.starts_with(".shipit"));
+    entries.retain(|e| e.path != ".shipit" && e.path != CONTEXT_DOCKERFILE);
     entries.push(context::Entry {
         path: ".shipit".into(),
         kind: context::Kind::Dir,

@@ -1,5 +1,7 @@
 //! shipit's integration tests: the real binary, run in throw-away projects.
 
+mod build;
+mod docker;
 mod harness;
 mod hostile;
 mod render;

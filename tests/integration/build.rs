@@ -1,0 +1,406 @@
+//! `shipit build` against the real engine and a real registry (Debian's
+//! docker-registry on loopback). Each test uses its own repository name and
+//! removes its images.
+
+use std::process::Command;
+
+use crate::docker::{self, Container, Registry};
+use crate::harness::repo;
+
+/// Runs shipit in this repository (the build needs the real sources).
+fn shipit(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipit"));
+    cmd.arg("-C").arg(repo()).args(args).env("NO_COLOR", "1");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SHIPIT") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let output = cmd.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn repository(test: &str) -> String {
+    format!("shipit-test/{test}-{}", std::process::id())
+}
+
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        docker::remove_repository(&self.0);
+    }
+}
+
+#[test]
+fn docker_prebuilt_build_runs_pushes_and_pulls_back_the_same_digest() {
+    if !docker::engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let repository = repository("prebuilt");
+    let full = format!("{}/{repository}", registry.address);
+    let _cleanup = Cleanup(full.clone());
+    let set_registry = format!("image.registry={}", registry.address);
+    let set_repository = format!("image.repository={repository}");
+    let (code, stdout, stderr) = shipit(
+        &[
+            "--output",
+            "json",
+            "build",
+            "production",
+            "--mode",
+            "prebuilt",
+            "--push",
+            "--tag",
+            "candidate",
+            "--set",
+            &set_registry,
+            "--set",
+            &set_repository,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
+    let version = report["plan"]["version"].as_str().unwrap().to_string();
+    assert_eq!(report["image"], format!("{full}:{version}"));
+    let digest = report["digest"].as_str().unwrap().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    let tags: Vec<&str> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&format!("{full}:{version}").as_str()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&format!("{full}:production").as_str()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&format!("{full}:candidate").as_str()),
+        "{tags:?}"
+    );
+    assert!(tags.iter().any(|t| t.contains(":sha-")), "{tags:?}");
+    let size = report["size_bytes"].as_i64().unwrap();
+    assert!(
+        size > 1_000_000 && size < 10_000_000,
+        "runtime image {size} bytes"
+    );
+    assert!(report["context_bytes"].as_u64().unwrap() > 1_000_000);
+
+    let (_, labels) = docker::docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        &format!("{full}:{version}"),
+    ]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["org.opencontainers.image.version"], version);
+    assert!(
+        labels["org.opencontainers.image.created"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_ne!(labels["org.opencontainers.image.revision"], "unknown");
+    let (_, user) = docker::docker(&[
+        "inspect",
+        "-f",
+        "{{.Config.User}}",
+        &format!("{full}:{version}"),
+    ]);
+    assert_eq!(user, "10001:10001");
+
+    {
+        let container = Container::run(&format!("{full}:{version}"));
+        container.wait_healthy();
+        let health = container.get("/health");
+        assert_eq!(health.status, 200);
+        assert_eq!(health.json().unwrap()["status"], "healthy");
+        let index = container.get("/").json().unwrap();
+        assert_eq!(
+            index["revision"], labels["org.opencontainers.image.revision"],
+            "the binary reports the commit it was built from"
+        );
+    }
+
+    docker::remove_repository(&full);
+    let (gone, _) = docker::docker(&["image", "inspect", &format!("{full}:{version}")]);
+    assert!(!gone, "the local tags were removed");
+    let (pulled, out) = docker::docker(&["pull", &format!("{full}:{version}")]);
+    assert!(pulled, "{out}");
+    let (_, digests) = docker::docker(&[
+        "inspect",
+        "-f",
+        "{{json .RepoDigests}}",
+        &format!("{full}:{version}"),
+    ]);
+    assert!(
+        digests.contains(&digest),
+        "pulled {digests}, pushed {digest}"
+    );
+}
+
+#[test]
+fn docker_an_unchanged_rebuild_takes_every_layer_from_the_cache() {
+    if !docker::engine() {
+        return;
+    }
+    let repository = repository("cache");
+    let _cleanup = Cleanup(format!("127.0.0.1:5000/{repository}"));
+    let set_repository = format!("image.repository={repository}");
+    let args = [
+        "build",
+        "staging",
+        "--mode",
+        "prebuilt",
+        "--set",
+        &set_repository,
+    ];
+    let (code, first, stderr) = shipit(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, second, stderr) = shipit(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(first, second, "the same image");
+    let steps = stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Step "))
+        .count();
+    let cached = stderr.lines().filter(|l| l.contains("Using cache")).count();
+    assert!(steps > 5, "{stderr}");
+    // FROM scratch has no layer to cache; every other step does.
+    assert_eq!(cached, steps - 1, "{stderr}");
+}
+
+#[test]
+fn docker_source_mode_compiles_in_the_builder_stage_offline() {
+    if !docker::engine() {
+        return;
+    }
+    let status = Command::new("bash")
+        .arg(repo().join(".ci/offline-images"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "making the offline builder image failed");
+    let repository = repository("source");
+    let full = format!("127.0.0.1:5000/{repository}");
+    let _cleanup = Cleanup(full.clone());
+    let set_repository = format!("image.repository={repository}");
+    let (code, stdout, stderr) = shipit(
+        &[
+            "--output",
+            "json",
+            "build",
+            "development",
+            "--set",
+            &set_repository,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["mode"], "source");
+    assert!(
+        report["size_bytes"].as_i64().unwrap() < 10_000_000,
+        "{report}"
+    );
+    let container = Container::run(&format!("{full}:development"));
+    container.wait_healthy();
+    let answer = calculator::client::request(
+        &format!("127.0.0.1:{}", container.port),
+        "POST",
+        "/calculate",
+        &[("Content-Type", "application/json")],
+        br#"{"operation":"power","operands":[2,8]}"#,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(answer.json().unwrap()["result"], 256);
+}
+
+#[test]
+fn docker_faults_give_clear_errors_and_leave_no_tags() {
+    if !docker::engine() {
+        return;
+    }
+    let repository = repository("faults");
+    let full = format!("127.0.0.1:5000/{repository}");
+    let _cleanup = Cleanup(full.clone());
+    let set_repository = format!("image.repository={repository}");
+
+    // The engine is not there.
+    let (code, _, stderr) = shipit(
+        &["build", "--mode", "prebuilt", "--set", &set_repository],
+        &[("DOCKER_HOST", "tcp://127.0.0.1:9")],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker engine at tcp://127.0.0.1:9"),
+        "{stderr}"
+    );
+
+    // A tag that is not a valid reference: refused before anything runs.
+    let (code, _, stderr) = shipit(
+        &["build", "--tag", "bad tag!", "--set", &set_repository],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--tag bad tag!: not a valid tag"),
+        "{stderr}"
+    );
+
+    // A base image that is missing and cannot be pulled.
+    let (code, _, stderr) = shipit(
+        &[
+            "build",
+            "--mode",
+            "prebuilt",
+            "--set",
+            &set_repository,
+            "--set",
+            "image.runtime=shipit-missing/base:1.0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the image build failed at `Step 1/"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("FROM shipit-missing/base:1.0"), "{stderr}");
+    assert!(stderr.contains("cannot be pulled"), "{stderr}");
+
+    // A step that fails: a builder with no shell, so the RUN step cannot start.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("marker"), "x").unwrap();
+    let no_shell = format!("shipit-test/no-shell:{}", std::process::id());
+    let import = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | docker import - {no_shell}",
+            empty.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(import.status.success());
+    let (code, _, stderr) = shipit(
+        &[
+            "build",
+            "--set",
+            &set_repository,
+            "--set",
+            &format!("image.builder={no_shell}"),
+        ],
+        &[],
+    );
+    docker::docker(&["rmi", "-f", &no_shell]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("the image build failed at `Step ") && stderr.contains(": RUN set --;"),
+        "{stderr}"
+    );
+
+    let (_, images) = docker::docker(&["images", "-q", &full]);
+    assert!(images.is_empty(), "a failed build left tags: {images}");
+}
+
+#[test]
+fn docker_push_faults_registry_down_refusing_and_wrong_credentials() {
+    if !docker::engine() {
+        return;
+    }
+    let repository = repository("push");
+    let set_repository = format!("image.repository={repository}");
+
+    // Registry down: retried with backoff, then a clear error.
+    let down = format!("127.0.0.1:{}", docker::free_port());
+    let _c1 = Cleanup(format!("{down}/{repository}"));
+    let (code, _, stderr) = shipit(
+        &[
+            "build",
+            "--mode",
+            "prebuilt",
+            "--push",
+            "--set",
+            &set_repository,
+            "--set",
+            &format!("image.registry={down}"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("push attempt 1 failed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pushing {down}/{repository}:"))
+            && stderr.contains("after 4 attempts"),
+        "{stderr}"
+    );
+
+    // A registry that requires a login, given the wrong password.
+    let htpasswd = tempfile::tempdir().unwrap();
+    let file = htpasswd.path().join("htpasswd");
+    let made = Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&file)
+        .args(["ci", "right-password"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "htpasswd (Debian apache2-utils)");
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: shipit-test\n    path: {}\n",
+        file.display()
+    );
+    let registry = Registry::with_extra(&auth);
+    let _c2 = Cleanup(format!("{}/{repository}", registry.address));
+    let set_registry = format!("image.registry={}", registry.address);
+    let args = [
+        "build",
+        "--mode",
+        "prebuilt",
+        "--push",
+        "--set",
+        &set_repository,
+        "--set",
+        &set_registry,
+    ];
+    let (code, stdout, stderr) = shipit(
+        &args,
+        &[
+            ("SHIPIT_REGISTRY_USERNAME", "ci"),
+            ("SHIPIT_REGISTRY_PASSWORD", "wrong-password"),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("check the credentials"), "{stderr}");
+    assert!(
+        !stderr.contains("attempt 2"),
+        "a refusal is not retried: {stderr}"
+    );
+    assert!(
+        !stdout.contains("wrong-password") && !stderr.contains("wrong-password"),
+        "a credential was printed"
+    );
+    let (code, _, stderr) = shipit(
+        &args,
+        &[
+            ("SHIPIT_REGISTRY_USERNAME", "ci"),
+            ("SHIPIT_REGISTRY_PASSWORD", "right-password"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("right-password"));
+}

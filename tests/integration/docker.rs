@@ -1,0 +1,175 @@
+//! Helpers for tests against the real Docker engine and a real registry.
+//! Without an engine they fail loudly, unless SHIPIT_SKIP_DOCKER=1.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when the engine answers; false (with a note) when SHIPIT_SKIP_DOCKER=1.
+pub fn engine() -> bool {
+    if std::env::var_os("SHIPIT_SKIP_DOCKER").is_some_and(|v| v == "1") {
+        eprintln!("SHIPIT_SKIP_DOCKER=1: skipping a test that needs the Docker engine");
+        return false;
+    }
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "this test needs the Docker engine (DOCKER_HOST or /var/run/docker.sock); set SHIPIT_SKIP_DOCKER=1 to skip it"
+    );
+    true
+}
+
+pub fn docker(args: &[&str]) -> (bool, String) {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text.trim().to_string())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Debian's `docker-registry` on a free loopback port, stopped and wiped on drop.
+pub struct Registry {
+    pub address: String,
+    child: Child,
+    /// Holds the registry's storage until the registry stops.
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        Registry::with_extra("")
+    }
+
+    /// A registry with extra configuration appended (auth, maintenance, ...).
+    pub fn with_extra(extra: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "docker-registry (Debian package docker-registry; .ci/install-tools installs it)",
+            );
+        let address = format!("127.0.0.1:{port}");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            address,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes every local tag of `repository` (and so the image, when no other tag holds it).
+pub fn remove_repository(repository: &str) {
+    let (_, listing) = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", repository]);
+    for name in listing.lines().filter(|l| !l.is_empty()) {
+        docker(&["rmi", "-f", name]);
+    }
+}
+
+/// A container from `image` with its port published on loopback; removed on drop.
+pub struct Container {
+    pub name: String,
+    pub port: u16,
+}
+
+impl Container {
+    pub fn run(image: &str) -> Container {
+        let name = format!("shipit-test-{}-{}", std::process::id(), free_port());
+        let (ok, out) = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "-p",
+            "127.0.0.1::8080",
+            image,
+        ]);
+        assert!(ok, "{out}");
+        let (_, port) = docker(&["port", &name, "8080/tcp"]);
+        let port = port
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("a published port");
+        Container { name, port }
+    }
+
+    /// Waits for Docker's health status to be `healthy`.
+    pub fn wait_healthy(&self) {
+        let start = Instant::now();
+        loop {
+            let (_, status) = docker(&["inspect", "-f", "{{.State.Health.Status}}", &self.name]);
+            if status == "healthy" {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let (_, logs) = docker(&["logs", &self.name]);
+                panic!("{} never became healthy ({status}):\n{logs}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn get(&self, path: &str) -> calculator::client::Response {
+        calculator::client::request(
+            &format!("127.0.0.1:{}", self.port),
+            "GET",
+            path,
+            &[],
+            b"",
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.name]);
+    }
+}
