@@ -37,6 +37,11 @@ install-tools:
 bench:
     bash .ci/bench
     bash .ci/bench-calculator
+    bash .ci/bench-build
+
+# Make the base images the Dockerfiles need on an engine that cannot pull
+offline-images:
+    bash .ci/offline-images
 
 # Run the calculator service locally (pretty logs)
 serve:

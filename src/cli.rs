@@ -91,6 +91,9 @@ pub enum Command {
         /// Print the plan (tags, labels, mode); build nothing
         #[arg(long)]
         dry_run: bool,
+        /// Write the exact build context (a tar) to FILE; build nothing
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["push", "dry_run"])]
+        save_context: Option<std::path::PathBuf>,
     },
     /// Print a shell completion script
     Completions {

@@ -59,6 +59,7 @@ fn main() {
             build_args,
             mode,
             dry_run,
+            save_context,
         } => {
             let mode = mode.map(|m| match m {
                 cli::BuildMode::Source => shipit::build::Mode::Source,
@@ -74,6 +75,7 @@ fn main() {
                     build_args,
                     mode,
                     dry_run,
+                    save_context,
                 },
             )
         }

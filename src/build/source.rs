@@ -31,20 +31,38 @@ fn failed(step: &str, message: String) -> Error {
     }
 }
 
+/// Runs cargo in `dir`; its stderr becomes part of the error.
+fn cargo(dir: &Path, args: &[&str]) -> Result<String, Error> {
+    let step = format!("cargo {}", args.join(" "));
+    let output = duct::cmd("cargo", args)
+        .dir(dir)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| failed(&step, e.to_string()))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(failed(
+            &step,
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ))
+    }
+}
+
 /// The package's directory relative to the workspace root, from `cargo metadata`.
 fn package_dir(project: &Path, package: &str) -> Result<String, Error> {
-    let json = duct::cmd!(
-        "cargo",
-        "metadata",
-        "--offline",
-        "--no-deps",
-        "--format-version",
-        "1"
-    )
-    .dir(project)
-    .stderr_null()
-    .read()
-    .map_err(|e| failed("cargo metadata", e.to_string()))?;
+    let json = cargo(
+        project,
+        &[
+            "metadata",
+            "--offline",
+            "--no-deps",
+            "--format-version",
+            "1",
+        ],
+    )?;
     let metadata: serde_json::Value =
         serde_json::from_str(&json).map_err(|e| failed("cargo metadata", e.to_string()))?;
     let root = metadata["workspace_root"].as_str().unwrap_or_default();
@@ -117,27 +135,22 @@ pub fn prepare(project: &Path, package: &str) -> Result<SourceContext, Error> {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let _ = fs::remove_file(&link);
-    std::os::unix::fs::symlink(project.join(&member), &link).map_err(|e| Error::io(&link, e))?;
+    std::os::unix::fs::symlink(
+        fs::canonicalize(project.join(&member))
+            .map_err(|e| Error::io(&project.join(&member), e))?,
+        &link,
+    )
+    .map_err(|e| Error::io(&link, e))?;
 
     // cargo prunes the lock to the packages this workspace uses, keeping their versions.
-    duct::cmd!("cargo", "metadata", "--offline", "--format-version", "1")
-        .dir(&work)
-        .stdout_null()
-        .stderr_capture()
-        .run()
-        .map_err(|e| failed("cargo metadata (pruning the lock)", e.to_string()))?;
+    cargo(&work, &["metadata", "--offline", "--format-version", "1"])?;
     let lock = fs::read_to_string(work.join("Cargo.lock")).map_err(|e| Error::io(&work, e))?;
 
     let vendor = work.join("vendor");
     let stamp = work.join("vendor.lock");
     if fs::read_to_string(&stamp).ok().as_deref() != Some(lock.as_str()) || !vendor.is_dir() {
         let _ = fs::remove_dir_all(&vendor);
-        duct::cmd!("cargo", "vendor", "--locked", "--versioned-dirs", "vendor")
-            .dir(&work)
-            .stdout_null()
-            .stderr_capture()
-            .run()
-            .map_err(|e| failed("cargo vendor", e.to_string()))?;
+        cargo(&work, &["vendor", "--locked", "--versioned-dirs", "vendor"])?;
         fs::write(&stamp, &lock).map_err(|e| Error::io(&stamp, e))?;
     }
     Ok(SourceContext {

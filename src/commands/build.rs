@@ -21,6 +21,8 @@ pub struct Args {
     pub mode: Option<Mode>,
     /// Print the plan; build nothing.
     pub dry_run: bool,
+    /// Write the context tar here; build nothing.
+    pub save_context: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize, Default)]
@@ -82,6 +84,10 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
             ),
         );
         return Ok(());
+    }
+
+    if let Some(path) = &args.save_context {
+        return save_context(ctx, &plan, path);
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -237,6 +243,31 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
             digest.map_or_else(|| plan.image(), |d| format!("{}@{d}", plan.repository))
         ));
     }
+    Ok(())
+}
+
+/// `--save-context FILE`: the exact tar the engine would get, for inspection and benchmarks.
+fn save_context(ctx: &Context, plan: &Plan, path: &std::path::Path) -> Result<(), Error> {
+    let binary = match plan.mode {
+        Mode::Prebuilt => Some(build::compile_static(&ctx.project, plan)?),
+        Mode::Source => None,
+    };
+    let started = Instant::now();
+    let entries = build::context_entries(&ctx.project, plan, binary.as_deref())?;
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    context::write_tar(&entries, std::io::BufWriter::new(file)).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    ctx.out.status(
+        "context",
+        &format!(
+            "{} entries, {} in {:.3}s -> {} (Dockerfile at {})",
+            entries.len(),
+            human_bytes(bytes),
+            started.elapsed().as_secs_f64(),
+            path.display(),
+            build::CONTEXT_DOCKERFILE
+        ),
+    );
     Ok(())
 }
 

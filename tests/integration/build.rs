@@ -404,3 +404,92 @@ fn docker_push_faults_registry_down_refusing_and_wrong_credentials() {
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("right-password"));
 }
+
+#[test]
+fn the_source_context_holds_the_service_workspace_and_vendored_crates_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar_path = dir.path().join("context.tar");
+    // Run from the repository with a relative project directory, as users do.
+    let output = Command::new(env!("CARGO_BIN_EXE_shipit"))
+        .current_dir(repo())
+        .args(["-C", ".", "build", "staging", "--save-context"])
+        .arg(&tar_path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let mut paths = Vec::new();
+    let mut files = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        assert_eq!(entry.header().mtime().unwrap(), 0, "{path}");
+        assert_eq!(entry.header().uid().unwrap(), 0, "{path}");
+        if [
+            "Cargo.toml",
+            "Cargo.lock",
+            ".shipit/Dockerfile",
+            ".shipit/cargo-vendor.toml",
+        ]
+        .contains(&path.as_str())
+        {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            files.insert(path.clone(), text);
+        }
+        paths.push(path);
+    }
+    let has = |p: &str| paths.iter().any(|x| x == p);
+    assert!(has("calculator/src/main.rs") && has("calculator/Cargo.toml"));
+    assert!(
+        paths.iter().any(|p| p.starts_with(".shipit/vendor/tokio-")),
+        "vendored crates"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("src/") || p.starts_with("target/") || p.contains("/target/")),
+        "only the service"
+    );
+    assert!(
+        !paths.iter().any(
+            |p| p.starts_with(".shipit/vendor/bollard") || p.starts_with(".shipit/vendor/git2")
+        ),
+        "only the service's crates"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with(".git") || p.contains(".env"))
+    );
+    assert!(
+        files["Cargo.toml"].contains("members = [\"calculator\"]"),
+        "{}",
+        files["Cargo.toml"]
+    );
+    assert!(
+        !files["Cargo.lock"].contains("name = \"bollard\""),
+        "the lock is pruned to the service"
+    );
+    let ours = std::fs::read_to_string(repo().join("Cargo.lock")).unwrap();
+    let tokio = |lock: &str| {
+        lock.split("name = \"tokio\"\nversion = ")
+            .nth(1)
+            .map(|v| v.lines().next().unwrap().to_string())
+    };
+    assert_eq!(
+        tokio(&files["Cargo.lock"]),
+        tokio(&ours),
+        "same versions as the project's lock"
+    );
+    assert!(
+        files[".shipit/Dockerfile"]
+            .contains("cargo build --release --locked \"$@\" --package calculator")
+    );
+    assert!(files[".shipit/cargo-vendor.toml"].contains("directory = \"/src/.shipit/vendor\""));
+}
