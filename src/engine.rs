@@ -40,10 +40,7 @@ pub enum PushEvent<'a> {
 }
 
 pub struct ImageInfo {
-    pub id: String,
     pub size: i64,
-    pub repo_digests: Vec<String>,
-    pub tags: Vec<String>,
 }
 
 impl Engine {
@@ -172,10 +169,7 @@ impl Engine {
     pub async fn inspect(&self, name: &str) -> Option<ImageInfo> {
         let image = self.docker.inspect_image(name).await.ok()?;
         Some(ImageInfo {
-            id: image.id.unwrap_or_default(),
             size: image.size.unwrap_or(0),
-            repo_digests: image.repo_digests.unwrap_or_default(),
-            tags: image.repo_tags.unwrap_or_default(),
         })
     }
 

@@ -216,26 +216,26 @@ pub fn stream(
     (rx, handle)
 }
 
-/// Counts the bytes of the tar without keeping them (for the benchmark and tests).
-pub fn measure(entries: &[Entry]) -> io::Result<u64> {
-    struct Counter(u64);
-    impl Write for Counter {
-        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-            self.0 += data.len() as u64;
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    write_tar(entries, &mut counter)?;
-    Ok(counter.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts the bytes of the tar without keeping them.
+    fn measure(entries: &[Entry]) -> io::Result<u64> {
+        struct Counter(u64);
+        impl Write for Counter {
+            fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+                self.0 += data.len() as u64;
+                Ok(data.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut counter = Counter(0);
+        write_tar(entries, &mut counter)?;
+        Ok(counter.0)
+    }
 
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
