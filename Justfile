@@ -38,6 +38,7 @@ bench:
     bash .ci/bench
     bash .ci/bench-calculator
     bash .ci/bench-build
+    bash .ci/bench-release
 
 # Make the base images the Dockerfiles need on an engine that cannot pull
 offline-images:

@@ -95,6 +95,25 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["push", "dry_run"])]
         save_context: Option<std::path::PathBuf>,
     },
+    /// Bump the version, write the changelog, commit and tag (a dry run unless --execute)
+    Release {
+        /// major, minor, patch, premajor, preminor, prepatch, prerelease, release (drop the
+        /// pre-release part), or auto (from Conventional Commits since the last tag)
+        #[arg(value_enum)]
+        level: ReleaseLevel,
+        /// The pre-release identifier, e.g. rc gives 1.2.4-rc.0
+        #[arg(long, value_name = "ID")]
+        pre_id: Option<String>,
+        /// Carry out the plan (default: show it and change nothing)
+        #[arg(long)]
+        execute: bool,
+        /// Push the commit and the tag to the upstream remote (atomically) after releasing
+        #[arg(long)]
+        push: bool,
+        /// A branch (glob) releases may be made from; repeatable (default: main, master)
+        #[arg(long = "allow-branch", value_name = "GLOB")]
+        allow_branches: Vec<String>,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -106,6 +125,19 @@ pub enum Command {
 pub enum BuildMode {
     Source,
     Prebuilt,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReleaseLevel {
+    Major,
+    Minor,
+    Patch,
+    Premajor,
+    Preminor,
+    Prepatch,
+    Prerelease,
+    Release,
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

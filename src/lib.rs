@@ -13,3 +13,4 @@ pub mod output;
 pub mod render;
 
 pub use error::Error;
+pub mod release;

@@ -79,6 +79,39 @@ fn main() {
                 },
             )
         }
+        Command::Release {
+            level,
+            pre_id,
+            execute,
+            push,
+            allow_branches,
+        } => {
+            use shipit::release::{Level, Request};
+            let request = match level {
+                cli::ReleaseLevel::Major => Request::Level(Level::Major),
+                cli::ReleaseLevel::Minor => Request::Level(Level::Minor),
+                cli::ReleaseLevel::Patch => Request::Level(Level::Patch),
+                cli::ReleaseLevel::Premajor => Request::Level(Level::Premajor),
+                cli::ReleaseLevel::Preminor => Request::Level(Level::Preminor),
+                cli::ReleaseLevel::Prepatch => Request::Level(Level::Prepatch),
+                cli::ReleaseLevel::Prerelease => Request::Level(Level::Prerelease),
+                cli::ReleaseLevel::Release => Request::Level(Level::Release),
+                cli::ReleaseLevel::Auto => Request::Auto,
+            };
+            commands::release::run(
+                &ctx,
+                &commands::release::Args {
+                    options: shipit::release::Options {
+                        request,
+                        pre_id,
+                        push,
+                        allow_branches,
+                        date: None,
+                    },
+                    execute,
+                },
+            )
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "shipit", &mut std::io::stdout());
             Ok(())

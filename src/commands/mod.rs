@@ -1,6 +1,7 @@
 //! One module per subcommand, each an args struct and a `run`.
 
 pub mod build;
+pub mod release;
 pub mod render;
 pub mod validate;
 

@@ -4,6 +4,7 @@ mod build;
 mod docker;
 mod harness;
 mod hostile;
+mod release;
 mod render;
 mod snapshots;
 mod validate;
