@@ -95,6 +95,56 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["push", "dry_run"])]
         save_context: Option<std::path::PathBuf>,
     },
+    /// Deploy the environment's release on its Docker host (zero downtime, rolls back on failure)
+    Deploy {
+        environment: String,
+        /// The image to deploy (default: the environment's image and version)
+        #[arg(long, value_name = "REF")]
+        image: Option<String>,
+        /// Override deploy.strategy
+        #[arg(long, value_enum)]
+        strategy: Option<DeployStrategy>,
+        /// Wait this long for another deploy's lock (e.g. 5m) instead of failing at once
+        #[arg(long, value_name = "DURATION")]
+        lock_wait: Option<String>,
+        /// Show what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Return to the previous release (kept stopped on the engine), health-gated
+    Rollback {
+        environment: String,
+        /// The version to return to (default: the release before the serving one)
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        #[arg(long, value_name = "DURATION")]
+        lock_wait: Option<String>,
+    },
+    /// The serving release, its replicas' health, the gateway, the lock and the last deploys
+    Status {
+        environment: String,
+        /// How many history entries to show
+        #[arg(long, default_value_t = 10)]
+        last: usize,
+    },
+    /// Run the smoke suite against the environment (or --url)
+    Smoke {
+        environment: String,
+        /// Base URL (default: smoke.url, else the gateway on this host)
+        #[arg(long)]
+        url: Option<String>,
+        /// Write a JUnit XML report here
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Retry failing checks up to this long (default: smoke.timeout)
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
+    /// Inspect or release an environment's deploy lock
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
     /// Bump the version, write the changelog, commit and tag (a dry run unless --execute)
     Release {
         /// major, minor, patch, premajor, preminor, prepatch, prerelease, release (drop the
@@ -125,6 +175,20 @@ pub enum Command {
 pub enum BuildMode {
     Source,
     Prebuilt,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Remove the lock (after a killed deploy); says who held it
+    Release { environment: String },
+    /// Show who holds the lock
+    Show { environment: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeployStrategy {
+    BlueGreen,
+    Rolling,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

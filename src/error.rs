@@ -48,6 +48,18 @@ pub enum Error {
         help: String,
     },
 
+    #[error("the Docker engine at {address} refused to {action}: {message}")]
+    Docker {
+        action: String,
+        message: String,
+        address: String,
+    },
+
+    /// A deploy, rollback or smoke run that did not succeed; the message says
+    /// what happened, what was rolled back, and what to do.
+    #[error("{message}")]
+    Deploy { message: String },
+
     /// A failure whose details were already printed (e.g. several environments' problems).
     #[error("{message}")]
     Reported { code: i32, message: String },
@@ -78,6 +90,7 @@ impl Error {
             Error::Template { .. } | Error::GeneratedInvalid { .. } => 70,
             Error::Io { .. } | Error::Stale { .. } => 1,
             Error::Engine { .. } | Error::Build { .. } | Error::Push { .. } => 1,
+            Error::Docker { .. } | Error::Deploy { .. } => 1,
             Error::Reported { code, .. } => *code,
         }
     }

@@ -7,10 +7,13 @@
 pub mod build;
 pub mod commands;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod error;
+pub mod http;
 pub mod output;
 pub mod render;
+pub mod smoke;
 
 pub use error::Error;
 pub mod release;

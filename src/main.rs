@@ -79,6 +79,60 @@ fn main() {
                 },
             )
         }
+        Command::Deploy {
+            environment,
+            image,
+            strategy,
+            lock_wait,
+            dry_run,
+        } => commands::deploy::deploy(
+            &ctx,
+            &commands::deploy::Args {
+                environment,
+                image,
+                strategy: strategy.map(|s| match s {
+                    cli::DeployStrategy::BlueGreen => shipit::config::model::Strategy::BlueGreen,
+                    cli::DeployStrategy::Rolling => shipit::config::model::Strategy::Rolling,
+                }),
+                lock_wait,
+                dry_run,
+                to: None,
+            },
+        ),
+        Command::Rollback {
+            environment,
+            to,
+            lock_wait,
+        } => commands::deploy::rollback(
+            &ctx,
+            &commands::deploy::Args {
+                environment,
+                lock_wait,
+                to,
+                ..Default::default()
+            },
+        ),
+        Command::Status { environment, last } => commands::status::run(&ctx, &environment, last),
+        Command::Smoke {
+            environment,
+            url,
+            junit,
+            timeout,
+        } => commands::smoke::run(
+            &ctx,
+            &commands::smoke::Args {
+                environment,
+                url,
+                junit,
+                timeout,
+            },
+        ),
+        Command::Lock { action } => match action {
+            cli::LockAction::Release { environment } => {
+                commands::deploy::lock_release(&ctx, &environment)
+            }
+            cli::LockAction::Show { environment } => commands::deploy::lock_show(&ctx, &environment),
+        },
         Command::Release {
             level,
             pre_id,

@@ -142,8 +142,10 @@ pub fn prepare(project: &Path, package: &str) -> Result<SourceContext, Error> {
     )
     .map_err(|e| Error::io(&link, e))?;
 
-    // cargo prunes the lock to the packages this workspace uses, keeping their versions.
-    cargo(&work, &["metadata", "--offline", "--format-version", "1"])?;
+    // cargo prunes the lock to the packages this workspace uses, keeping their
+    // versions; crates missing from cargo's cache (other platforms' ones on a
+    // fresh machine) are fetched from the registry.
+    cargo(&work, &["metadata", "--format-version", "1"])?;
     let lock = fs::read_to_string(work.join("Cargo.lock")).map_err(|e| Error::io(&work, e))?;
 
     let vendor = work.join("vendor");

@@ -1,8 +1,11 @@
 //! One module per subcommand, each an args struct and a `run`.
 
 pub mod build;
+pub mod deploy;
 pub mod release;
 pub mod render;
+pub mod smoke;
+pub mod status;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -158,6 +158,11 @@ pub struct Deploy {
     pub drain_timeout: String,
     /// How many previous releases are kept (stopped) for rollback.
     pub keep_releases: i64,
+    /// How often the engine runs a new container's health check while shipit waits.
+    pub health_interval: String,
+    /// Where deploy, rollback and failure notices are POSTed: a secret
+    /// reference (`env:NAME` or `file:/path`) to the URL; empty for none.
+    pub webhook: String,
 }
 
 impl Default for Deploy {
@@ -169,6 +174,8 @@ impl Default for Deploy {
             smoke_timeout: "60s".into(),
             drain_timeout: "10s".into(),
             keep_releases: 3,
+            health_interval: "1s".into(),
+            webhook: String::new(),
         }
     }
 }

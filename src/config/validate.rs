@@ -396,6 +396,21 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
     c.duration("deploy.health_timeout", &d.health_timeout);
     c.duration("deploy.smoke_timeout", &d.smoke_timeout);
     c.duration("deploy.drain_timeout", &d.drain_timeout);
+    c.duration("deploy.health_interval", &d.health_interval);
+    if !d.webhook.is_empty() {
+        let valid = match d.webhook.split_once(':') {
+            Some(("env", var)) => rules::is_env_name(var),
+            Some(("file", path)) => rules::is_safe_abs_path(path),
+            _ => false,
+        };
+        if !valid {
+            c.fail_sensitive(
+                "deploy.webhook",
+                "the webhook URL is not given as a secret reference (webhook URLs carry tokens)",
+                "a reference: \"env:NAME\" (read when deploying) or \"file:/absolute/path\"",
+            );
+        }
+    }
     c.check(
         (1..=50).contains(&d.keep_releases),
         "deploy.keep_releases",

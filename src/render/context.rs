@@ -73,6 +73,11 @@ pub struct Ctx {
     pub keep_releases: i64,
 
     pub gateway_image: String,
+    /// `host:port` of each upstream server (the service name when rendering files;
+    /// the release's replicas when `shipit deploy` renders the gateway).
+    pub upstream_servers: Vec<String>,
+    /// The release the gateway serves (`X-Shipit-Release`); empty when rendering files.
+    pub release: String,
     pub server_names: String,
     pub gateway_port: i64,
     pub rate_limit: String,
@@ -252,6 +257,8 @@ impl Ctx {
             grace_seconds: drain + 10,
             keep_releases: c.deploy.keep_releases,
             gateway_image: c.gateway.image.clone(),
+            upstream_servers: vec![format!("{}:{}", c.app.name, c.app.port)],
+            release: String::new(),
             server_names: c.gateway.server_names.join(" "),
             gateway_port: c.gateway.port,
             rate_limit: c.gateway.rate_limit.clone(),

@@ -166,3 +166,9 @@ pub fn ci_workflows(loaded: &Loaded, environments: Vec<String>) -> Result<Vec<Ar
         artifact(t::DeployWorkflow::OUTPUT, t::DeployWorkflow { c }.render())?,
     ])
 }
+
+/// The gateway's nginx.conf for `shipit deploy`: the same template as
+/// generated/ENV/nginx.conf, with the release's replicas as upstreams.
+pub fn gateway_config(c: &Ctx) -> Result<String, Error> {
+    Ok(artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?.contents)
+}

@@ -247,10 +247,10 @@ fn every_file_says_it_is_generated_and_kustomization_lists_the_manifests() {
 #[test]
 fn secrets_are_references_and_their_values_never_reach_a_file() {
     let project = Project::from_repo();
-    let env = [(
-        "PRODUCTION_WEBHOOK_URL",
-        "https://hooks.example.com/s3cr3t-value",
-    )];
+    let env = [
+        ("PRODUCTION_WEBHOOK_URL", "https://hooks.example.com/s3cr3t-value"),
+        ("PRODUCTION_API_TOKEN", "s3cr3t-token"),
+    ];
     project
         .shipit_env(
             &[
@@ -258,6 +258,8 @@ fn secrets_are_references_and_their_values_never_reach_a_file() {
                 "production",
                 "--set",
                 "secrets.DB_PASSWORD=file:/run/keys/db",
+                "--set",
+                "secrets.API_TOKEN=env:PRODUCTION_API_TOKEN",
             ],
             &env,
         )
@@ -269,7 +271,7 @@ fn secrets_are_references_and_their_values_never_reach_a_file() {
         );
     }
     let compose = project.read("generated/production/docker-compose.yml");
-    assert!(compose.contains("NOTIFY_WEBHOOK_URL: \"${PRODUCTION_WEBHOOK_URL:?PRODUCTION_WEBHOOK_URL must be set (secret NOTIFY_WEBHOOK_URL)}\""), "{compose}");
+    assert!(compose.contains("API_TOKEN: \"${PRODUCTION_API_TOKEN:?PRODUCTION_API_TOKEN must be set (secret API_TOKEN)}\""), "{compose}");
     assert!(
         compose.contains("DB_PASSWORD_FILE: \"/run/secrets/db-password\""),
         "{compose}"
@@ -279,10 +281,10 @@ fn secrets_are_references_and_their_values_never_reach_a_file() {
         "{compose}"
     );
     let deployment = project.read("generated/production/k8s/deployment.yaml");
-    assert!(deployment.contains("secretKeyRef:\n                  name: \"calculator-secrets\"\n                  key: \"NOTIFY_WEBHOOK_URL\""), "{deployment}");
+    assert!(deployment.contains("secretKeyRef:\n                  name: \"calculator-secrets\"\n                  key: \"API_TOKEN\""), "{deployment}");
     let configmap = project.read("generated/production/k8s/configmap.yaml");
     assert!(
-        !configmap.contains("NOTIFY_WEBHOOK_URL") && !configmap.contains("DB_PASSWORD"),
+        !configmap.contains("API_TOKEN") && !configmap.contains("DB_PASSWORD"),
         "{configmap}"
     );
 }

@@ -13,8 +13,12 @@ use futures_util::StreamExt;
 
 use crate::error::Error;
 
+pub mod runtime;
+
+pub use runtime::{ContainerInfo, ContainerSpec};
+
 pub struct Engine {
-    docker: Docker,
+    pub(crate) docker: Docker,
     /// Where the engine was looked for, for messages.
     pub address: String,
 }

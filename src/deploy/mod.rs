@@ -1,0 +1,305 @@
+//! Deploying to a Docker host: releases as labelled containers on a private
+//! network behind an nginx gateway, switched only once healthy and smoke
+//! tested, rolled back on any failure; the audit log and the lock live on
+//! the engine beside them.
+
+pub mod gateway;
+pub mod history;
+pub mod lock;
+pub mod notify;
+pub mod replicas;
+pub mod run;
+pub mod status;
+
+use std::time::Duration;
+
+use crate::config::model::{Strategy, Target};
+use crate::config::{Loaded, rules};
+use crate::error::Error;
+use crate::render::Ctx;
+use crate::smoke::Paths;
+
+/// Label keys on everything shipit creates.
+pub const APP: &str = "dev.shipit.app";
+pub const ENVIRONMENT: &str = "dev.shipit.environment";
+pub const ROLE: &str = "dev.shipit.role";
+pub const RELEASE: &str = "dev.shipit.release";
+pub const VERSION: &str = "dev.shipit.version";
+pub const REPLICA: &str = "dev.shipit.replica";
+
+/// One application in one environment on one engine, and the names of its parts.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub app: String,
+    pub environment: String,
+}
+
+impl Site {
+    pub fn network(&self) -> String {
+        format!("shipit-{}-{}", self.app, self.environment)
+    }
+    pub fn gateway(&self) -> String {
+        format!("{}-{}-gateway", self.app, self.environment)
+    }
+    pub fn gateway_volume(&self) -> String {
+        format!("shipit-{}-{}-gateway", self.app, self.environment)
+    }
+    pub fn state(&self) -> String {
+        format!("shipit-{}-{}-state", self.app, self.environment)
+    }
+    pub fn lock(&self) -> String {
+        format!("shipit-{}-{}-lock", self.app, self.environment)
+    }
+    pub fn replica(&self, release: u64, index: usize) -> String {
+        format!("{}-{}-r{release}-{}", self.app, self.environment, index + 1)
+    }
+
+    /// The labels every object of this site carries, plus its role.
+    pub fn labels(&self, role: &str) -> Vec<(String, String)> {
+        vec![
+            (APP.into(), self.app.clone()),
+            (ENVIRONMENT.into(), self.environment.clone()),
+            (ROLE.into(), role.into()),
+        ]
+    }
+
+    pub fn filter<'a>(&'a self, role: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            (APP, self.app.as_str()),
+            (ENVIRONMENT, self.environment.as_str()),
+            (ROLE, role),
+        ]
+    }
+}
+
+/// What a deploy needs from the configuration, worked out once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub site: Site,
+    pub replicas: usize,
+    pub strategy: Strategy,
+    pub port: u16,
+    pub gateway_port: u16,
+    pub gateway_image: String,
+    pub health_timeout: Duration,
+    pub health_interval: Duration,
+    pub smoke_timeout: Duration,
+    pub drain: Duration,
+    pub keep_releases: usize,
+    /// The containers' environment, without secrets.
+    pub env: Vec<(String, String)>,
+    /// `(NAME, reference)`: resolved only when containers are created.
+    pub secrets: Vec<(String, String)>,
+    pub user: String,
+    pub memory_bytes: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub paths: Paths,
+    pub webhook: Option<String>,
+    pub version: String,
+    pub image_ref: String,
+    /// The view model the gateway's nginx.conf is rendered from.
+    pub ctx: Ctx,
+}
+
+impl Settings {
+    pub fn new(loaded: &Loaded) -> Result<Settings, Error> {
+        let c = &loaded.config;
+        let environment = loaded
+            .environment
+            .clone()
+            .ok_or_else(|| Error::Usage("name an environment to deploy".into()))?;
+        if c.deploy.target != Target::Docker {
+            return Err(Error::Usage(format!(
+                "{environment} deploys to Kubernetes (deploy.target = \"kubernetes\"): apply generated/{environment}/k8s with kubectl; `shipit deploy` drives Docker hosts"
+            )));
+        }
+        if c.gateway.tls.enabled {
+            return Err(Error::Usage(format!(
+                "{environment} terminates TLS at the gateway (gateway.tls.enabled), which `shipit deploy` cannot provision on a Docker host yet: terminate TLS in front of the gateway and set gateway.tls.enabled = false for this target, or deploy with the generated docker-compose.yml"
+            )));
+        }
+        let ctx = Ctx::new(loaded);
+        let mut env = ctx.env.clone();
+        // Keep serving for a moment after SIGTERM so the gateway's old workers
+        // finish what they sent; readiness answers 503 meanwhile.
+        if !env.iter().any(|(k, _)| k == "SHUTDOWN_DELAY_SECONDS") {
+            env.push(("SHUTDOWN_DELAY_SECONDS".into(), "1".into()));
+        }
+        env.push(("ENVIRONMENT".into(), environment.clone()));
+        env.dedup_by(|a, b| a.0 == b.0);
+        let duration = |s: &str| rules::parse_duration(s).unwrap_or(Duration::from_secs(1));
+        Ok(Settings {
+            site: Site {
+                app: c.app.name.clone(),
+                environment,
+            },
+            replicas: c.replicas.max(1) as usize,
+            strategy: c.deploy.strategy,
+            port: c.app.port as u16,
+            gateway_port: c.gateway.port as u16,
+            gateway_image: c.gateway.image.clone(),
+            health_timeout: duration(&c.deploy.health_timeout),
+            health_interval: duration(&c.deploy.health_interval),
+            smoke_timeout: duration(&c.deploy.smoke_timeout),
+            drain: duration(&c.deploy.drain_timeout),
+            keep_releases: c.deploy.keep_releases.max(1) as usize,
+            env,
+            secrets: c.secrets.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            user: format!("{0}:{0}", c.image.user),
+            memory_bytes: memory_bytes(&c.resources.limits.memory),
+            nano_cpus: nano_cpus(&c.resources.limits.cpu),
+            paths: Paths {
+                health: c.app.health_path.clone(),
+                ready: c.app.readiness_path.clone(),
+                metrics: c.app.metrics_path.clone(),
+            },
+            webhook: (!c.deploy.webhook.is_empty()).then(|| c.deploy.webhook.clone()),
+            version: loaded.version.clone(),
+            image_ref: loaded.image_ref(),
+            ctx,
+        })
+    }
+
+    /// The secrets' values, read from the deploying environment or files.
+    /// Errors name the secret and the reference, never a value.
+    pub fn resolve_secrets(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut values = Vec::new();
+        let mut missing = Vec::new();
+        for (name, reference) in &self.secrets {
+            match resolve(reference) {
+                Ok(value) => values.push((name.clone(), value)),
+                Err(why) => missing.push(format!("  - secret {name} ({reference}): {why}")),
+            }
+        }
+        if missing.is_empty() {
+            Ok(values)
+        } else {
+            Err(Error::Usage(format!(
+                "secrets the release needs are missing; nothing was changed:\n{}",
+                missing.join("\n")
+            )))
+        }
+    }
+}
+
+/// `env:NAME` or `file:/path` to its value.
+pub fn resolve(reference: &str) -> Result<String, String> {
+    match reference.split_once(':') {
+        Some(("env", name)) => std::env::var(name).map_err(|_| format!("{name} is not set")),
+        Some(("file", path)) => std::fs::read_to_string(path)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| format!("cannot read {path}: {e}")),
+        _ => Err("not a reference".into()),
+    }
+}
+
+/// Kubernetes memory quantity (`128Mi`, `1G`, `500000`) to bytes.
+pub fn memory_bytes(q: &str) -> Option<i64> {
+    let units: [(&str, i64); 8] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    for (suffix, factor) in units {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<f64>().ok().map(|n| (n * factor as f64) as i64);
+        }
+    }
+    q.parse::<i64>().ok()
+}
+
+/// Kubernetes CPU quantity (`500m`, `1`, `0.5`) to nano-CPUs.
+pub fn nano_cpus(q: &str) -> Option<i64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse::<i64>().ok().map(|m| m * 1_000_000),
+        None => q.parse::<f64>().ok().map(|c| (c * 1e9) as i64),
+    }
+}
+
+/// The host the engine publishes ports on, as seen from here: loopback for
+/// a local socket, else the host in `DOCKER_HOST`.
+pub fn engine_host() -> String {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    for scheme in ["tcp://", "http://", "https://", "ssh://"] {
+        if let Some(rest) = host.strip_prefix(scheme) {
+            let rest = rest.rsplit('@').next().unwrap_or(rest);
+            let name = rest.split(['/', ':']).next().unwrap_or("");
+            if !name.is_empty() {
+                return name.to_string();
+            }
+        }
+    }
+    "127.0.0.1".to_string()
+}
+
+/// `user@host` for the lock and the audit log.
+pub fn who() -> (String, String) {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(user_from_uid)
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    (format!("{user}@{host}"), host)
+}
+
+/// The user name of this process's uid, from /etc/passwd.
+fn user_from_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split(':').collect();
+            (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_string())
+        })
+        .or(Some(format!("uid{uid}")))
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(memory_bytes("128Mi"), Some(128 << 20));
+        assert_eq!(memory_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(memory_bytes("512"), Some(512));
+        assert_eq!(nano_cpus("500m"), Some(500_000_000));
+        assert_eq!(nano_cpus("1"), Some(1_000_000_000));
+        assert_eq!(nano_cpus("0.25"), Some(250_000_000));
+    }
+
+    #[test]
+    fn names() {
+        let site = Site {
+            app: "calculator".into(),
+            environment: "staging".into(),
+        };
+        assert_eq!(site.replica(3, 0), "calculator-staging-r3-1");
+        assert_eq!(site.gateway(), "calculator-staging-gateway");
+        assert_eq!(site.lock(), "shipit-calculator-staging-lock");
+    }
+}

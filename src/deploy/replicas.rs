@@ -1,0 +1,149 @@
+//! A release's replicas: created, started and health-gated through the
+//! engine's own health checks; removed or stopped again when they fail.
+
+use std::time::{Duration, Instant};
+
+use super::{RELEASE, REPLICA, Settings, VERSION};
+use crate::engine::{ContainerSpec, Engine};
+use crate::error::Error;
+
+/// Why a replica did not become healthy.
+#[derive(Debug)]
+pub struct Unhealthy {
+    pub container: String,
+    pub reason: String,
+    pub logs: String,
+}
+
+/// Creates and starts replica `index` of `release`.
+pub async fn start(
+    engine: &Engine,
+    settings: &Settings,
+    release: u64,
+    index: usize,
+    image: &str,
+    version: &str,
+    secrets: &[(String, String)],
+) -> Result<String, Error> {
+    let site = &settings.site;
+    let name = site.replica(release, index);
+    let mut labels = site.labels("replica");
+    labels.extend([
+        (RELEASE.to_string(), release.to_string()),
+        (VERSION.to_string(), version.to_string()),
+        (REPLICA.to_string(), (index + 1).to_string()),
+    ]);
+    let mut env = settings.env.clone();
+    env.extend(secrets.iter().cloned());
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image: image.to_string(),
+        env,
+        labels,
+        network: site.network(),
+        user: Some(settings.user.clone()),
+        // Loopback only: for the smoke tests that run before the switch.
+        publish: vec![(settings.port, "127.0.0.1".into(), 0)],
+        tmpfs: vec!["/tmp".into()],
+        health_interval: Some(settings.health_interval),
+        memory_bytes: settings.memory_bytes,
+        nano_cpus: settings.nano_cpus,
+        stop_timeout: Some(settings.drain.as_secs() as i64 + 5),
+        restart: true,
+        ..Default::default()
+    };
+    if engine.create_container(&spec).await?.is_none() {
+        // A container of the same name left by an interrupted run.
+        engine.remove_container(&name).await?;
+        engine.create_container(&spec).await?;
+    }
+    engine.start(&name).await?;
+    Ok(name)
+}
+
+/// Waits until every container reports healthy; fails fast when one exits.
+pub async fn wait_healthy(
+    engine: &Engine,
+    names: &[String],
+    deadline: Duration,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<(), Unhealthy> {
+    let start = Instant::now();
+    let mut pending: Vec<String> = names.to_vec();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for name in &pending {
+            let info = match engine.container(name).await {
+                Ok(Some(info)) => info,
+                Ok(None) => {
+                    return Err(Unhealthy {
+                        container: name.clone(),
+                        reason: "the container disappeared".into(),
+                        logs: String::new(),
+                    });
+                }
+                Err(e) => {
+                    return Err(Unhealthy {
+                        container: name.clone(),
+                        reason: e.to_string(),
+                        logs: String::new(),
+                    });
+                }
+            };
+            if !info.running {
+                return Err(Unhealthy {
+                    container: name.clone(),
+                    reason: format!("it exited with code {} before it was healthy", info.exit_code),
+                    logs: engine.logs(name, 20).await,
+                });
+            }
+            match info.health.as_str() {
+                "healthy" => {}
+                "none" => {
+                    return Err(Unhealthy {
+                        container: name.clone(),
+                        reason: "the image has no HEALTHCHECK, so shipit cannot gate on it".into(),
+                        logs: String::new(),
+                    });
+                }
+                _ => still.push(name.clone()),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if cancelled() {
+            return Err(Unhealthy {
+                container: pending[0].clone(),
+                reason: "interrupted".into(),
+                logs: String::new(),
+            });
+        }
+        if start.elapsed() >= deadline {
+            let name = pending[0].clone();
+            let (health, output) = engine
+                .container(&name)
+                .await
+                .ok()
+                .flatten()
+                .map(|i| (i.health, i.health_output))
+                .unwrap_or_default();
+            return Err(Unhealthy {
+                reason: format!(
+                    "it was not healthy within {} s (health: {health}{})",
+                    deadline.as_secs(),
+                    if output.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; last check said: {output}")
+                    }
+                ),
+                logs: engine.logs(&name, 20).await,
+                container: name,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

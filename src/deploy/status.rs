@@ -1,0 +1,188 @@
+//! `shipit status ENV`: what serves, how healthy it is, and what happened
+//! lately - read-only; anything inconsistent is reported, and the next
+//! deploy or rollback repairs it.
+
+use serde::Serialize;
+
+use super::history::{Entry, Store};
+use super::{RELEASE, Settings, VERSION, gateway, lock};
+use crate::engine::Engine;
+use crate::error::Error;
+
+#[derive(Debug, Serialize)]
+pub struct Replica {
+    pub name: String,
+    pub release: u64,
+    pub version: String,
+    pub state: String,
+    pub health: String,
+    pub started_at: String,
+    pub uptime_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub environment: String,
+    pub deployed: bool,
+    pub release: Option<u64>,
+    pub version: Option<String>,
+    pub gateway: Option<GatewayStatus>,
+    pub replicas: Vec<Replica>,
+    /// Stopped releases kept for rollback: `(release, version)`.
+    pub kept: Vec<(u64, String)>,
+    pub lock: Option<lock::LockInfo>,
+    /// What does not add up (the next deploy repairs it).
+    pub problems: Vec<String>,
+    pub history: Vec<Entry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GatewayStatus {
+    pub container: String,
+    pub state: String,
+    pub url: String,
+    pub upstreams: Vec<String>,
+}
+
+/// Seconds since an RFC 3339 timestamp from the engine.
+fn uptime(started: &str) -> Option<i64> {
+    // 2026-11-22T00:16:10.123456789Z
+    let date = started.get(..19)?;
+    let n = |r: std::ops::Range<usize>| date.get(r).and_then(|s| s.parse::<i64>().ok());
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some((super::now() - secs).max(0))
+}
+
+pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result<Status, Error> {
+    let site = &settings.site;
+    let store = Store::existing(engine, site).await?;
+    let history = match &store {
+        Some(store) => store.read().await?,
+        None => Vec::new(),
+    };
+    let serving = gateway::serving(engine, settings).await?;
+    let all = engine.containers(&site.filter("replica")).await?;
+    let release_of = |c: &crate::engine::ContainerInfo| -> u64 {
+        c.labels.get(RELEASE).and_then(|r| r.parse().ok()).unwrap_or(0)
+    };
+    let mut problems = Vec::new();
+    let number = serving.as_ref().map(|s| s.release);
+    let gateway_status = match engine.container(&site.gateway()).await? {
+        Some(g) => {
+            if !g.running {
+                problems.push(format!("the gateway {} is {} (not serving)", g.name, g.state));
+            }
+            Some(GatewayStatus {
+                container: g.name,
+                state: g.state,
+                url: gateway::url(settings),
+                upstreams: serving.as_ref().map(|s| s.upstreams.clone()).unwrap_or_default(),
+            })
+        }
+        None => None,
+    };
+    let served: Vec<u64> = history.iter().filter(|e| e.served()).filter_map(|e| e.release).collect();
+    let mut replicas = Vec::new();
+    let mut kept: Vec<(u64, String)> = Vec::new();
+    for c in &all {
+        let r = release_of(c);
+        let version = c.labels.get(VERSION).cloned().unwrap_or_default();
+        if Some(r) == number {
+            if !c.running {
+                problems.push(format!("{} of the serving release is {}", c.name, c.state));
+            } else if c.health != "healthy" {
+                problems.push(format!("{} of the serving release is {}", c.name, c.health));
+            }
+            replicas.push(Replica {
+                name: c.name.clone(),
+                release: r,
+                version,
+                state: c.state.clone(),
+                health: c.health.clone(),
+                started_at: c.started_at.clone(),
+                uptime_seconds: c.running.then(|| uptime(&c.started_at)).flatten(),
+            });
+        } else if served.contains(&r) {
+            if c.running {
+                problems.push(format!("{} (release {r}, not serving) is still running", c.name));
+            }
+            if !kept.iter().any(|(k, _)| *k == r) {
+                kept.push((r, version));
+            }
+        } else {
+            problems.push(format!(
+                "{} (release {r}, {}) was left by an interrupted deploy",
+                c.name, c.state
+            ));
+        }
+    }
+    kept.sort_by(|a, b| b.0.cmp(&a.0));
+    if let Some(s) = &serving {
+        let releases: std::collections::BTreeSet<u64> = s
+            .upstreams
+            .iter()
+            .filter_map(|n| all.iter().find(|c| &c.name == n).map(release_of))
+            .collect();
+        if releases.len() > 1 {
+            problems.push(format!(
+                "the gateway is between releases {releases:?} (an interrupted rolling deploy)"
+            ));
+        }
+        let last_served = history.iter().rev().find(|e| e.served()).and_then(|e| e.release);
+        if last_served != Some(s.release) {
+            problems.push(format!(
+                "release {} serves but the history does not record it (shipit was stopped after the switch)",
+                s.release
+            ));
+        }
+    }
+    let lock = lock::inspect(engine, site).await?;
+    if let Some(l) = &lock
+        && l.stale == Some(true)
+    {
+        problems.push(format!(
+            "a stale lock is left by a killed deploy ({}): `shipit lock release {}`",
+            l.holder, site.environment
+        ));
+    }
+    let version = number.and_then(|n| {
+        all.iter()
+            .find(|c| release_of(c) == n)
+            .and_then(|c| c.labels.get(VERSION).cloned())
+    });
+    let start = history.len().saturating_sub(last);
+    Ok(Status {
+        environment: site.environment.clone(),
+        deployed: serving.is_some(),
+        release: number,
+        version,
+        gateway: gateway_status,
+        replicas,
+        kept,
+        lock,
+        problems,
+        history: history[start..].to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uptime_parses_engine_timestamps() {
+        let now = super::super::now();
+        let stamp = crate::build::rfc3339(now - 42);
+        let got = super::uptime(&stamp.replace('Z', ".123456789Z")).unwrap();
+        assert!((42..=43).contains(&got), "{got}");
+        assert_eq!(super::uptime("0001-01-01T00:00:00Z").map(|u| u > 0), Some(true));
+        assert_eq!(super::uptime("garbage"), None);
+    }
+}

@@ -1,0 +1,453 @@
+//! Containers, networks, volumes, files and exec on the engine: what a
+//! deploy needs, as small operations with plain types.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, Mount,
+    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, DownloadFromContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
+};
+use futures_util::StreamExt;
+
+use super::Engine;
+use crate::error::Error;
+
+/// Everything a container is created with.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub labels: Vec<(String, String)>,
+    pub network: String,
+    pub user: Option<String>,
+    /// `(container port, host ip, host port)`; host port 0 means any free one.
+    pub publish: Vec<(u16, String, u16)>,
+    /// `(volume, path in the container)`.
+    pub volumes: Vec<(String, String)>,
+    pub tmpfs: Vec<String>,
+    /// Check every `interval` (the image's HEALTHCHECK command is kept).
+    pub health_interval: Option<Duration>,
+    pub memory_bytes: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub stop_timeout: Option<i64>,
+    pub restart: bool,
+}
+
+/// What a deploy needs to know about one container.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub running: bool,
+    /// `created`, `running`, `exited`, ...
+    pub state: String,
+    /// `healthy`, `unhealthy`, `starting`, or `none`.
+    pub health: String,
+    /// The output of the last health check, when it failed.
+    pub health_output: String,
+    pub exit_code: i64,
+    pub started_at: String,
+    pub labels: HashMap<String, String>,
+    /// Host port published for each container port.
+    pub ports: HashMap<u16, u16>,
+}
+
+fn failed(engine: &Engine, action: String, e: impl std::fmt::Display) -> Error {
+    Error::Docker {
+        action,
+        message: e.to_string(),
+        address: engine.address.clone(),
+    }
+}
+
+fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+impl Engine {
+    /// The image's id, or `None` when the engine does not have it.
+    pub async fn image_id(&self, reference: &str) -> Option<String> {
+        self.docker
+            .inspect_image(reference)
+            .await
+            .ok()
+            .and_then(|i| i.id)
+    }
+
+    /// Pulls `reference` (from its registry); the error says why not.
+    pub async fn pull(&self, reference: &str) -> Result<(), Error> {
+        let options = CreateImageOptions {
+            from_image: Some(reference.to_string()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| failed(self, format!("pull {reference}"), e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(failed(
+                    self,
+                    format!("pull {reference}"),
+                    detail.message.unwrap_or_default(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a bridge network unless it exists.
+    pub async fn ensure_network(&self, name: &str, labels: &[(String, String)]) -> Result<bool, Error> {
+        if self.docker.inspect_network(name, None).await.is_ok() {
+            return Ok(false);
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.iter().cloned().collect()),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 409) => Ok(false),
+            Err(e) => Err(failed(self, format!("create network {name}"), e)),
+        }
+    }
+
+    pub async fn ensure_volume(&self, name: &str, labels: &[(String, String)]) -> Result<(), Error> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.iter().cloned().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(self, format!("create volume {name}"), e))
+    }
+
+    /// Creates (does not start) a container. `Ok(None)` when the name is taken.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<Option<String>, Error> {
+        let mut exposed = Vec::new();
+        let mut bindings = HashMap::new();
+        for (port, ip, host) in &spec.publish {
+            exposed.push(format!("{port}/tcp"));
+            bindings.insert(
+                format!("{port}/tcp"),
+                Some(vec![PortBinding {
+                    host_ip: Some(ip.clone()),
+                    host_port: Some(if *host == 0 { String::new() } else { host.to_string() }),
+                }]),
+            );
+        }
+        let mounts = spec
+            .volumes
+            .iter()
+            .map(|(volume, target)| Mount {
+                target: Some(target.clone()),
+                source: Some(volume.clone()),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>();
+        let host_config = HostConfig {
+            port_bindings: Some(bindings),
+            mounts: Some(mounts),
+            tmpfs: Some(
+                spec.tmpfs
+                    .iter()
+                    .map(|p| (p.clone(), "rw,noexec,nosuid,size=16m".to_string()))
+                    .collect(),
+            ),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            memory: spec.memory_bytes,
+            nano_cpus: spec.nano_cpus,
+            pids_limit: Some(256),
+            network_mode: Some(if spec.network.is_empty() {
+                "none".to_string()
+            } else {
+                spec.network.clone()
+            }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(if spec.restart {
+                    RestartPolicyNameEnum::UNLESS_STOPPED
+                } else {
+                    RestartPolicyNameEnum::NO
+                }),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: spec.cmd.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.iter().cloned().collect()),
+            user: spec.user.clone(),
+            exposed_ports: Some(exposed),
+            stop_timeout: spec.stop_timeout,
+            healthcheck: spec.health_interval.map(|interval| HealthConfig {
+                // No test: the engine keeps the image's HEALTHCHECK command.
+                test: None,
+                interval: Some(interval.as_nanos() as i64),
+                timeout: Some(3_000_000_000),
+                retries: Some(3),
+                start_period: Some(0),
+                start_interval: None,
+            }),
+            host_config: Some(host_config),
+            networking_config: (!spec.network.is_empty()).then(|| NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    spec.network.clone(),
+                    EndpointSettings::default(),
+                )])),
+            }),
+            entrypoint: spec.entrypoint.clone(),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        match self.docker.create_container(Some(options), body).await {
+            Ok(created) => Ok(Some(created.id)),
+            Err(e) if is_status(&e, 409) => Ok(None),
+            Err(e) => Err(failed(self, format!("create container {}", spec.name), e)),
+        }
+    }
+
+    pub async fn start(&self, name: &str) -> Result<(), Error> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|e| failed(self, format!("start {name}"), e))
+    }
+
+    /// SIGTERM (the image's stop signal), then SIGKILL after `timeout`.
+    pub async fn stop(&self, name: &str, timeout: Duration) -> Result<(), Error> {
+        let options = StopContainerOptions {
+            t: Some(timeout.as_secs() as i32),
+            signal: None,
+        };
+        match self.docker.stop_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
+            Err(e) => Err(failed(self, format!("stop {name}"), e)),
+        }
+    }
+
+    /// Removes a container (running or not); a missing one is fine.
+    pub async fn remove_container(&self, name: &str) -> Result<(), Error> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: false,
+            link: false,
+        };
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(failed(self, format!("remove {name}"), e)),
+        }
+    }
+
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
+        let c = match self.docker.inspect_container(name, None).await {
+            Ok(c) => c,
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(failed(self, format!("inspect {name}"), e)),
+        };
+        let state = c.state.unwrap_or_default();
+        let config = c.config.unwrap_or_default();
+        let mut ports = HashMap::new();
+        if let Some(map) = c.network_settings.and_then(|n| n.ports) {
+            for (key, bindings) in map {
+                let port = key.split('/').next().and_then(|p| p.parse::<u16>().ok());
+                let host = bindings
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find_map(|b| b.host_port.and_then(|p| p.parse::<u16>().ok()));
+                if let (Some(port), Some(host)) = (port, host) {
+                    ports.insert(port, host);
+                }
+            }
+        }
+        Ok(Some(ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            image: c.image.unwrap_or_default(),
+            running: state.running.unwrap_or(false),
+            state: state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            health_output: state
+                .health
+                .as_ref()
+                .and_then(|h| h.log.as_ref())
+                .and_then(|log| log.last())
+                .filter(|r| r.exit_code != Some(0))
+                .and_then(|r| r.output.clone())
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            health: match state.health.and_then(|h| h.status) {
+                Some(HealthStatusEnum::HEALTHY) => "healthy",
+                Some(HealthStatusEnum::UNHEALTHY) => "unhealthy",
+                Some(HealthStatusEnum::STARTING) => "starting",
+                _ => "none",
+            }
+            .to_string(),
+            exit_code: state.exit_code.unwrap_or(0),
+            started_at: state.started_at.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default(),
+            ports,
+        }))
+    }
+
+    /// Every container (running or not) carrying all of `labels`, by name.
+    pub async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| failed(self, "list containers".into(), e))?;
+        let mut out = Vec::new();
+        for summary in list {
+            let Some(id) = summary.id else { continue };
+            if let Some(info) = self.container(&id).await? {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The last `lines` lines the container wrote (stdout and stderr).
+    pub async fn logs(&self, name: &str, lines: usize) -> String {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(name, Some(options));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        out
+    }
+
+    /// Writes files into `dir` of a container (running or not) as one tar.
+    pub async fn upload(&self, container: &str, dir: &str, files: &[(&str, &[u8])]) -> Result<(), Error> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, *bytes)
+                .map_err(|e| failed(self, format!("pack {name}"), e))?;
+        }
+        let tar = builder
+            .into_inner()
+            .map_err(|e| failed(self, "pack files".into(), e))?;
+        let options = UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| failed(self, format!("write {dir} in {container}"), e))
+    }
+
+    /// One file from a container, `None` when it does not exist.
+    pub async fn download(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = self.docker.download_from_container(container, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => tar.extend_from_slice(&bytes),
+                Err(e) if is_status(&e, 404) => return Ok(None),
+                Err(e) => return Err(failed(self, format!("read {path} in {container}"), e)),
+            }
+        }
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entries = archive
+            .entries()
+            .map_err(|e| failed(self, format!("unpack {path}"), e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| failed(self, format!("unpack {path}"), e))?;
+            if entry.header().entry_type().is_file() {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes)
+                    .map_err(|e| failed(self, format!("unpack {path}"), e))?;
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs a command in a running container; its exit code and output.
+    pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<(i64, String), Error> {
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| failed(self, format!("exec {} in {container}", cmd.join(" ")), e))?;
+        let mut output = String::new();
+        if let bollard::exec::StartExecResults::Attached { output: mut stream, .. } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| failed(self, format!("exec {} in {container}", cmd.join(" ")), e))?
+        {
+            while let Some(Ok(chunk)) = stream.next().await {
+                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| failed(self, format!("exec {} in {container}", cmd.join(" ")), e))?;
+        Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
+}
