@@ -45,7 +45,9 @@ pub fn parse_url(url: &str) -> Result<(String, String, String), String> {
     if authority.is_empty() || authority.contains('@') {
         return Err(format!("{url}: expected http://host[:port][/path]"));
     }
-    let address = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    let address = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
         && !authority.ends_with(']')
     {
         authority.to_string()
@@ -68,7 +70,11 @@ pub fn request(
     timeout: Duration,
 ) -> Result<Response, String> {
     let (address, host, path) = parse_url(url)?;
-    let path = if path.is_empty() { "/".to_string() } else { path };
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
+    };
     let addr = address
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {address}: {e}"))?
@@ -155,17 +161,29 @@ mod tests {
         );
         assert_eq!(
             parse_url("http://example.com/base/").unwrap(),
-            ("example.com:80".into(), "example.com".into(), "/base".into())
+            (
+                "example.com:80".into(),
+                "example.com".into(),
+                "/base".into()
+            )
         );
-        assert!(parse_url("https://example.com").unwrap_err().contains("https"));
+        assert!(
+            parse_url("https://example.com")
+                .unwrap_err()
+                .contains("https")
+        );
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("http://user:pw@x").is_err());
     }
 
     #[test]
     fn responses() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 2\r\n\r\nok").unwrap();
-        assert_eq!((r.status, r.header("x-a"), r.text().as_str()), (200, Some("b"), "ok"));
+        let r =
+            parse_response(b"HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 2\r\n\r\nok").unwrap();
+        assert_eq!(
+            (r.status, r.header("x-a"), r.text().as_str()),
+            (200, Some("b"), "ok")
+        );
         let r = parse_response(
             b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
         )

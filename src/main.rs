@@ -131,7 +131,9 @@ fn main() {
             cli::LockAction::Release { environment } => {
                 commands::deploy::lock_release(&ctx, &environment)
             }
-            cli::LockAction::Show { environment } => commands::deploy::lock_show(&ctx, &environment),
+            cli::LockAction::Show { environment } => {
+                commands::deploy::lock_show(&ctx, &environment)
+            }
         },
         Command::Release {
             level,

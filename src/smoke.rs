@@ -203,7 +203,10 @@ pub fn once(base: &str, paths: &Paths) -> Vec<Check> {
         || {
             let r = get(&format!("{base}{}", paths.metrics))?;
             status(&r, 200)?;
-            if r.text().lines().any(|l| l.starts_with("http_requests_total")) {
+            if r.text()
+                .lines()
+                .any(|l| l.starts_with("http_requests_total"))
+            {
                 Ok(())
             } else {
                 Err("no http_requests_total sample in the metrics".into())

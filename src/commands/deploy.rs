@@ -32,14 +32,17 @@ pub fn runtime(ctx: &Context) -> Result<tokio::runtime::Runtime, Error> {
 }
 
 pub fn settings(ctx: &Context, environment: &str) -> Result<Settings, Error> {
-    let loaded = config::load(&ctx.project, Some(environment), &ctx.overrides).map_err(Error::Config)?;
+    let loaded =
+        config::load(&ctx.project, Some(environment), &ctx.overrides).map_err(Error::Config)?;
     Settings::new(&loaded)
 }
 
 fn options(args: &Args) -> Result<Options, Error> {
     let lock_wait = match &args.lock_wait {
         Some(text) => rules::parse_duration(text).ok_or_else(|| {
-            Error::Usage(format!("--lock-wait {text}: expected a duration such as 30s, 5m, 1h"))
+            Error::Usage(format!(
+                "--lock-wait {text}: expected a duration such as 30s, 5m, 1h"
+            ))
         })?,
         None => Duration::ZERO,
     };
@@ -82,8 +85,16 @@ pub fn deploy(ctx: &Context, args: &Args) -> Result<(), Error> {
     })
 }
 
-async fn plan(ctx: &Context, engine: &Engine, settings: &Settings, options: &Options) -> Result<(), Error> {
-    let image = options.image.clone().unwrap_or_else(|| settings.image_ref.clone());
+async fn plan(
+    ctx: &Context,
+    engine: &Engine,
+    settings: &Settings,
+    options: &Options,
+) -> Result<(), Error> {
+    let image = options
+        .image
+        .clone()
+        .unwrap_or_else(|| settings.image_ref.clone());
     let image_id = engine.image_id(&image).await;
     let now = status::status(engine, settings, 0).await?;
     let strategy = match options.strategy.unwrap_or(settings.strategy) {
@@ -91,14 +102,14 @@ async fn plan(ctx: &Context, engine: &Engine, settings: &Settings, options: &Opt
         Strategy::Rolling => "rolling",
         Strategy::Canary => "canary",
     };
-    let serving_image = now
-        .replicas
-        .first()
-        .map(|r| r.name.clone());
+    let serving_image = now.replicas.first().map(|r| r.name.clone());
     let mut no_op = false;
     if let (Some(version), Some(name), Some(id)) = (&now.version, &serving_image, &image_id)
         && version == &settings.version
-        && engine.container(name).await?.is_some_and(|c| &c.image == id)
+        && engine
+            .container(name)
+            .await?
+            .is_some_and(|c| &c.image == id)
     {
         no_op = true;
     }
@@ -125,7 +136,11 @@ async fn plan(ctx: &Context, engine: &Engine, settings: &Settings, options: &Opt
             "plan",
             &format!(
                 "deploy {} {} ({}), {strategy}, {} replica(s), gateway {}",
-                report.environment, report.version, report.image, report.replicas, report.gateway_url
+                report.environment,
+                report.version,
+                report.image,
+                report.replicas,
+                report.gateway_url
             ),
         );
         match (&report.serving_release, &report.serving_version) {
@@ -133,10 +148,16 @@ async fn plan(ctx: &Context, engine: &Engine, settings: &Settings, options: &Opt
             _ => out.status("serving", "nothing yet: this is the first release"),
         }
         if !report.image_present {
-            out.warn(&format!("{} is not on the engine: it would be pulled (or build it first)", report.image));
+            out.warn(&format!(
+                "{} is not on the engine: it would be pulled (or build it first)",
+                report.image
+            ));
         }
         if no_op {
-            out.status("unchanged", "this version and image already serve: the deploy would do nothing");
+            out.status(
+                "unchanged",
+                "this version and image already serve: the deploy would do nothing",
+            );
         }
         if let Some(l) = &report.lock {
             out.warn(&format!("locked: {}", l.describe()));
@@ -205,18 +226,30 @@ pub fn lock_release(ctx: &Context, environment: &str) -> Result<(), Error> {
         let engine = Engine::connect().await?;
         let held = lock::release(&engine, &settings.site).await?;
         if ctx.out.is_json() {
-            ctx.out.json(&serde_json::json!({ "environment": environment, "released": held }));
+            ctx.out
+                .json(&serde_json::json!({ "environment": environment, "released": held }));
         }
         match held {
             Some(info) => {
-                ctx.out.status("released", &format!("the lock on {environment}, {}", info.describe()));
-                if let Ok(Some(store)) = crate::deploy::history::Store::existing(&engine, &settings.site).await {
-                    let mut entry = crate::deploy::history::Entry::new("lock-release", "succeeded", crate::deploy::now());
+                ctx.out.status(
+                    "released",
+                    &format!("the lock on {environment}, {}", info.describe()),
+                );
+                if let Ok(Some(store)) =
+                    crate::deploy::history::Store::existing(&engine, &settings.site).await
+                {
+                    let mut entry = crate::deploy::history::Entry::new(
+                        "lock-release",
+                        "succeeded",
+                        crate::deploy::now(),
+                    );
                     entry.reason = Some(format!("released a lock {}", info.describe()));
                     store.append(&entry).await?;
                 }
             }
-            None => ctx.out.status("unlocked", &format!("{environment} was not locked")),
+            None => ctx
+                .out
+                .status("unlocked", &format!("{environment} was not locked")),
         }
         Ok(())
     })
@@ -228,11 +261,14 @@ pub fn lock_show(ctx: &Context, environment: &str) -> Result<(), Error> {
         let engine = Engine::connect().await?;
         let held = lock::inspect(&engine, &settings.site).await?;
         if ctx.out.is_json() {
-            ctx.out.json(&serde_json::json!({ "environment": environment, "lock": held }));
+            ctx.out
+                .json(&serde_json::json!({ "environment": environment, "lock": held }));
         } else {
             match held {
                 Some(info) => ctx.out.status("locked", &info.describe()),
-                None => ctx.out.status("unlocked", &format!("{environment} is not locked")),
+                None => ctx
+                    .out
+                    .status("unlocked", &format!("{environment} is not locked")),
             }
         }
         Ok(())

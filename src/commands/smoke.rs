@@ -18,7 +18,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
-    let loaded = config::load(&ctx.project, Some(&args.environment), &ctx.overrides).map_err(Error::Config)?;
+    let loaded = config::load(&ctx.project, Some(&args.environment), &ctx.overrides)
+        .map_err(Error::Config)?;
     let c = &loaded.config;
     let url = match &args.url {
         Some(url) => url.clone(),
@@ -27,19 +28,32 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     };
     crate::http::parse_url(&url).map_err(Error::Usage)?;
     let text = args.timeout.clone().unwrap_or_else(|| {
-        if c.smoke.timeout.is_empty() { c.deploy.smoke_timeout.clone() } else { c.smoke.timeout.clone() }
+        if c.smoke.timeout.is_empty() {
+            c.deploy.smoke_timeout.clone()
+        } else {
+            c.smoke.timeout.clone()
+        }
     });
-    let deadline: Duration = rules::parse_duration(&text)
-        .ok_or_else(|| Error::Usage(format!("--timeout {text}: expected a duration such as 30s")))?;
+    let deadline: Duration = rules::parse_duration(&text).ok_or_else(|| {
+        Error::Usage(format!("--timeout {text}: expected a duration such as 30s"))
+    })?;
     let paths = Paths {
         health: c.app.health_path.clone(),
         ready: c.app.readiness_path.clone(),
         metrics: c.app.metrics_path.clone(),
     };
-    ctx.out.status("smoke", &format!("{} at {url} (retrying up to {text})", args.environment));
+    ctx.out.status(
+        "smoke",
+        &format!("{} at {url} (retrying up to {text})", args.environment),
+    );
     let report = smoke::run(&url, &paths, deadline, &|| false);
     if let Some(path) = &args.junit {
-        crate::render::write::write_atomic(path, report.junit(&format!("shipit smoke {}", args.environment)).as_bytes())?;
+        crate::render::write::write_atomic(
+            path,
+            report
+                .junit(&format!("shipit smoke {}", args.environment))
+                .as_bytes(),
+        )?;
     }
     if ctx.out.is_json() {
         ctx.out.json(&report);
@@ -50,7 +64,11 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
                 if check.passed { "ok  " } else { "FAIL" },
                 check.name,
                 check.duration_ms,
-                if check.detail.is_empty() { String::new() } else { format!(": {}", check.detail) }
+                if check.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", check.detail)
+                }
             ));
         }
     }

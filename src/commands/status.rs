@@ -19,18 +19,42 @@ pub fn run(ctx: &Context, environment: &str, last: usize) -> Result<(), Error> {
     }
     let out = &ctx.out;
     match (&report.release, &report.version) {
-        (Some(r), Some(v)) => out.status("serving", &format!("{environment}: release {r}, version {v}")),
-        _ => out.status("serving", &format!("{environment}: nothing is deployed on this engine")),
+        (Some(r), Some(v)) => out.status(
+            "serving",
+            &format!("{environment}: release {r}, version {v}"),
+        ),
+        _ => out.status(
+            "serving",
+            &format!("{environment}: nothing is deployed on this engine"),
+        ),
     }
     if let Some(g) = &report.gateway {
-        out.status("gateway", &format!("{} {} at {} -> {}", g.container, g.state, g.url, g.upstreams.join(", ")));
+        out.status(
+            "gateway",
+            &format!(
+                "{} {} at {} -> {}",
+                g.container,
+                g.state,
+                g.url,
+                g.upstreams.join(", ")
+            ),
+        );
     }
     for r in &report.replicas {
-        let uptime = r.uptime_seconds.map(|s| format!(", up {s} s")).unwrap_or_default();
-        out.status("replica", &format!("{} {} {}{uptime}", r.name, r.state, r.health));
+        let uptime = r
+            .uptime_seconds
+            .map(|s| format!(", up {s} s"))
+            .unwrap_or_default();
+        out.status(
+            "replica",
+            &format!("{} {} {}{uptime}", r.name, r.state, r.health),
+        );
     }
     for (r, v) in &report.kept {
-        out.status("kept", &format!("release {r} ({v}), stopped: `shipit rollback {environment} --to {v}`"));
+        out.status(
+            "kept",
+            &format!("release {r} ({v}), stopped: `shipit rollback {environment} --to {v}`"),
+        );
     }
     match &report.lock {
         Some(l) => out.warn(&format!("locked: {}", l.describe())),
@@ -54,10 +78,16 @@ pub fn run(ctx: &Context, environment: &str, last: usize) -> Result<(), Error> {
                 e.action,
                 e.version.as_deref().unwrap_or("-"),
                 e.result,
-                e.release.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                e.release
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 e.who,
                 e.duration_ms,
-                if phases.is_empty() { String::new() } else { format!(" ({phases})") },
+                if phases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({phases})")
+                },
                 e.reason
                     .as_ref()
                     .map(|r| format!(": {}", r.lines().next().unwrap_or("")))

@@ -66,7 +66,12 @@ pub fn url(settings: &Settings) -> String {
 }
 
 /// Creates and starts the gateway with `conf`; on failure nothing is left.
-pub async fn create(engine: &Engine, settings: &Settings, conf: &str, release: u64) -> Result<(), String> {
+pub async fn create(
+    engine: &Engine,
+    settings: &Settings,
+    conf: &str,
+    release: u64,
+) -> Result<(), String> {
     let site = &settings.site;
     let name = site.gateway();
     let fail = |e: Error| e.to_string();
@@ -115,14 +120,22 @@ pub async fn create(engine: &Engine, settings: &Settings, conf: &str, release: u
         } else {
             String::new()
         };
-        return Err(format!("the gateway did not start: {message}{hint}{}", tail(&logs)));
+        return Err(format!(
+            "the gateway did not start: {message}{hint}{}",
+            tail(&logs)
+        ));
     }
     wait_serving(engine, settings, release).await
 }
 
 /// Points the running gateway at a new configuration. On any failure the
 /// previous configuration is back in place and serving.
-pub async fn switch(engine: &Engine, settings: &Settings, conf: &str, release: u64) -> Result<(), String> {
+pub async fn switch(
+    engine: &Engine,
+    settings: &Settings,
+    conf: &str,
+    release: u64,
+) -> Result<(), String> {
     let gateway = settings.site.gateway();
     let previous = engine
         .download(&gateway, CONF)
@@ -134,7 +147,10 @@ pub async fn switch(engine: &Engine, settings: &Settings, conf: &str, release: u
         .await
         .map_err(|e| e.to_string())?;
     let (code, output) = engine
-        .exec(&gateway, &["/usr/sbin/nginx", "-t", "-e", "stderr", "-c", NEXT])
+        .exec(
+            &gateway,
+            &["/usr/sbin/nginx", "-t", "-e", "stderr", "-c", NEXT],
+        )
         .await
         .map_err(|e| e.to_string())?;
     if code != 0 {
@@ -149,7 +165,18 @@ pub async fn switch(engine: &Engine, settings: &Settings, conf: &str, release: u
             .await
             .map_err(|e| e.to_string())?;
         let (code, output) = engine
-            .exec(&gateway, &["/usr/sbin/nginx", "-s", "reload", "-e", "stderr", "-c", CONF])
+            .exec(
+                &gateway,
+                &[
+                    "/usr/sbin/nginx",
+                    "-s",
+                    "reload",
+                    "-e",
+                    "stderr",
+                    "-c",
+                    CONF,
+                ],
+            )
             .await
             .map_err(|e| e.to_string())?;
         if code != 0 {
@@ -164,9 +191,22 @@ pub async fn switch(engine: &Engine, settings: &Settings, conf: &str, release: u
             .upload(&gateway, DIR, &[("nginx.conf", previous.as_slice())])
             .await;
         let _ = engine
-            .exec(&gateway, &["/usr/sbin/nginx", "-s", "reload", "-e", "stderr", "-c", CONF])
+            .exec(
+                &gateway,
+                &[
+                    "/usr/sbin/nginx",
+                    "-s",
+                    "reload",
+                    "-e",
+                    "stderr",
+                    "-c",
+                    CONF,
+                ],
+            )
             .await;
-        return Err(format!("{why}; the previous gateway configuration was restored"));
+        return Err(format!(
+            "{why}; the previous gateway configuration was restored"
+        ));
     }
     Ok(())
 }

@@ -69,7 +69,12 @@ impl Entry {
 
     /// A release that served: deploys and rollbacks that succeeded.
     pub fn served(&self) -> bool {
-        self.result == "succeeded" || (self.action == "repair" && self.release.is_some())
+        self.release.is_some()
+            && match self.action.as_str() {
+                "deploy" | "rollback" => self.result == "succeeded",
+                "repair" => true,
+                _ => false,
+            }
     }
 }
 
@@ -87,7 +92,9 @@ impl<'a> Store<'a> {
             container: site.state(),
         };
         if engine.container(&store.container).await?.is_none() {
-            engine.ensure_volume(&site.state(), &site.labels("state")).await?;
+            engine
+                .ensure_volume(&site.state(), &site.labels("state"))
+                .await?;
             let spec = ContainerSpec {
                 name: site.state(),
                 image: settings.gateway_image.clone(),

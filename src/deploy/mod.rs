@@ -144,7 +144,11 @@ impl Settings {
             drain: duration(&c.deploy.drain_timeout),
             keep_releases: c.deploy.keep_releases.max(1) as usize,
             env,
-            secrets: c.secrets.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            secrets: c
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             user: format!("{0}:{0}", c.image.user),
             memory_bytes: memory_bytes(&c.resources.limits.memory),
             nano_cpus: nano_cpus(&c.resources.limits.cpu),

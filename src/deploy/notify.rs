@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::history::Entry;
 use super::Settings;
+use super::history::Entry;
 
 #[derive(Debug, Serialize)]
 pub struct Message<'a> {

@@ -93,7 +93,10 @@ pub async fn wait_healthy(
             if !info.running {
                 return Err(Unhealthy {
                     container: name.clone(),
-                    reason: format!("it exited with code {} before it was healthy", info.exit_code),
+                    reason: format!(
+                        "it exited with code {} before it was healthy",
+                        info.exit_code
+                    ),
                     logs: engine.logs(name, 20).await,
                 });
             }

@@ -105,6 +105,17 @@ impl Timeline {
     }
 }
 
+/// What every step of one deploy or rollback works with.
+struct Job<'a> {
+    engine: &'a Engine,
+    settings: &'a Settings,
+    out: &'a Output,
+    cancel: &'a Cancel,
+    /// The image new replicas run (empty for a rollback, which starts kept ones).
+    image_ref: &'a str,
+    secrets: &'a [(String, String)],
+}
+
 /// A failed step: which, why, and the failing container's last lines.
 struct Failure {
     phase: &'static str,
@@ -138,7 +149,12 @@ impl Failure {
 }
 
 /// The image on the engine: present, or pulled from its registry.
-async fn ensure_image(engine: &Engine, reference: &str, what: &str, hint: &str) -> Result<String, Error> {
+async fn ensure_image(
+    engine: &Engine,
+    reference: &str,
+    what: &str,
+    hint: &str,
+) -> Result<String, Error> {
     if let Some(id) = engine.image_id(reference).await {
         return Ok(id);
     }
@@ -149,9 +165,12 @@ async fn ensure_image(engine: &Engine, reference: &str, what: &str, hint: &str) 
             ),
         });
     }
-    engine.image_id(reference).await.ok_or_else(|| Error::Deploy {
-        message: format!("the {what} image {reference} was pulled but cannot be found"),
-    })
+    engine
+        .image_id(reference)
+        .await
+        .ok_or_else(|| Error::Deploy {
+            message: format!("the {what} image {reference} was pulled but cannot be found"),
+        })
 }
 
 async fn replicas_of(engine: &Engine, settings: &Settings) -> Result<Vec<ContainerInfo>, Error> {
@@ -159,7 +178,10 @@ async fn replicas_of(engine: &Engine, settings: &Settings) -> Result<Vec<Contain
 }
 
 fn release_of(c: &ContainerInfo) -> u64 {
-    c.labels.get(RELEASE).and_then(|r| r.parse().ok()).unwrap_or(0)
+    c.labels
+        .get(RELEASE)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Brings the site to one consistent state before a deploy or rollback:
@@ -175,7 +197,11 @@ async fn repair(
     let mut repaired = Vec::new();
     let all = replicas_of(engine, settings).await?;
     let serving = gateway::serving(engine, settings).await?;
-    let kept: Vec<u64> = history.iter().filter(|e| e.served()).filter_map(|e| e.release).collect();
+    let kept: Vec<u64> = history
+        .iter()
+        .filter(|e| e.served())
+        .filter_map(|e| e.release)
+        .collect();
     let mut current = None;
     if let Some(s) = &serving {
         // A gateway left between two releases by an interrupted rolling
@@ -219,7 +245,9 @@ async fn repair(
             ));
         }
         let number = if mixed.len() > 1 {
-            gateway::serving(engine, settings).await?.map_or(s.release, |s| s.release)
+            gateway::serving(engine, settings)
+                .await?
+                .map_or(s.release, |s| s.release)
         } else {
             s.release
         };
@@ -232,13 +260,20 @@ async fn repair(
                 replicas: members.iter().map(|c| c.name.clone()).collect(),
             });
             // A switch that happened but was never recorded.
-            let last = history.iter().rev().find(|e| e.served()).and_then(|e| e.release);
+            let last = history
+                .iter()
+                .rev()
+                .find(|e| e.served())
+                .and_then(|e| e.release);
             if last != Some(number) {
                 let mut entry = Entry::new("repair", "repaired", super::now());
                 entry.release = Some(number);
                 entry.version = current.as_ref().map(|r| r.version.clone());
                 entry.image_id = current.as_ref().map(|r| r.image_id.clone());
-                entry.replicas = current.as_ref().map(|r| r.replicas.clone()).unwrap_or_default();
+                entry.replicas = current
+                    .as_ref()
+                    .map(|r| r.replicas.clone())
+                    .unwrap_or_default();
                 entry.reason = Some(format!(
                     "release {number} was serving but not recorded (shipit was stopped after the switch); recorded it"
                 ));
@@ -249,7 +284,10 @@ async fn repair(
             for c in &members {
                 if !c.running {
                     engine.start(&c.name).await?;
-                    repaired.push(format!("{} of the serving release was stopped: started it", c.name));
+                    repaired.push(format!(
+                        "{} of the serving release was stopped: started it",
+                        c.name
+                    ));
                 }
             }
         }
@@ -274,7 +312,11 @@ async fn repair(
         let text = format!(
             "removed {} left by an interrupted deploy of release {}",
             names.join(", "),
-            releases.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            releases
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let mut entry = Entry::new("deploy", "interrupted", super::now());
         entry.release = releases.first().copied();
@@ -288,7 +330,10 @@ async fn repair(
         let r = release_of(c);
         if Some(r) != serving_number && kept.contains(&r) && c.running {
             engine.stop(&c.name, settings.drain).await?;
-            repaired.push(format!("{} (release {r}, not serving) was still running: stopped it", c.name));
+            repaired.push(format!(
+                "{} (release {r}, not serving) was still running: stopped it",
+                c.name
+            ));
         }
     }
     for line in &repaired {
@@ -305,7 +350,12 @@ fn next_number(history: &[Entry], all: &[ContainerInfo]) -> u64 {
 }
 
 /// Removes releases beyond the newest `keep` previous ones.
-async fn prune(engine: &Engine, settings: &Settings, history: &[Entry], serving: u64) -> Result<Vec<String>, Error> {
+async fn prune(
+    engine: &Engine,
+    settings: &Settings,
+    history: &[Entry],
+    serving: u64,
+) -> Result<Vec<String>, Error> {
     let mut previous: Vec<u64> = Vec::new();
     for e in history.iter().rev().filter(|e| e.served()) {
         if let Some(r) = e.release
@@ -328,10 +378,19 @@ async fn prune(engine: &Engine, settings: &Settings, history: &[Entry], serving:
 }
 
 /// `shipit deploy ENV`.
-pub async fn deploy(engine: &Engine, settings: &Settings, options: &Options, out: &Output, cancel: &Cancel) -> Result<Outcome, Error> {
+pub async fn deploy(
+    engine: &Engine,
+    settings: &Settings,
+    options: &Options,
+    out: &Output,
+    cancel: &Cancel,
+) -> Result<Outcome, Error> {
     let started = super::now();
     let mut timeline = Timeline::new();
-    let image_ref = options.image.clone().unwrap_or_else(|| settings.image_ref.clone());
+    let image_ref = options
+        .image
+        .clone()
+        .unwrap_or_else(|| settings.image_ref.clone());
     let strategy = options.strategy.unwrap_or(settings.strategy);
     let image_id = ensure_image(
         engine,
@@ -351,31 +410,44 @@ pub async fn deploy(engine: &Engine, settings: &Settings, options: &Options, out
     timeline.mark("preflight");
 
     let command = format!("shipit deploy {}", settings.site.environment);
-    let guard = lock::acquire(engine, settings, &command, options.lock_wait, &|| cancel.is_set(), |info| {
-        out.status("waiting", &format!("for the lock: {}", info.describe()));
-    })
+    let guard = lock::acquire(
+        engine,
+        settings,
+        &command,
+        options.lock_wait,
+        &|| cancel.is_set(),
+        |info| {
+            out.status("waiting", &format!("for the lock: {}", info.describe()));
+        },
+    )
     .await?;
     timeline.mark("lock");
-    let result = locked_deploy(engine, settings, out, cancel, &image_ref, &image_id, strategy, &secrets, started, timeline).await;
+    let job = Job {
+        engine,
+        settings,
+        out,
+        cancel,
+        image_ref: &image_ref,
+        secrets: &secrets,
+    };
+    let result = locked_deploy(&job, &image_id, strategy, started, timeline).await;
     guard.release(engine).await;
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn locked_deploy(
-    engine: &Engine,
-    settings: &Settings,
-    out: &Output,
-    cancel: &Cancel,
-    image_ref: &str,
+    job: &Job<'_>,
     image_id: &str,
     strategy: Strategy,
-    secrets: &[(String, String)],
     started: i64,
     mut timeline: Timeline,
 ) -> Result<Outcome, Error> {
+    let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
+    let image_ref = job.image_ref;
     let site = &settings.site;
-    engine.ensure_network(&site.network(), &site.labels("network")).await?;
+    engine
+        .ensure_network(&site.network(), &site.labels("network"))
+        .await?;
     let store = Store::open(engine, settings).await?;
     let history = store.read().await?;
     let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
@@ -397,7 +469,10 @@ async fn locked_deploy(
     {
         out.status(
             "unchanged",
-            &format!("release {} already serves {} ({image_ref}): nothing to do", cur.number, cur.version),
+            &format!(
+                "release {} already serves {} ({image_ref}): nothing to do",
+                cur.number, cur.version
+            ),
         );
         entry.result = "no-op".into();
         entry.release = Some(cur.number);
@@ -424,12 +499,8 @@ async fn locked_deploy(
     );
 
     let outcome = match (&current, strategy) {
-        (Some(cur), Strategy::Rolling) => {
-            rolling(engine, settings, out, cancel, cur, number, image_ref, secrets, &mut timeline).await
-        }
-        _ => {
-            blue_green(engine, settings, out, cancel, current.as_ref(), number, image_ref, secrets, &mut timeline).await
-        }
+        (Some(cur), Strategy::Rolling) => rolling(job, cur, number, &mut timeline).await,
+        _ => blue_green(job, current.as_ref(), number, &mut timeline).await,
     };
     match outcome {
         Ok(names) => {
@@ -455,27 +526,47 @@ async fn locked_deploy(
         }
         Err(failure) => {
             let interrupted = cancel.signal();
-            entry.result = if interrupted != 0 { "interrupted" } else { "rolled-back" }.into();
+            entry.result = if interrupted != 0 {
+                "interrupted"
+            } else {
+                "rolled-back"
+            }
+            .into();
             let previous = current
                 .as_ref()
                 .map(|c| format!("release {} ({}) keeps serving", c.number, c.version))
-                .unwrap_or_else(|| "nothing was serving before, and nothing is left running".into());
+                .unwrap_or_else(|| {
+                    "nothing was serving before, and nothing is left running".into()
+                });
             let cause = if interrupted != 0 {
-                format!("interrupted by signal {interrupted} during {}", failure.phase)
+                format!(
+                    "interrupted by signal {interrupted} during {}",
+                    failure.phase
+                )
             } else {
                 failure.text()
             };
             entry.reason = Some(cause.clone());
             let outcome = finish(&store, settings, entry, timeline, out).await?;
             let what_to_do = match failure.phase {
-                "health" => "check the container's logs above; `shipit status` shows the serving release",
-                "smoke" => "the release is healthy but failed its smoke tests: run it locally and `shipit smoke ENV --url ...` against it",
-                "switch" => "the gateway kept its previous configuration; check gateway.* in the configuration",
+                "health" => {
+                    "check the container's logs above; `shipit status` shows the serving release"
+                }
+                "smoke" => {
+                    "the release is healthy but failed its smoke tests: run it locally and `shipit smoke ENV --url ...` against it"
+                }
+                "switch" => {
+                    "the gateway kept its previous configuration; check gateway.* in the configuration"
+                }
                 _ => "fix the cause and deploy again",
             };
             let _ = outcome;
             Err(Error::Reported {
-                code: if interrupted != 0 { 128 + interrupted } else { 1 },
+                code: if interrupted != 0 {
+                    128 + interrupted
+                } else {
+                    1
+                },
                 message: format!(
                     "deploy of {} {} (release {number}) failed and was rolled back: {cause}\n{previous}.\n{what_to_do}",
                     site.environment, settings.version
@@ -485,14 +576,22 @@ async fn locked_deploy(
     }
 }
 
-async fn finish(store: &Store<'_>, settings: &Settings, mut entry: Entry, timeline: Timeline, out: &Output) -> Result<Outcome, Error> {
+async fn finish(
+    store: &Store<'_>,
+    settings: &Settings,
+    mut entry: Entry,
+    timeline: Timeline,
+    out: &Output,
+) -> Result<Outcome, Error> {
     entry.duration_ms = timeline.total_ms();
     entry.phases = timeline.phases;
     store.append(&entry).await?;
     let notified = match notify::send(settings, &entry).await {
         Ok(sent) => sent.then_some(true),
         Err(why) => {
-            out.warn(&format!("the webhook was not delivered: {why} (the deploy result stands)"));
+            out.warn(&format!(
+                "the webhook was not delivered: {why} (the deploy result stands)"
+            ));
             Some(false)
         }
     };
@@ -512,24 +611,27 @@ fn strategy_name(s: Strategy) -> &'static str {
 }
 
 /// Runs the smoke suite against one replica directly (its loopback port).
-async fn smoke_replica(engine: &Engine, settings: &Settings, name: &str, cancel: &Cancel) -> Result<(), Failure> {
+async fn smoke_replica(job: &Job<'_>, name: &str) -> Result<(), Failure> {
+    let (engine, settings, cancel) = (job.engine, job.settings, job.cancel);
     let info = engine
         .container(name)
         .await
         .map_err(|e| Failure::new("smoke", e.to_string()))?
         .ok_or_else(|| Failure::new("smoke", format!("{name} disappeared")))?;
-    let port = info
-        .ports
-        .get(&settings.port)
-        .copied()
-        .ok_or_else(|| Failure::new("smoke", format!("{name} publishes no port for the smoke tests")))?;
+    let port = info.ports.get(&settings.port).copied().ok_or_else(|| {
+        Failure::new(
+            "smoke",
+            format!("{name} publishes no port for the smoke tests"),
+        )
+    })?;
     let base = format!("http://{}:{port}", super::engine_host());
     let paths = settings.paths.clone();
     let deadline = settings.smoke_timeout;
     let flag = cancel.clone();
-    let report = tokio::task::spawn_blocking(move || smoke::run(&base, &paths, deadline, &|| flag.is_set()))
-        .await
-        .map_err(|e| Failure::new("smoke", e.to_string()))?;
+    let report =
+        tokio::task::spawn_blocking(move || smoke::run(&base, &paths, deadline, &|| flag.is_set()))
+            .await
+            .map_err(|e| Failure::new("smoke", e.to_string()))?;
     if report.passed {
         Ok(())
     } else {
@@ -544,30 +646,42 @@ async fn smoke_replica(engine: &Engine, settings: &Settings, name: &str, cancel:
 
 /// Starts replicas and gates them on health; on failure removes them all.
 async fn start_healthy(
-    engine: &Engine,
-    settings: &Settings,
-    cancel: &Cancel,
+    job: &Job<'_>,
     number: u64,
     indexes: std::ops::Range<usize>,
-    image_ref: &str,
-    secrets: &[(String, String)],
     timeline: &mut Timeline,
 ) -> Result<Vec<String>, Failure> {
+    let (engine, settings, cancel) = (job.engine, job.settings, job.cancel);
+    let (image_ref, secrets) = (job.image_ref, job.secrets);
     let mut names = Vec::new();
     for i in indexes {
-        match replicas::start(engine, settings, number, i, image_ref, &settings.version, secrets).await {
+        match replicas::start(
+            engine,
+            settings,
+            number,
+            i,
+            image_ref,
+            &settings.version,
+            secrets,
+        )
+        .await
+        {
             Ok(name) => names.push(name),
             Err(e) => {
                 for n in &names {
                     let _ = engine.remove_container(n).await;
                 }
-                let _ = engine.remove_container(&settings.site.replica(number, i)).await;
+                let _ = engine
+                    .remove_container(&settings.site.replica(number, i))
+                    .await;
                 return Err(Failure::new("start", e.to_string()));
             }
         }
     }
     timeline.mark("start");
-    if let Err(u) = replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await {
+    if let Err(u) =
+        replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await
+    {
         for n in &names {
             let _ = engine.remove_container(n).await;
         }
@@ -588,38 +702,29 @@ async fn drain(engine: &Engine, settings: &Settings, names: &[String]) {
     let _ = futures_util::future::join_all(stops).await;
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn blue_green(
-    engine: &Engine,
-    settings: &Settings,
-    out: &Output,
-    cancel: &Cancel,
+    job: &Job<'_>,
     current: Option<&Release>,
     number: u64,
-    image_ref: &str,
-    secrets: &[(String, String)],
     timeline: &mut Timeline,
 ) -> Result<Vec<String>, Failure> {
-    let names = start_healthy(engine, settings, cancel, number, 0..settings.replicas, image_ref, secrets, timeline).await?;
-    out.status("healthy", &names.join(", "));
-    promote(engine, settings, out, cancel, current, number, &names, true, timeline).await?;
+    let names = start_healthy(job, number, 0..job.settings.replicas, timeline).await?;
+    job.out.status("healthy", &names.join(", "));
+    promote(job, current, number, &names, true, timeline).await?;
     Ok(names)
 }
 
 /// Smoke-tests `names`, switches the gateway to them, and drains `current`.
 /// On failure the new replicas are removed (`created`) or stopped again.
-#[allow(clippy::too_many_arguments)]
 async fn promote(
-    engine: &Engine,
-    settings: &Settings,
-    out: &Output,
-    cancel: &Cancel,
+    job: &Job<'_>,
     current: Option<&Release>,
     number: u64,
     names: &[String],
     created: bool,
     timeline: &mut Timeline,
 ) -> Result<(), Failure> {
+    let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
     let undo = async |names: &[String]| {
         for n in names {
             if created {
@@ -633,14 +738,22 @@ async fn promote(
         if cancel.is_set() {
             return Err(Failure::new("health", "interrupted"));
         }
-        smoke_replica(engine, settings, &names[0], cancel).await?;
+        smoke_replica(job, &names[0]).await?;
         timeline.mark("smoke");
         out.status("smoke", &format!("passed against {}", names[0]));
         if cancel.is_set() {
             return Err(Failure::new("smoke", "interrupted"));
         }
-        let conf = gateway::config(settings, names, number).map_err(|e| Failure::new("switch", e.to_string()))?;
-        let switched = if current.is_some() && engine.container(&settings.site.gateway()).await.ok().flatten().is_some() {
+        let conf = gateway::config(settings, names, number)
+            .map_err(|e| Failure::new("switch", e.to_string()))?;
+        let switched = if current.is_some()
+            && engine
+                .container(&settings.site.gateway())
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        {
             gateway::switch(engine, settings, &conf, number).await
         } else {
             gateway::create(engine, settings, &conf, number).await
@@ -654,37 +767,41 @@ async fn promote(
         undo(names).await;
         return Err(failure);
     }
-    out.status("switched", &format!("the gateway serves release {number} at {}", gateway::url(settings)));
+    out.status(
+        "switched",
+        &format!(
+            "the gateway serves release {number} at {}",
+            gateway::url(settings)
+        ),
+    );
     if let Some(cur) = current {
         drain(engine, settings, &cur.replicas).await;
-        out.status("drained", &format!("release {} stopped (kept for rollback)", cur.number));
+        out.status(
+            "drained",
+            &format!("release {} stopped (kept for rollback)", cur.number),
+        );
     }
     timeline.mark("drain");
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn rolling(
-    engine: &Engine,
-    settings: &Settings,
-    out: &Output,
-    cancel: &Cancel,
+    job: &Job<'_>,
     current: &Release,
     number: u64,
-    image_ref: &str,
-    secrets: &[(String, String)],
     timeline: &mut Timeline,
 ) -> Result<Vec<String>, Failure> {
+    let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
     let old = current.replicas.clone();
     let mut new: Vec<String> = Vec::new();
     let mut stopped: Vec<String> = Vec::new();
     let mut failure = None;
     for i in 0..settings.replicas {
         let step = async {
-            let mut started = start_healthy(engine, settings, cancel, number, i..i + 1, image_ref, secrets, timeline).await?;
+            let mut started = start_healthy(job, number, i..i + 1, timeline).await?;
             let name = started.remove(0);
             if i == 0
-                && let Err(f) = smoke_replica(engine, settings, &name, cancel).await
+                && let Err(f) = smoke_replica(job, &name).await
             {
                 let _ = engine.remove_container(&name).await;
                 return Err(f);
@@ -723,7 +840,10 @@ async fn rolling(
             failure = Some(Failure::new("switch", why));
             break;
         }
-        out.status("rolled", &format!("{name} takes traffic ({}/{})", i + 1, settings.replicas));
+        out.status(
+            "rolled",
+            &format!("{name} takes traffic ({}/{})", i + 1, settings.replicas),
+        );
         let retire: Vec<String> = if last {
             old.iter().skip(i).cloned().collect()
         } else {
@@ -750,7 +870,10 @@ async fn rolling(
         && let Ok(conf) = gateway::config(settings, &old, current.number)
         && let Err(why) = gateway::switch(engine, settings, &conf, current.number).await
     {
-        out.warn(&format!("restoring the gateway to release {} failed: {why}", current.number));
+        out.warn(&format!(
+            "restoring the gateway to release {} failed: {why}",
+            current.number
+        ));
     }
     for n in &new {
         let _ = engine.remove_container(n).await;
@@ -759,13 +882,26 @@ async fn rolling(
 }
 
 /// `shipit rollback ENV [--to VERSION]`.
-pub async fn rollback(engine: &Engine, settings: &Settings, options: &Options, out: &Output, cancel: &Cancel) -> Result<Outcome, Error> {
+pub async fn rollback(
+    engine: &Engine,
+    settings: &Settings,
+    options: &Options,
+    out: &Output,
+    cancel: &Cancel,
+) -> Result<Outcome, Error> {
     let started = super::now();
     let mut timeline = Timeline::new();
     let command = format!("shipit rollback {}", settings.site.environment);
-    let guard = lock::acquire(engine, settings, &command, options.lock_wait, &|| cancel.is_set(), |info| {
-        out.status("waiting", &format!("for the lock: {}", info.describe()));
-    })
+    let guard = lock::acquire(
+        engine,
+        settings,
+        &command,
+        options.lock_wait,
+        &|| cancel.is_set(),
+        |info| {
+            out.status("waiting", &format!("for the lock: {}", info.describe()));
+        },
+    )
     .await?;
     timeline.mark("lock");
     let result = locked_rollback(engine, settings, options, out, cancel, started, timeline).await;
@@ -785,7 +921,10 @@ async fn locked_rollback(
     let site = &settings.site;
     let Some(store) = Store::existing(engine, site).await? else {
         return Err(Error::Deploy {
-            message: format!("nothing was ever deployed to {} on this engine: there is nothing to roll back to", site.environment),
+            message: format!(
+                "nothing was ever deployed to {} on this engine: there is nothing to roll back to",
+                site.environment
+            ),
         });
     };
     let history = store.read().await?;
@@ -793,7 +932,10 @@ async fn locked_rollback(
     let history = store.read().await?;
     let Some(current) = current else {
         return Err(Error::Deploy {
-            message: format!("no release serves {}: deploy one with `shipit deploy {}`", site.environment, site.environment),
+            message: format!(
+                "no release serves {}: deploy one with `shipit deploy {}`",
+                site.environment, site.environment
+            ),
         });
     };
     let all = replicas_of(engine, settings).await?;
@@ -813,17 +955,32 @@ async fn locked_rollback(
             .iter()
             .rev()
             .filter(|e| e.served())
-            .filter_map(|e| e.release.filter(|r| *r != current.number && present(*r)).map(|r| format!("{} (release {r})", e.version.clone().unwrap_or_default())))
+            .filter_map(|e| {
+                e.release
+                    .filter(|r| *r != current.number && present(*r))
+                    .map(|r| format!("{} (release {r})", e.version.clone().unwrap_or_default()))
+            })
             .collect();
         return Err(Error::Deploy {
             message: match &options.to_version {
-                Some(v) => format!("no kept release of version {v} to roll back to; kept: {}", if kept.is_empty() { "none".into() } else { kept.join(", ") }),
+                Some(v) => format!(
+                    "no kept release of version {v} to roll back to; kept: {}",
+                    if kept.is_empty() {
+                        "none".into()
+                    } else {
+                        kept.join(", ")
+                    }
+                ),
                 None => "no previous release is kept on the engine to roll back to".to_string(),
             },
         });
     };
     let number = target.release.unwrap_or_default();
-    let names: Vec<String> = all.iter().filter(|c| release_of(c) == number).map(|c| c.name.clone()).collect();
+    let names: Vec<String> = all
+        .iter()
+        .filter(|c| release_of(c) == number)
+        .map(|c| c.name.clone())
+        .collect();
     timeline.mark("inspect");
     let mut entry = Entry::new("rollback", "succeeded", started);
     entry.release = Some(number);
@@ -850,12 +1007,16 @@ async fn locked_rollback(
                 let _ = engine.stop(m, Duration::from_secs(1)).await;
             }
             return Err(Error::Deploy {
-                message: format!("cannot start {n}: {e}; release {} keeps serving", current.number),
+                message: format!(
+                    "cannot start {n}: {e}; release {} keeps serving",
+                    current.number
+                ),
             });
         }
     }
     timeline.mark("start");
-    let gated = replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await;
+    let gated =
+        replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await;
     let result = match gated {
         Err(u) => {
             for m in &names {
@@ -870,12 +1031,23 @@ async fn locked_rollback(
         }
         Ok(()) => {
             timeline.mark("health");
-            promote(engine, settings, out, cancel, Some(&current), number, &names, false, &mut timeline).await
+            let job = Job {
+                engine,
+                settings,
+                out,
+                cancel,
+                image_ref: "",
+                secrets: &[],
+            };
+            promote(&job, Some(&current), number, &names, false, &mut timeline).await
         }
     };
     match result {
         Ok(()) => {
-            out.status("rolled back", &format!("{} release {number} serves again", site.environment));
+            out.status(
+                "rolled back",
+                &format!("{} release {number} serves again", site.environment),
+            );
             finish(&store, settings, entry, timeline, out).await
         }
         Err(failure) => {

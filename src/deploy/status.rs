@@ -72,25 +72,38 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
     let serving = gateway::serving(engine, settings).await?;
     let all = engine.containers(&site.filter("replica")).await?;
     let release_of = |c: &crate::engine::ContainerInfo| -> u64 {
-        c.labels.get(RELEASE).and_then(|r| r.parse().ok()).unwrap_or(0)
+        c.labels
+            .get(RELEASE)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
     };
     let mut problems = Vec::new();
     let number = serving.as_ref().map(|s| s.release);
     let gateway_status = match engine.container(&site.gateway()).await? {
         Some(g) => {
             if !g.running {
-                problems.push(format!("the gateway {} is {} (not serving)", g.name, g.state));
+                problems.push(format!(
+                    "the gateway {} is {} (not serving)",
+                    g.name, g.state
+                ));
             }
             Some(GatewayStatus {
                 container: g.name,
                 state: g.state,
                 url: gateway::url(settings),
-                upstreams: serving.as_ref().map(|s| s.upstreams.clone()).unwrap_or_default(),
+                upstreams: serving
+                    .as_ref()
+                    .map(|s| s.upstreams.clone())
+                    .unwrap_or_default(),
             })
         }
         None => None,
     };
-    let served: Vec<u64> = history.iter().filter(|e| e.served()).filter_map(|e| e.release).collect();
+    let served: Vec<u64> = history
+        .iter()
+        .filter(|e| e.served())
+        .filter_map(|e| e.release)
+        .collect();
     let mut replicas = Vec::new();
     let mut kept: Vec<(u64, String)> = Vec::new();
     for c in &all {
@@ -113,7 +126,10 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
             });
         } else if served.contains(&r) {
             if c.running {
-                problems.push(format!("{} (release {r}, not serving) is still running", c.name));
+                problems.push(format!(
+                    "{} (release {r}, not serving) is still running",
+                    c.name
+                ));
             }
             if !kept.iter().any(|(k, _)| *k == r) {
                 kept.push((r, version));
@@ -125,7 +141,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
             ));
         }
     }
-    kept.sort_by(|a, b| b.0.cmp(&a.0));
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
     if let Some(s) = &serving {
         let releases: std::collections::BTreeSet<u64> = s
             .upstreams
@@ -137,7 +153,11 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
                 "the gateway is between releases {releases:?} (an interrupted rolling deploy)"
             ));
         }
-        let last_served = history.iter().rev().find(|e| e.served()).and_then(|e| e.release);
+        let last_served = history
+            .iter()
+            .rev()
+            .find(|e| e.served())
+            .and_then(|e| e.release);
         if last_served != Some(s.release) {
             problems.push(format!(
                 "release {} serves but the history does not record it (shipit was stopped after the switch)",
@@ -182,7 +202,10 @@ mod tests {
         let stamp = crate::build::rfc3339(now - 42);
         let got = super::uptime(&stamp.replace('Z', ".123456789Z")).unwrap();
         assert!((42..=43).contains(&got), "{got}");
-        assert_eq!(super::uptime("0001-01-01T00:00:00Z").map(|u| u > 0), Some(true));
+        assert_eq!(
+            super::uptime("0001-01-01T00:00:00Z").map(|u| u > 0),
+            Some(true)
+        );
         assert_eq!(super::uptime("garbage"), None);
     }
 }

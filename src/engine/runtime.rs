@@ -106,7 +106,11 @@ impl Engine {
     }
 
     /// Creates a bridge network unless it exists.
-    pub async fn ensure_network(&self, name: &str, labels: &[(String, String)]) -> Result<bool, Error> {
+    pub async fn ensure_network(
+        &self,
+        name: &str,
+        labels: &[(String, String)],
+    ) -> Result<bool, Error> {
         if self.docker.inspect_network(name, None).await.is_ok() {
             return Ok(false);
         }
@@ -123,7 +127,11 @@ impl Engine {
         }
     }
 
-    pub async fn ensure_volume(&self, name: &str, labels: &[(String, String)]) -> Result<(), Error> {
+    pub async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &[(String, String)],
+    ) -> Result<(), Error> {
         let request = VolumeCreateRequest {
             name: Some(name.to_string()),
             labels: Some(labels.iter().cloned().collect()),
@@ -146,7 +154,11 @@ impl Engine {
                 format!("{port}/tcp"),
                 Some(vec![PortBinding {
                     host_ip: Some(ip.clone()),
-                    host_port: Some(if *host == 0 { String::new() } else { host.to_string() }),
+                    host_port: Some(if *host == 0 {
+                        String::new()
+                    } else {
+                        host.to_string()
+                    }),
                 }]),
             );
         }
@@ -285,7 +297,11 @@ impl Engine {
         }
         Ok(Some(ContainerInfo {
             id: c.id.unwrap_or_default(),
-            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             image: c.image.unwrap_or_default(),
             running: state.running.unwrap_or(false),
             state: state
@@ -360,7 +376,12 @@ impl Engine {
     }
 
     /// Writes files into `dir` of a container (running or not) as one tar.
-    pub async fn upload(&self, container: &str, dir: &str, files: &[(&str, &[u8])]) -> Result<(), Error> {
+    pub async fn upload(
+        &self,
+        container: &str,
+        dir: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<(), Error> {
         let mut builder = tar::Builder::new(Vec::new());
         for (name, bytes) in files {
             let mut header = tar::Header::new_gnu();
@@ -392,7 +413,9 @@ impl Engine {
         let options = DownloadFromContainerOptions {
             path: path.to_string(),
         };
-        let mut stream = self.docker.download_from_container(container, Some(options));
+        let mut stream = self
+            .docker
+            .download_from_container(container, Some(options));
         let mut tar = Vec::new();
         while let Some(chunk) = stream.next().await {
             match chunk {
@@ -433,7 +456,9 @@ impl Engine {
             .await
             .map_err(|e| failed(self, format!("exec {} in {container}", cmd.join(" ")), e))?;
         let mut output = String::new();
-        if let bollard::exec::StartExecResults::Attached { output: mut stream, .. } = self
+        if let bollard::exec::StartExecResults::Attached {
+            output: mut stream, ..
+        } = self
             .docker
             .start_exec(&created.id, None)
             .await

@@ -1,6 +1,7 @@
 //! shipit's integration tests: the real binary, run in throw-away projects.
 
 mod build;
+mod deploy;
 mod docker;
 mod harness;
 mod hostile;

@@ -248,7 +248,10 @@ fn every_file_says_it_is_generated_and_kustomization_lists_the_manifests() {
 fn secrets_are_references_and_their_values_never_reach_a_file() {
     let project = Project::from_repo();
     let env = [
-        ("PRODUCTION_WEBHOOK_URL", "https://hooks.example.com/s3cr3t-value"),
+        (
+            "PRODUCTION_WEBHOOK_URL",
+            "https://hooks.example.com/s3cr3t-value",
+        ),
         ("PRODUCTION_API_TOKEN", "s3cr3t-token"),
     ];
     project

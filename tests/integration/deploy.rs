@@ -1,0 +1,1024 @@
+//! `shipit deploy | rollback | status | smoke | lock` against the real engine:
+//! real containers, a real nginx gateway, real HTTP, and a load running
+//! through the gateway while releases change, counting every failed request.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::docker::{self, docker, free_port};
+use crate::harness::{Project, Run, repo};
+
+/// The calculator image (prebuilt mode) and the offline gateway image, made once per run.
+fn images() -> &'static (String, String) {
+    static IMAGES: OnceLock<(String, String)> = OnceLock::new();
+    IMAGES.get_or_init(|| {
+        let gateway = Command::new("bash")
+            .arg(repo().join(".ci/gateway-image"))
+            .output()
+            .expect("run .ci/gateway-image");
+        assert!(
+            gateway.status.success(),
+            "{}",
+            String::from_utf8_lossy(&gateway.stderr)
+        );
+        let gateway = String::from_utf8_lossy(&gateway.stdout)
+            .lines()
+            .last()
+            .and_then(|l| l.split(':').take(2).collect::<Vec<_>>().join(":").into())
+            .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_shipit"))
+            .arg("-C")
+            .arg(repo())
+            .args([
+                "build",
+                "development",
+                "--mode",
+                "prebuilt",
+                "--set",
+                "image.repository=shipit-test/deploy-base",
+                "--output",
+                "json",
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        (report["image"].as_str().unwrap().to_string(), gateway)
+    })
+}
+
+/// One application in the `staging` environment (blue-green, 2 replicas),
+/// with its own name and gateway port; everything removed on drop.
+struct Site {
+    project: Project,
+    app: String,
+    port: u16,
+    repository: String,
+}
+
+impl Site {
+    fn new(test: &str) -> Option<Site> {
+        if !docker::engine() {
+            return None;
+        }
+        images();
+        let app = format!("t{}-{test}", std::process::id());
+        Some(Site {
+            project: Project::from_repo(),
+            repository: format!("127.0.0.1:5000/shipit-test/{app}"),
+            app,
+            port: free_port(),
+        })
+    }
+
+    /// Tags the base image as `version` (or builds a variant from a Dockerfile tail).
+    fn image(&self, version: &str, dockerfile_tail: &str) -> String {
+        let (base, _) = images();
+        let reference = format!("{}:{version}", self.repository);
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", &reference, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                format!("FROM {base}\nLABEL test.version={version}\n{dockerfile_tail}\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        reference
+    }
+
+    fn sets(&self) -> Vec<String> {
+        let (_, gateway) = images();
+        [
+            format!("app.name={}", self.app),
+            format!("gateway.image={gateway}"),
+            format!("gateway.port={}", self.port),
+            "gateway.rate_limit=10000r/s".into(),
+            "gateway.burst=10000".into(),
+            "app.version_source=config".into(),
+            "app.version=0.0.0".into(),
+            "deploy.health_timeout=20s".into(),
+            "deploy.smoke_timeout=3s".into(),
+            "deploy.drain_timeout=3s".into(),
+            format!("image.repository=shipit-test/{}", self.app),
+        ]
+        .into_iter()
+        .flat_map(|s| ["--set".to_string(), s])
+        .collect()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipit"));
+        // After the subcommand (clap keeps only one place's `--set`s); a key
+        // that `args` sets itself is left to `args`.
+        let own: Vec<&str> = args
+            .iter()
+            .filter_map(|a| a.split_once('=').map(|(k, _)| k))
+            .collect();
+        let mut sets = Vec::new();
+        for pair in self.sets().chunks(2) {
+            if !own.iter().any(|k| pair[1].starts_with(&format!("{k}="))) {
+                sets.extend_from_slice(pair);
+            }
+        }
+        cmd.arg("-C").arg(self.project.path()).args(args).args(sets);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("SHIPIT") || name == "STAGING_WEBHOOK_URL" {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+        cmd
+    }
+
+    fn shipit(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let output = self
+            .command(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn deploy(&self, version: &str, image: &str, extra: &[&str]) -> Run {
+        let set = format!("app.version={version}");
+        let mut args = vec!["deploy", "staging", "--image", image, "--set", &set];
+        args.extend_from_slice(extra);
+        self.shipit(&args, &[])
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The release the gateway answers with (`X-Shipit-Release`).
+    fn serving(&self) -> Option<String> {
+        shipit::http::request(
+            &format!("{}/health", self.url()),
+            "GET",
+            &[],
+            b"",
+            Duration::from_secs(2),
+        )
+        .ok()
+        .and_then(|r| r.header("X-Shipit-Release").map(String::from))
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let run = self
+            .shipit(
+                &["status", "staging", "--output", "json", "--last", "50"],
+                &[],
+            )
+            .success();
+        serde_json::from_str(&run.stdout).unwrap()
+    }
+
+    fn containers(&self) -> Vec<String> {
+        let filter = format!("label=dev.shipit.app={}", self.app);
+        let (_, out) = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Names}} {{.State}}",
+        ]);
+        let mut names: Vec<String> = out.lines().map(String::from).collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let filter = format!("label=dev.shipit.app={}", self.app);
+        let (_, ids) = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in ids.lines() {
+            docker(&["rm", "-f", id]);
+        }
+        docker(&["network", "rm", &format!("shipit-{}-staging", self.app)]);
+        docker(&[
+            "volume",
+            "rm",
+            &format!("shipit-{}-staging-state", self.app),
+        ]);
+        docker(&[
+            "volume",
+            "rm",
+            &format!("shipit-{}-staging-gateway", self.app),
+        ]);
+        docker::remove_repository(&self.repository);
+    }
+}
+
+/// A bounded load through the gateway: about 300 requests per second on
+/// fresh connections, each checked for a 200 with the right answer; it stops
+/// by itself after two minutes.
+struct Load {
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<(u64, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(url: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                let url = format!("{url}/calculate");
+                std::thread::spawn(move || {
+                    let start = Instant::now();
+                    let (mut ok, mut failures) = (0u64, Vec::new());
+                    while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(120)
+                    {
+                        let sent = Instant::now();
+                        match shipit::http::request(
+                            &url,
+                            "POST",
+                            &[("Content-Type", "application/json")],
+                            br#"{"operation":"multiply","operands":[6,7]}"#,
+                            Duration::from_secs(5),
+                        ) {
+                            Ok(r)
+                                if r.status == 200
+                                    && r.json().is_some_and(|v| v["result"] == 42) =>
+                            {
+                                ok += 1
+                            }
+                            Ok(r) => failures.push(format!("{}: {}", r.status, r.text())),
+                            Err(e) => failures.push(e),
+                        }
+                        std::thread::sleep(Duration::from_millis(6).saturating_sub(sent.elapsed()));
+                    }
+                    (ok, failures)
+                })
+            })
+            .collect();
+        Load { stop, handles }
+    }
+
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut ok = 0;
+        let mut failures = Vec::new();
+        for h in self.handles {
+            let (o, f) = h.join().unwrap();
+            ok += o;
+            failures.extend(f);
+        }
+        (ok, failures)
+    }
+}
+
+#[track_caller]
+fn no_failures(load: Load, during: &str) -> u64 {
+    let (ok, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during {during}: {:?}",
+        failures.len(),
+        ok as usize + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        ok > 50,
+        "the load hardly ran during {during}: {ok} requests"
+    );
+    ok
+}
+
+#[test]
+fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
+    let Some(site) = Site::new("zero") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+    let v2 = site.image("2.0.0", "");
+    let v3 = site.image("3.0.0", "");
+
+    let run = site.deploy("1.0.0", &v1, &["--output", "json"]).success();
+    let first: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(first["entry"]["result"], "succeeded");
+    assert_eq!(first["entry"]["release"], 1);
+    assert_eq!(site.serving().as_deref(), Some("1"));
+
+    // Blue-green under load.
+    let load = Load::start(&site.url());
+    std::thread::sleep(Duration::from_millis(500));
+    let run = site.deploy("2.0.0", &v2, &[]).success();
+    assert!(
+        run.stderr.contains("switched the gateway serves release 2"),
+        "{}",
+        run.stderr
+    );
+    no_failures(load, "the blue-green deploy of 2.0.0");
+    assert_eq!(site.serving().as_deref(), Some("2"));
+
+    // The same version again is a reported no-op.
+    let run = site.deploy("2.0.0", &v2, &[]).success();
+    assert!(
+        run.stderr.contains("already serves 2.0.0"),
+        "{}",
+        run.stderr
+    );
+
+    // Rollback under load: release 1 is started again, health-gated, switched to.
+    let load = Load::start(&site.url());
+    std::thread::sleep(Duration::from_millis(500));
+    let run = site.shipit(&["rollback", "staging"], &[]).success();
+    assert!(
+        run.stderr.contains("release 1 serves again"),
+        "{}",
+        run.stderr
+    );
+    no_failures(load, "the rollback to 1.0.0");
+    assert_eq!(site.serving().as_deref(), Some("1"));
+
+    // Rolling, under load: replicas replaced one at a time.
+    let load = Load::start(&site.url());
+    std::thread::sleep(Duration::from_millis(500));
+    let run = site
+        .deploy("3.0.0", &v3, &["--strategy", "rolling"])
+        .success();
+    assert!(run.stderr.contains("takes traffic (2/2)"), "{}", run.stderr);
+    no_failures(load, "the rolling deploy of 3.0.0");
+    assert_eq!(site.serving().as_deref(), Some("3"));
+
+    // Rollback --to a named version.
+    let load = Load::start(&site.url());
+    let run = site
+        .shipit(&["rollback", "staging", "--to", "2.0.0"], &[])
+        .success();
+    assert!(
+        run.stderr.contains("to release 2 (2.0.0)"),
+        "{}",
+        run.stderr
+    );
+    no_failures(load, "the rollback to 2.0.0");
+    let run = site
+        .shipit(&["rollback", "staging", "--to", "9.9.9"], &[])
+        .code(1);
+    assert!(
+        run.stderr.contains("no kept release of version 9.9.9"),
+        "{}",
+        run.stderr
+    );
+
+    // Status: the serving release, healthy replicas, kept releases, history.
+    let status = site.status();
+    assert_eq!(status["release"], 2);
+    assert_eq!(status["version"], "2.0.0");
+    assert_eq!(status["problems"], serde_json::json!([]), "{status}");
+    assert!(status["lock"].is_null());
+    let replicas = status["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2);
+    assert!(
+        replicas
+            .iter()
+            .all(|r| r["health"] == "healthy" && r["state"] == "running"),
+        "{status}"
+    );
+    assert!(
+        replicas
+            .iter()
+            .all(|r| r["uptime_seconds"].as_i64().is_some())
+    );
+    let kept: Vec<u64> = status["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, [3, 1]);
+    assert_eq!(status["gateway"]["state"], "running");
+    let history = status["history"].as_array().unwrap();
+    let summary: Vec<String> = history
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["action"].as_str().unwrap(),
+                e["version"].as_str().unwrap_or("-"),
+                e["result"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "deploy 1.0.0 succeeded",
+            "deploy 2.0.0 succeeded",
+            "deploy 2.0.0 no-op",
+            "rollback 1.0.0 succeeded",
+            "deploy 3.0.0 succeeded",
+            "rollback 2.0.0 succeeded",
+        ]
+    );
+    let deploy2 = &history[1];
+    let phases: Vec<&str> = deploy2["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "preflight",
+            "lock",
+            "inspect",
+            "start",
+            "health",
+            "smoke",
+            "switch",
+            "drain",
+            "cleanup"
+        ]
+    );
+    assert_eq!(deploy2["previous_version"], "1.0.0");
+    assert_eq!(deploy2["strategy"], "blue-green");
+    assert!(deploy2["who"].as_str().unwrap().contains('@'));
+    assert!(deploy2["duration_ms"].as_u64().unwrap() > 0);
+
+    // Containers: the serving release runs, the kept ones are stopped, nothing else.
+    let containers = site.containers();
+    let running: Vec<&String> = containers
+        .iter()
+        .filter(|c| c.ends_with(" running"))
+        .collect();
+    assert_eq!(running.len(), 3, "{containers:?}"); // 2 replicas + gateway
+}
+
+/// A small webhook receiver: every POST body, answered 200.
+fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/t0ken", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if data.len() >= end + 4 + length {
+                        if let Ok(v) = serde_json::from_slice(&data[end + 4..end + 4 + length]) {
+                            sink.lock().unwrap().push(v);
+                        }
+                        break;
+                    }
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook_hears() {
+    let Some(site) = Site::new("broken") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+    // Never healthy: its health check asks a port nothing listens on.
+    let sick = site.image(
+        "2.0.0",
+        r#"HEALTHCHECK --interval=1s CMD ["/calculator", "healthcheck", "--url", "http://127.0.0.1:1/health"]"#,
+    );
+    // Healthy, but serving on the wrong port: the smoke tests fail.
+    let astray = site.image(
+        "3.0.0",
+        "CMD [\"serve\", \"--port\", \"8089\"]\nHEALTHCHECK --interval=1s CMD [\"/calculator\", \"healthcheck\", \"--port\", \"8089\"]",
+    );
+    let (hook, got) = receiver();
+    let env = [("STAGING_WEBHOOK_URL", hook.as_str())];
+    site.shipit(
+        &[
+            "deploy",
+            "staging",
+            "--image",
+            &v1,
+            "--set",
+            "app.version=1.0.0",
+        ],
+        &env,
+    )
+    .success();
+
+    let load = Load::start(&site.url());
+    let run = site.shipit(
+        &[
+            "deploy",
+            "staging",
+            "--image",
+            &sick,
+            "--set",
+            "app.version=2.0.0",
+            "--set",
+            "deploy.health_timeout=4s",
+        ],
+        &env,
+    );
+    let run = run.code(1);
+    assert!(
+        run.stderr
+            .contains("failed and was rolled back: health failed for"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("was not healthy within 4 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("last log lines:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("listening"),
+        "the failing container's log lines: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("release 1 (1.0.0) keeps serving"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(site.serving().as_deref(), Some("1"));
+
+    let run = site
+        .shipit(
+            &[
+                "deploy",
+                "staging",
+                "--image",
+                &astray,
+                "--set",
+                "app.version=3.0.0",
+            ],
+            &env,
+        )
+        .code(1);
+    assert!(run.stderr.contains("smoke failed for"), "{}", run.stderr);
+    assert!(run.stderr.contains("GET /health"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("release 1 (1.0.0) keeps serving"),
+        "{}",
+        run.stderr
+    );
+    no_failures(load, "two failed deploys");
+    assert_eq!(site.serving().as_deref(), Some("1"));
+
+    // Nothing of the failed releases is left.
+    let containers = site.containers();
+    assert!(
+        containers
+            .iter()
+            .all(|c| !c.contains("-r2-") && !c.contains("-r3-")),
+        "{containers:?}"
+    );
+    let status = site.status();
+    assert_eq!(status["problems"], serde_json::json!([]), "{status}");
+    let results: Vec<&str> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["succeeded", "rolled-back", "rolled-back"]);
+
+    // A rollback with nothing kept to go back to says so.
+    let run = site.shipit(&["rollback", "staging"], &[]).code(1);
+    assert!(
+        run.stderr.contains("no previous release is kept"),
+        "{}",
+        run.stderr
+    );
+
+    // The webhook heard all three, with the reason; its URL is in no output.
+    let events: Vec<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "deploy.succeeded",
+            "deploy.rolled-back",
+            "deploy.rolled-back"
+        ]
+    );
+    let failed = got.lock().unwrap()[1].clone();
+    assert_eq!(failed["environment"], "staging");
+    assert_eq!(failed["version"], "2.0.0");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("not healthy"),
+        "{failed}"
+    );
+    assert!(!run.stderr.contains("t0ken"));
+
+    // A webhook that cannot be reached never fails a deploy.
+    let dead = format!("http://127.0.0.1:{}/hook", free_port());
+    let v4 = site.image("4.0.0", "");
+    let run = site
+        .shipit(
+            &[
+                "deploy",
+                "staging",
+                "--image",
+                &v4,
+                "--set",
+                "app.version=4.0.0",
+            ],
+            &[("STAGING_WEBHOOK_URL", dead.as_str())],
+        )
+        .success();
+    assert!(
+        run.stderr.contains("the webhook was not delivered"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(site.serving().as_deref(), Some("4"));
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn docker_the_lock_a_signal_and_a_killed_deploy_leave_a_consistent_state() {
+    let Some(site) = Site::new("lk") else { return };
+    let v1 = site.image("1.0.0", "");
+    let v2 = site.image("2.0.0", "");
+    let sick = site.image(
+        "9.0.0",
+        r#"HEALTHCHECK --interval=1s CMD ["/calculator", "healthcheck", "--url", "http://127.0.0.1:1/health"]"#,
+    );
+    site.deploy("1.0.0", &v1, &[]).success();
+    let slow = |site: &Site| {
+        site.command(&[
+            "deploy",
+            "staging",
+            "--image",
+            &sick,
+            "--set",
+            "app.version=9.0.0",
+            "--set",
+            "deploy.health_timeout=60s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    fn replica_started<'a>(site: &'a Site, release: &str) -> impl FnMut() -> bool + 'a {
+        let needle = format!("-r{release}-");
+        move || site.containers().iter().any(|c| c.contains(&needle))
+    }
+
+    // A second deploy while one runs is refused, naming the holder.
+    let load = Load::start(&site.url());
+    let first = slow(&site);
+    wait_for(
+        "the first deploy to start its release",
+        replica_started(&site, "2"),
+    );
+    let run = site.deploy("2.0.0", &v2, &[]).code(1);
+    assert!(
+        run.stderr
+            .contains("staging is locked by another deploy: held by"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("pid {}", first.id())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("`shipit deploy staging`"),
+        "{}",
+        run.stderr
+    );
+    let start = Instant::now();
+    let run = site.deploy("2.0.0", &v2, &["--lock-wait", "1s"]).code(1);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert!(run.stderr.contains("--lock-wait"), "{}", run.stderr);
+
+    // SIGINT: the deploy rolls back and exits 130.
+    Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let output = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by signal 2"), "{stderr}");
+    assert!(
+        stderr.contains("release 1 (1.0.0) keeps serving"),
+        "{stderr}"
+    );
+    assert_eq!(site.serving().as_deref(), Some("1"));
+    assert!(
+        site.containers()
+            .iter()
+            .all(|c| !c.contains("-r2-") && !c.contains("staging-lock")),
+        "{:?}",
+        site.containers()
+    );
+
+    // SIGKILL: nothing can clean up. The lock is stale, the release half-started.
+    let mut second = slow(&site);
+    wait_for(
+        "the second deploy to start its release",
+        replica_started(&site, "3"),
+    );
+    let pid = second.id();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    no_failures(load, "a refused, an interrupted and a killed deploy");
+    assert_eq!(site.serving().as_deref(), Some("1"));
+
+    let status = site.status();
+    let problems = status["problems"].to_string();
+    assert!(
+        problems.contains("left by an interrupted deploy"),
+        "{status}"
+    );
+    assert!(
+        problems.contains("a stale lock is left by a killed deploy"),
+        "{status}"
+    );
+    assert_eq!(status["lock"]["pid"], pid);
+    assert_eq!(status["lock"]["stale"], true);
+    let run = site.shipit(&["lock", "show", "staging"], &[]).success();
+    assert!(run.stderr.contains("STALE"), "{}", run.stderr);
+
+    // The next deploy is refused while the lock stands, and says how to release it.
+    let run = site.deploy("2.0.0", &v2, &[]).code(1);
+    assert!(
+        run.stderr.contains("STALE") && run.stderr.contains("shipit lock release staging"),
+        "{}",
+        run.stderr
+    );
+    let run = site.shipit(&["lock", "release", "staging"], &[]).success();
+    assert!(run.stderr.contains(&format!("pid {pid}")), "{}", run.stderr);
+
+    // ... then repairs what the killed one left, and deploys.
+    let run = site.deploy("2.0.0", &v2, &[]).success();
+    assert!(run.stderr.contains("repaired"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("left by an interrupted deploy of release 3"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(site.serving().as_deref(), Some("4"));
+    let status = site.status();
+    assert_eq!(status["problems"], serde_json::json!([]), "{status}");
+    let history: Vec<String> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["result"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "deploy succeeded",
+            "deploy interrupted",
+            "lock-release succeeded",
+            "deploy interrupted",
+            "deploy succeeded"
+        ]
+    );
+}
+
+#[test]
+fn docker_faults_engine_image_port_and_a_rejected_gateway_config() {
+    let Some(site) = Site::new("faults") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+
+    // No engine.
+    let run = site.shipit(
+        &[
+            "deploy",
+            "staging",
+            "--image",
+            &v1,
+            "--set",
+            "app.version=1.0.0",
+        ],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let run = run.code(1);
+    assert!(
+        run.stderr
+            .contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
+        "{}",
+        run.stderr
+    );
+
+    // An image that is not there.
+    let missing = format!("{}:0.0.404", site.repository);
+    let run = site.deploy("0.0.404", &missing, &[]).code(1);
+    assert!(
+        run.stderr
+            .contains("is not on the engine and could not be pulled"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("shipit build staging"),
+        "{}",
+        run.stderr
+    );
+    assert!(site.containers().is_empty(), "{:?}", site.containers());
+
+    // The gateway's port is taken: nothing is left running.
+    let holder = TcpListener::bind(("0.0.0.0", site.port)).unwrap();
+    let run = site.deploy("1.0.0", &v1, &[]).code(1);
+    assert!(
+        run.stderr
+            .contains(&format!("port {} is already taken", site.port)),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("nothing was serving before, and nothing is left running"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        site.containers()
+            .iter()
+            .all(|c| !c.contains("-r1-") && !c.contains("gateway")),
+        "{:?}",
+        site.containers()
+    );
+    drop(holder);
+    site.deploy("1.0.0", &v1, &[]).success();
+    assert_eq!(site.serving().as_deref(), Some("2"));
+
+    // A configuration nginx rejects is never switched to.
+    let mut set = site.sets();
+    set.retain(|s| s != "--set");
+    set.retain(|s| s != "app.version=0.0.0");
+    set.push("app.version=1.0.0".into());
+    let overrides = shipit::config::Overrides {
+        set,
+        env: Vec::new(),
+    };
+    let loaded = shipit::config::load(site.project.path(), Some("staging"), &overrides).unwrap();
+    let settings = shipit::deploy::Settings::new(&loaded).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result = runtime.block_on(async {
+        let engine = shipit::engine::Engine::connect().await.unwrap();
+        let serving = format!("{}-staging-r2-1", site.app);
+        let good = shipit::deploy::gateway::config(&settings, &[serving], 77).unwrap();
+        let broken = good.replace("keepalive 32;", "keepalive 32; no_such_directive on;");
+        shipit::deploy::gateway::switch(&engine, &settings, &broken, 77).await
+    });
+    let why = result.unwrap_err();
+    assert!(
+        why.contains("nginx rejected the new gateway configuration"),
+        "{why}"
+    );
+    assert!(why.contains("no_such_directive"), "{why}");
+    assert_eq!(site.serving().as_deref(), Some("2"));
+    let status = site.status();
+    assert_eq!(status["problems"], serde_json::json!([]), "{status}");
+}
+
+#[test]
+fn docker_smoke_reports_for_people_json_and_junit() {
+    let Some(site) = Site::new("smoke") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+    site.deploy("1.0.0", &v1, &[]).success();
+    let junit = site.project.path().join("smoke.xml");
+    let run = site
+        .shipit(
+            &[
+                "smoke",
+                "staging",
+                "--url",
+                &site.url(),
+                "--junit",
+                junit.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+            &[],
+        )
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["passed"], true);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for op in [
+        "add", "subtract", "multiply", "divide", "power", "sqrt", "sin", "cos", "tan", "log",
+    ] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains(&format!("/calculate {op} "))),
+            "{names:?}"
+        );
+    }
+    assert!(names.iter().any(|n| n.contains("malformed JSON = 400")));
+    assert!(names.iter().any(|n| n.contains("http_requests_total")));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(&format!("tests=\"{}\" failures=\"0\"", names.len())),
+        "{xml}"
+    );
+
+    // Against something that is not the calculator: non-zero, each failure named.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let run = site
+        .shipit(
+            &[
+                "smoke",
+                "staging",
+                "--url",
+                &dead,
+                "--timeout",
+                "1s",
+                "--junit",
+                junit.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .code(1);
+    assert!(run.stderr.contains("smoke tests failed"), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<failure message="), "{xml}");
+}
