@@ -39,6 +39,7 @@ bench:
     bash .ci/bench-calculator
     bash .ci/bench-build
     bash .ci/bench-release
+    bash .ci/bench-deploy
 
 # Make the base images the Dockerfiles need on an engine that cannot pull
 offline-images:

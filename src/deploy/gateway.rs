@@ -235,7 +235,7 @@ async fn wait_serving(engine: &Engine, settings: &Settings, release: u64) -> Res
             }
             Err(e) => last = e,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let logs = engine.logs(&settings.site.gateway(), 20).await;
     Err(format!(

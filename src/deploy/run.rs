@@ -451,7 +451,11 @@ async fn locked_deploy(
     let store = Store::open(engine, settings).await?;
     let history = store.read().await?;
     let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
-    let history = store.read().await?;
+    let history = if repaired.is_empty() {
+        history
+    } else {
+        store.read().await?
+    };
     timeline.mark("inspect");
 
     let mut entry = Entry::new("deploy", "succeeded", started);
@@ -929,7 +933,11 @@ async fn locked_rollback(
     };
     let history = store.read().await?;
     let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
-    let history = store.read().await?;
+    let history = if repaired.is_empty() {
+        history
+    } else {
+        store.read().await?
+    };
     let Some(current) = current else {
         return Err(Error::Deploy {
             message: format!(

@@ -115,14 +115,19 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
             } else if c.health != "healthy" {
                 problems.push(format!("{} of the serving release is {}", c.name, c.health));
             }
+            let started_at = engine
+                .container(&c.name)
+                .await?
+                .map(|i| i.started_at)
+                .unwrap_or_default();
             replicas.push(Replica {
                 name: c.name.clone(),
                 release: r,
                 version,
                 state: c.state.clone(),
                 health: c.health.clone(),
-                started_at: c.started_at.clone(),
-                uptime_seconds: c.running.then(|| uptime(&c.started_at)).flatten(),
+                uptime_seconds: c.running.then(|| uptime(&started_at)).flatten(),
+                started_at,
             });
         } else if served.contains(&r) {
             if c.running {

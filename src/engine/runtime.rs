@@ -332,7 +332,9 @@ impl Engine {
         }))
     }
 
-    /// Every container (running or not) carrying all of `labels`, by name.
+    /// Every container (running or not) carrying all of `labels`, by name,
+    /// from one listing call: `started_at`, `exit_code` and `health_output`
+    /// are left empty (`container` has them).
     pub async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
         let filters = HashMap::from([(
             "label".to_string(),
@@ -348,13 +350,45 @@ impl Engine {
             .list_containers(Some(options))
             .await
             .map_err(|e| failed(self, "list containers".into(), e))?;
-        let mut out = Vec::new();
-        for summary in list {
-            let Some(id) = summary.id else { continue };
-            if let Some(info) = self.container(&id).await? {
-                out.push(info);
-            }
-        }
+        let mut out: Vec<ContainerInfo> = list
+            .into_iter()
+            .map(|c| {
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                let status = c.status.unwrap_or_default();
+                let health = if status.contains("(healthy)") {
+                    "healthy"
+                } else if status.contains("(unhealthy)") {
+                    "unhealthy"
+                } else if status.contains("(health: starting)") {
+                    "starting"
+                } else {
+                    "none"
+                };
+                ContainerInfo {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    image: c.image_id.unwrap_or_default(),
+                    running: state == "running",
+                    state,
+                    health: health.to_string(),
+                    health_output: String::new(),
+                    exit_code: 0,
+                    started_at: String::new(),
+                    labels: c.labels.unwrap_or_default(),
+                    ports: c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| Some((p.private_port, p.public_port?)))
+                        .collect(),
+                }
+            })
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
