@@ -1,8 +1,10 @@
-//! A small HTTP/1.1 client over std TCP: enough for smoke tests, gateway
-//! checks and webhooks (plain `http://`), with a timeout on every step.
+//! A small HTTP/1.1 client over std TCP (and rustls for `https://`, trusting
+//! the system's certificates or `SSL_CERT_FILE`): enough for smoke tests,
+//! gateway checks and webhooks, with a timeout on every step.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -29,36 +31,75 @@ impl Response {
     }
 }
 
-/// `http://host[:port]` split into the address to dial, the Host header, and the path prefix.
-pub fn parse_url(url: &str) -> Result<(String, String, String), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") {
-            format!("{url}: https is not supported here; use the gateway's plain http port (or a loopback URL)")
-        } else {
-            format!("{url} is not an http:// URL")
-        }
-    })?;
+/// A parsed `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub tls: bool,
+    /// `host:port` to dial.
+    pub address: String,
+    /// The Host header (and the TLS server name, without the port).
+    pub host: String,
+    /// The path, without a trailing `/` (empty for the root).
+    pub path: String,
+}
+
+/// `http(s)://host[:port][/path]`.
+pub fn parse_url(url: &str) -> Result<Url, String> {
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        return Err("not an http:// or https:// URL".into());
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("{url}: expected http://host[:port][/path]"));
+        return Err("expected http(s)://host[:port][/path]".into());
     }
-    let address = if authority
+    let has_port = authority
         .rsplit_once(':')
         .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
+        && !authority.ends_with(']');
+    let address = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if tls { 443 } else { 80 })
     };
-    Ok((
+    Ok(Url {
+        tls,
         address,
-        authority.to_string(),
-        path.trim_end_matches('/').to_string(),
-    ))
+        host: authority.to_string(),
+        path: path.trim_end_matches('/').to_string(),
+    })
+}
+
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(
+                    "no trusted certificates found (install ca-certificates, or set SSL_CERT_FILE)"
+                        .into(),
+                );
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
 }
 
 /// One request on a fresh connection (`Connection: close`).
@@ -69,7 +110,12 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, String> {
-    let (address, host, path) = parse_url(url)?;
+    let Url {
+        tls,
+        address,
+        host,
+        path,
+    } = parse_url(url)?;
     let path = if path.is_empty() {
         "/".to_string()
     } else {
@@ -80,10 +126,21 @@ pub fn request(
         .map_err(|e| format!("cannot resolve {address}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {address}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+    let tcp = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).ok();
-    stream.set_write_timeout(Some(timeout)).ok();
+    tcp.set_read_timeout(Some(timeout)).ok();
+    tcp.set_write_timeout(Some(timeout)).ok();
+    let mut stream: Box<dyn ReadWrite> = if tls {
+        let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        let name =
+            rustls::pki_types::ServerName::try_from(name.trim_matches(['[', ']']).to_string())
+                .map_err(|e| format!("{name} is not a TLS server name: {e}"))?;
+        let connection = rustls::ClientConnection::new(tls_config()?, name)
+            .map_err(|e| format!("TLS to {address}: {e}"))?;
+        Box::new(rustls::StreamOwned::new(connection, tcp))
+    } else {
+        Box::new(tcp)
+    };
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: shipit/{}\r\n",
         env!("CARGO_PKG_VERSION")
@@ -100,9 +157,12 @@ pub fn request(
         .and_then(|_| stream.write_all(body))
         .map_err(|e| format!("sending to {address}: {e}"))?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("reading from {address}: {e}"))?;
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify, after a whole answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(format!("reading from {address}: {e}")),
+    }
     parse_response(&raw).ok_or_else(|| {
         format!(
             "{address} answered something that is not HTTP ({} bytes)",
@@ -110,6 +170,9 @@ pub fn request(
         )
     })
 }
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 fn parse_response(raw: &[u8]) -> Option<Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;

@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         None if !c.smoke.url.is_empty() => c.smoke.url.clone(),
         None => format!("http://127.0.0.1:{}", c.gateway.port),
     };
-    crate::http::parse_url(&url).map_err(Error::Usage)?;
+    crate::http::parse_url(&url).map_err(|e| Error::Usage(format!("--url {url}: {e}")))?;
     let text = args.timeout.clone().unwrap_or_else(|| {
         if c.smoke.timeout.is_empty() {
             c.deploy.smoke_timeout.clone()
@@ -76,7 +76,9 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         ctx.out.status("passed", &report.summary());
         Ok(())
     } else {
-        Err(Error::Deploy {
+        // Reported: with --output json the report above is the document.
+        Err(Error::Reported {
+            code: 1,
             message: format!("smoke tests failed: {}", report.summary()),
         })
     }

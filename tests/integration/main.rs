@@ -8,5 +8,6 @@ mod hostile;
 mod release;
 mod render;
 mod snapshots;
+mod tls;
 mod validate;
 mod validators;
