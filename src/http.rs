@@ -218,25 +218,37 @@ mod tests {
 
     #[test]
     fn urls() {
+        let url = |tls, address: &str, host: &str, path: &str| Url {
+            tls,
+            address: address.into(),
+            host: host.into(),
+            path: path.into(),
+        };
         assert_eq!(
             parse_url("http://localhost:8081").unwrap(),
-            ("localhost:8081".into(), "localhost:8081".into(), "".into())
+            url(false, "localhost:8081", "localhost:8081", "")
         );
         assert_eq!(
             parse_url("http://example.com/base/").unwrap(),
-            (
-                "example.com:80".into(),
-                "example.com".into(),
-                "/base".into()
-            )
+            url(false, "example.com:80", "example.com", "/base")
         );
-        assert!(
-            parse_url("https://example.com")
-                .unwrap_err()
-                .contains("https")
+        assert_eq!(
+            parse_url("https://hooks.example.com/x/t0ken").unwrap(),
+            url(
+                true,
+                "hooks.example.com:443",
+                "hooks.example.com",
+                "/x/t0ken"
+            )
         );
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("http://user:pw@x").is_err());
+        // Errors never repeat the URL (webhook URLs carry tokens).
+        assert!(
+            !parse_url("ftp://secret-token")
+                .unwrap_err()
+                .contains("secret")
+        );
     }
 
     #[test]
