@@ -9,8 +9,31 @@ use shipit::commands::{self, Context};
 use shipit::config::Overrides;
 use shipit::output::{Color, Format, Output};
 
+/// Every `--set`, before and after the subcommand, in order: clap keeps only
+/// the subcommand's occurrences of a global argument given in both places,
+/// so they are read from the command line itself.
+fn all_sets(parsed: Vec<String>) -> Vec<String> {
+    let mut raw = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        } else if arg == "--set" {
+            raw.extend(args.next());
+        } else if let Some(value) = arg.strip_prefix("--set=") {
+            raw.push(value.to_string());
+        }
+    }
+    if raw.len() > parsed.len() {
+        raw
+    } else {
+        parsed
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.set = all_sets(std::mem::take(&mut cli.set));
     let out = Output::new(
         match cli.output {
             OutputFormat::Human => Format::Human,

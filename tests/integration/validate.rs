@@ -186,3 +186,29 @@ fn completions_are_generated() {
         &run.stdout[..200.min(run.stdout.len())]
     );
 }
+
+#[test]
+fn set_before_and_after_the_subcommand_both_apply() {
+    let project = Project::from_repo();
+    // clap alone would keep only the occurrences after the subcommand.
+    let run = project
+        .shipit(&[
+            "--set",
+            "replicas=0",
+            "validate",
+            "staging",
+            "--set",
+            "gateway.burst=3",
+        ])
+        .code(2);
+    assert!(run.stderr.contains("replicas"), "{}", run.stderr);
+    project
+        .shipit(&[
+            "--set=replicas=2",
+            "validate",
+            "staging",
+            "--set",
+            "gateway.burst=3",
+        ])
+        .success();
+}
