@@ -852,6 +852,91 @@ fn docker_the_lock_a_signal_and_a_killed_deploy_leave_a_consistent_state() {
     );
 }
 
+/// The gateway configuration as the engine holds it.
+fn gateway_conf(site: &Site) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("nginx.conf");
+    let source = format!(
+        "{}-staging-gateway:/etc/shipit-gateway/nginx.conf",
+        site.app
+    );
+    let (ok, _) = docker(&["cp", &source, target.to_str().unwrap()]);
+    if ok {
+        std::fs::read_to_string(target).unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+#[test]
+fn docker_a_rolling_deploy_killed_between_releases_is_repaired() {
+    let Some(site) = Site::new("half") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+    let v2 = site.image("2.0.0", "");
+    site.deploy("1.0.0", &v1, &[]).success();
+    let load = Load::start(&site.url());
+    let mut child = site
+        .command(&[
+            "deploy",
+            "staging",
+            "--image",
+            &v2,
+            "--set",
+            "app.version=2.0.0",
+            "--strategy",
+            "rolling",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed the moment the gateway serves one replica of each release.
+    let new = format!("{}-staging-r2-1", site.app);
+    let old = format!("{}-staging-r1-2", site.app);
+    wait_for("the gateway to serve both releases", || {
+        let conf = gateway_conf(&site);
+        conf.contains(&new) && conf.contains(&old)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let status = site.status();
+    assert!(
+        status["problems"]
+            .to_string()
+            .contains("the gateway is between releases"),
+        "{status}"
+    );
+
+    site.shipit(&["lock", "release", "staging"], &[]).success();
+    let run = site.deploy("1.0.0", &v1, &[]).success();
+    assert!(
+        run.stderr.contains("release 1 serves again"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("left by an interrupted deploy of release 2"),
+        "{}",
+        run.stderr
+    );
+    // Release 1 is whole again, so deploying it is the no-op it should be.
+    assert!(
+        run.stderr.contains("already serves 1.0.0"),
+        "{}",
+        run.stderr
+    );
+    no_failures(load, "a rolling deploy killed half-way, and its repair");
+    assert_eq!(site.serving().as_deref(), Some("1"));
+    let conf = gateway_conf(&site);
+    assert!(!conf.contains("-r2-"), "{conf}");
+    let status = site.status();
+    assert_eq!(status["problems"], serde_json::json!([]), "{status}");
+    assert_eq!(status["replicas"].as_array().unwrap().len(), 2, "{status}");
+}
+
 #[test]
 fn docker_faults_engine_image_port_and_a_rejected_gateway_config() {
     let Some(site) = Site::new("faults") else {
@@ -957,7 +1042,28 @@ fn docker_smoke_reports_for_people_json_and_junit() {
         return;
     };
     let v1 = site.image("1.0.0", "");
+    let run = site
+        .deploy("1.0.0", &v1, &["--dry-run", "--output", "json"])
+        .success();
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (plan["serving_release"].clone(), plan["no_op"].clone()),
+        (serde_json::Value::Null, false.into())
+    );
+    assert!(
+        site.containers().is_empty(),
+        "a dry run changes nothing: {:?}",
+        site.containers()
+    );
     site.deploy("1.0.0", &v1, &[]).success();
+    let run = site
+        .deploy("1.0.0", &v1, &["--dry-run", "--output", "json"])
+        .success();
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (plan["serving_release"].clone(), plan["no_op"].clone()),
+        (1.into(), true.into())
+    );
     let junit = site.project.path().join("smoke.xml");
     let run = site
         .shipit(
