@@ -37,15 +37,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
             "the release cannot be made ({} problem(s)); nothing was changed:\n{list}",
             plan.problems.len()
         );
-        if ctx.out.is_json() {
-            ctx.out.json(&Report {
-                executed: false,
-                plan: &plan,
-                result: None,
-                error: Some(message.clone()),
-            });
-        }
-        return Err(Error::Reported { code: 1, message });
+        return Err(refused(ctx, &plan, message));
     }
     if !args.execute {
         if ctx.out.is_json() {
@@ -99,17 +91,22 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
                 "the release failed at `{}`: {}\n{restored}",
                 failure.step, failure.message
             );
-            if ctx.out.is_json() {
-                ctx.out.json(&Report {
-                    executed: false,
-                    plan: &plan,
-                    result: None,
-                    error: Some(message.clone()),
-                });
-            }
-            Err(Error::Reported { code: 1, message })
+            Err(refused(ctx, &plan, message))
         }
     }
+}
+
+/// The error for a release that did not happen (and, with --output json, its report).
+fn refused(ctx: &Context, plan: &Plan, message: String) -> Error {
+    if ctx.out.is_json() {
+        ctx.out.json(&Report {
+            executed: false,
+            plan,
+            result: None,
+            error: Some(message.clone()),
+        });
+    }
+    Error::Reported { code: 1, message }
 }
 
 fn show(ctx: &Context, plan: &Plan) {

@@ -13,6 +13,15 @@ const DIR: &str = "/etc/shipit-gateway";
 const CONF: &str = "/etc/shipit-gateway/nginx.conf";
 const NEXT: &str = "/etc/shipit-gateway/nginx.conf.next";
 const HEADER: &str = "X-Shipit-Release";
+const RELOAD: [&str; 7] = [
+    "/usr/sbin/nginx",
+    "-s",
+    "reload",
+    "-e",
+    "stderr",
+    "-c",
+    CONF,
+];
 
 /// What the gateway's configuration says it serves.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,18 +174,7 @@ pub async fn switch(
             .await
             .map_err(|e| e.to_string())?;
         let (code, output) = engine
-            .exec(
-                &gateway,
-                &[
-                    "/usr/sbin/nginx",
-                    "-s",
-                    "reload",
-                    "-e",
-                    "stderr",
-                    "-c",
-                    CONF,
-                ],
-            )
+            .exec(&gateway, &RELOAD)
             .await
             .map_err(|e| e.to_string())?;
         if code != 0 {
@@ -190,20 +188,7 @@ pub async fn switch(
         let _ = engine
             .upload(&gateway, DIR, &[("nginx.conf", previous.as_slice())])
             .await;
-        let _ = engine
-            .exec(
-                &gateway,
-                &[
-                    "/usr/sbin/nginx",
-                    "-s",
-                    "reload",
-                    "-e",
-                    "stderr",
-                    "-c",
-                    CONF,
-                ],
-            )
-            .await;
+        let _ = engine.exec(&gateway, &RELOAD).await;
         return Err(format!(
             "{why}; the previous gateway configuration was restored"
         ));

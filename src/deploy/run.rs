@@ -377,6 +377,28 @@ async fn prune(
     Ok(removed)
 }
 
+/// Takes the environment's lock, saying so while it waits for another holder.
+async fn take_lock(
+    engine: &Engine,
+    settings: &Settings,
+    out: &Output,
+    cancel: &Cancel,
+    command: &str,
+    wait: Duration,
+) -> Result<lock::Guard, Error> {
+    lock::acquire(
+        engine,
+        settings,
+        command,
+        wait,
+        &|| cancel.is_set(),
+        |info| {
+            out.status("waiting", &format!("for the lock: {}", info.describe()));
+        },
+    )
+    .await
+}
+
 /// `shipit deploy ENV`.
 pub async fn deploy(
     engine: &Engine,
@@ -410,17 +432,7 @@ pub async fn deploy(
     timeline.mark("preflight");
 
     let command = format!("shipit deploy {}", settings.site.environment);
-    let guard = lock::acquire(
-        engine,
-        settings,
-        &command,
-        options.lock_wait,
-        &|| cancel.is_set(),
-        |info| {
-            out.status("waiting", &format!("for the lock: {}", info.describe()));
-        },
-    )
-    .await?;
+    let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
     timeline.mark("lock");
     let job = Job {
         engine,
@@ -896,17 +908,7 @@ pub async fn rollback(
     let started = super::now();
     let mut timeline = Timeline::new();
     let command = format!("shipit rollback {}", settings.site.environment);
-    let guard = lock::acquire(
-        engine,
-        settings,
-        &command,
-        options.lock_wait,
-        &|| cancel.is_set(),
-        |info| {
-            out.status("waiting", &format!("for the lock: {}", info.describe()));
-        },
-    )
-    .await?;
+    let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
     timeline.mark("lock");
     let result = locked_rollback(engine, settings, options, out, cancel, started, timeline).await;
     guard.release(engine).await;

@@ -57,6 +57,10 @@ fn images() -> &'static (String, String) {
     })
 }
 
+/// A Dockerfile tail for a release that never gets healthy: its health check
+/// asks a port nothing listens on.
+const SICK: &str = r#"HEALTHCHECK --interval=1s CMD ["/calculator", "healthcheck", "--url", "http://127.0.0.1:1/health"]"#;
+
 /// One application in the `staging` environment (blue-green, 2 replicas),
 /// with its own name and gateway port; everything removed on drop.
 struct Site {
@@ -526,10 +530,7 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
     };
     let v1 = site.image("1.0.0", "");
     // Never healthy: its health check asks a port nothing listens on.
-    let sick = site.image(
-        "2.0.0",
-        r#"HEALTHCHECK --interval=1s CMD ["/calculator", "healthcheck", "--url", "http://127.0.0.1:1/health"]"#,
-    );
+    let sick = site.image("2.0.0", SICK);
     // Healthy, but serving on the wrong port: the smoke tests fail.
     let astray = site.image(
         "3.0.0",
@@ -702,10 +703,7 @@ fn docker_the_lock_a_signal_and_a_killed_deploy_leave_a_consistent_state() {
     let Some(site) = Site::new("lk") else { return };
     let v1 = site.image("1.0.0", "");
     let v2 = site.image("2.0.0", "");
-    let sick = site.image(
-        "9.0.0",
-        r#"HEALTHCHECK --interval=1s CMD ["/calculator", "healthcheck", "--url", "http://127.0.0.1:1/health"]"#,
-    );
+    let sick = site.image("9.0.0", SICK);
     site.deploy("1.0.0", &v1, &[]).success();
     let slow = |site: &Site| {
         site.command(&[
