@@ -225,15 +225,11 @@ async fn repair(
                 .filter(|c| release_of(c) == back)
                 .map(|c| c.name.clone())
                 .collect();
-            for name in &names {
-                engine.start(name).await?;
-            }
-            replicas::wait_healthy(engine, &names, settings.health_timeout, &|| false)
+            revive(engine, settings, &names)
                 .await
-                .map_err(|u| Error::Deploy {
+                .map_err(|why| Error::Deploy {
                     message: format!(
-                        "repairing a half-switched gateway: release {back} did not come back healthy ({}): {}",
-                        u.container, u.reason
+                        "repairing a half-switched gateway: release {back} did not come back: {why}"
                     ),
                 })?;
             let conf = gateway::config(settings, &names, back)?;
@@ -280,15 +276,17 @@ async fn repair(
                 store.append(&entry).await?;
                 repaired.push(entry.reason.clone().unwrap_or_default());
             }
-            // Every replica of the serving release runs.
-            for c in &members {
-                if !c.running {
-                    engine.start(&c.name).await?;
-                    repaired.push(format!(
-                        "{} of the serving release was stopped: started it",
-                        c.name
-                    ));
-                }
+            // Every replica of the serving release runs (and is not on its way out).
+            let names: Vec<String> = members.iter().map(|c| c.name.clone()).collect();
+            let revived = revive(engine, settings, &names)
+                .await
+                .map_err(|why| Error::Deploy {
+                    message: format!("release {number} serves, but not every replica runs: {why}"),
+                })?;
+            for name in revived {
+                repaired.push(format!(
+                    "{name} of the serving release was stopped or stopping: started it"
+                ));
             }
         }
     }
@@ -305,6 +303,14 @@ async fn repair(
             r.dedup();
             r
         };
+        // They may have taken traffic (a rolling deploy killed half-way):
+        // drained like any old replica before they go.
+        let running: Vec<String> = orphans
+            .iter()
+            .filter(|c| c.running)
+            .map(|c| c.name.clone())
+            .collect();
+        drain(engine, settings, &running).await;
         for c in &orphans {
             engine.remove_container(&c.name).await?;
         }
@@ -340,6 +346,69 @@ async fn repair(
         out.status("repaired", line);
     }
     Ok((current, repaired))
+}
+
+/// Makes sure every named replica runs and stays: one that is stopped is
+/// started; one that is draining (its readiness answers 503 after a SIGTERM
+/// from a run that was killed) is let finish, then started. Then all are
+/// health-gated. Returns the ones it had to start.
+async fn revive(
+    engine: &Engine,
+    settings: &Settings,
+    names: &[String],
+) -> Result<Vec<String>, String> {
+    let mut started = Vec::new();
+    for name in names {
+        let Some(info) = engine.container(name).await.map_err(|e| e.to_string())? else {
+            return Err(format!("{name} is gone"));
+        };
+        if info.running && draining(settings, &info).await {
+            let deadline = Instant::now() + settings.drain + Duration::from_secs(15);
+            while engine
+                .container(name)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.running)
+            {
+                if Instant::now() > deadline {
+                    return Err(format!("{name} is shutting down and does not stop"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else if info.running {
+            continue;
+        }
+        engine.start(name).await.map_err(|e| e.to_string())?;
+        started.push(name.clone());
+    }
+    replicas::wait_healthy(engine, names, settings.health_timeout, &|| false)
+        .await
+        .map_err(|u| format!("{}: {}", u.container, u.reason))?;
+    Ok(started)
+}
+
+/// Whether a running replica has been told to stop: healthy, yet its
+/// readiness says 503 (one still starting is not healthy yet).
+async fn draining(settings: &Settings, info: &ContainerInfo) -> bool {
+    let Some(port) = info.ports.get(&settings.port) else {
+        return false;
+    };
+    if info.health != "healthy" {
+        return false;
+    }
+    let url = format!(
+        "http://{}:{port}{}",
+        super::engine_host(),
+        settings.paths.ready
+    );
+    tokio::task::spawn_blocking(move || {
+        crate::http::request(&url, "GET", &[], b"", Duration::from_secs(2))
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .is_some_and(|r| r.status == 503)
 }
 
 /// The next release number: above every one recorded or present.
@@ -891,6 +960,8 @@ async fn rolling(
             current.number
         ));
     }
+    // The new replicas took traffic: drained like old ones before they go.
+    drain(engine, settings, &new).await;
     for n in &new {
         let _ = engine.remove_container(n).await;
     }

@@ -256,6 +256,13 @@ pub fn plan(project: &Path, options: &Options) -> Result<Plan, String> {
     let (edits, entry, tag) = match &next {
         Some(next) => {
             let mut edits = workspace.edits(&root, next)?;
+            match rendered(&root, next) {
+                Ok(files) => edits.extend(files),
+                Err(message) => problems.push(Problem {
+                    check: "render",
+                    message,
+                }),
+            }
             let entry = changelog::entry(next, &date, &changes);
             let path = PathBuf::from("CHANGELOG.md");
             let before = std::fs::read_to_string(root.join(&path)).ok();
@@ -292,6 +299,46 @@ pub fn plan(project: &Path, options: &Options) -> Result<Plan, String> {
         prefix,
         head: Some(head),
     })
+}
+
+/// The committed `generated/ENV/` files, rendered again for `next`: they
+/// carry the version (image tags, labels), so the release commit updates them
+/// and `shipit render --check` stays green. Environments without a
+/// `generated/ENV/` directory are not rendered.
+fn rendered(root: &Path, next: &semver::Version) -> Result<Vec<Edit>, String> {
+    use crate::config::{self, Overrides, model::VersionSource};
+    use crate::render::{self, GENERATED_DIR};
+    let mut edits = Vec::new();
+    // The committed configuration only: no --set, no SHIPIT__ variables.
+    let overrides = Overrides::default();
+    for environment in config::environment_names(root) {
+        let dir = Path::new(GENERATED_DIR).join(&environment);
+        if !root.join(&dir).is_dir() {
+            continue;
+        }
+        let mut loaded = config::load(root, Some(&environment), &overrides).map_err(|e| {
+            format!(
+                "generated/{environment} cannot be rendered for the new version: the configuration is invalid (run `shipit validate {environment}`):\n{}",
+                e.render()
+            )
+        })?;
+        if loaded.config.app.version_source == VersionSource::Cargo {
+            loaded.version = next.to_string();
+        }
+        let artifacts = render::environment(&loaded).map_err(|e| e.to_string())?;
+        for artifact in artifacts {
+            let path = dir.join(&artifact.path);
+            let before = std::fs::read_to_string(root.join(&path)).ok();
+            if before.as_deref() != Some(artifact.contents.as_str()) {
+                edits.push(Edit {
+                    path,
+                    before,
+                    after: artifact.contents,
+                });
+            }
+        }
+    }
+    Ok(edits)
 }
 
 /// Carry out a plan whose preconditions hold. Any failure puts every file,

@@ -585,3 +585,49 @@ fn push_sends_commit_and_tag_to_the_upstream_and_a_refused_push_undoes_everythin
         run.stderr
     );
 }
+
+#[test]
+fn the_release_commit_re_renders_committed_generated_files() {
+    let repo = Repo::new();
+    repo.project.shipit(&["render", "--all", "-q"]).success();
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-qm", "chore: render"]);
+    repo.git(&["tag", "-a", "v0.1.0", "-m", "v0.1.0"]);
+    repo.commit("feat: modulo");
+    let compose = repo.project.read("generated/production/docker-compose.yml");
+    assert!(compose.contains("shipit/calculator:0.1.0"), "{compose}");
+
+    let run = repo.release(&["minor", "--output", "json"]).success();
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let files: Vec<&str> = plan["plan"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"generated/production/docker-compose.yml"),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"generated/staging/k8s/deployment.yaml"),
+        "{files:?}"
+    );
+
+    repo.release(&["minor", "--execute"]).success();
+    let compose = repo.project.read("generated/production/docker-compose.yml");
+    assert!(compose.contains("shipit/calculator:0.2.0"), "{compose}");
+    // What shipit renders now is what the release committed.
+    repo.project
+        .shipit(&["render", "--all", "--check", "-q"])
+        .success();
+    assert_eq!(
+        repo.git(&["status", "--porcelain", "--untracked-files=all"]),
+        ""
+    );
+    let committed = repo.git(&["show", "--name-only", "--format=", "HEAD"]);
+    assert!(
+        committed.contains("generated/development/Dockerfile"),
+        "{committed}"
+    );
+}
