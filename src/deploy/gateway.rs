@@ -13,6 +13,7 @@ const DIR: &str = "/etc/shipit-gateway";
 const CONF: &str = "/etc/shipit-gateway/nginx.conf";
 const NEXT: &str = "/etc/shipit-gateway/nginx.conf.next";
 const HEADER: &str = "X-Shipit-Release";
+const GENERATION: &str = "X-Shipit-Config";
 const RELOAD: [&str; 7] = [
     "/usr/sbin/nginx",
     "-s",
@@ -39,6 +40,12 @@ pub fn config(settings: &Settings, upstreams: &[String], release: u64) -> Result
         .map(|n| format!("{n}:{}", settings.port))
         .collect();
     ctx.release = release.to_string();
+    // FNV-1a of what the configuration routes to: distinct for every step.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in format!("{release}|{}", upstreams.join(",")).bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    ctx.generation = format!("{hash:016x}");
     crate::render::gateway_config(&ctx)
 }
 
@@ -134,7 +141,7 @@ pub async fn create(
             tail(&logs)
         ));
     }
-    wait_serving(engine, settings, release).await
+    wait_serving(engine, settings, conf, release).await
 }
 
 /// Points the running gateway at a new configuration. On any failure the
@@ -180,7 +187,7 @@ pub async fn switch(
         if code != 0 {
             return Err(format!("nginx -s reload failed: {}", output.trim_end()));
         }
-        wait_serving(engine, settings, release).await
+        wait_serving(engine, settings, conf, release).await
     }
     .await;
     if let Err(why) = reload {
@@ -197,9 +204,19 @@ pub async fn switch(
 }
 
 /// Waits until requests through the gateway are answered by `release`'s configuration.
-async fn wait_serving(engine: &Engine, settings: &Settings, release: u64) -> Result<(), String> {
+async fn wait_serving(
+    engine: &Engine,
+    settings: &Settings,
+    conf: &str,
+    release: u64,
+) -> Result<(), String> {
     let url = format!("{}{}", url(settings), settings.paths.health);
-    let want = release.to_string();
+    let want = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("add_header {GENERATION} ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < Duration::from_secs(15) {
@@ -210,7 +227,9 @@ async fn wait_serving(engine: &Engine, settings: &Settings, release: u64) -> Res
         .await
         .map_err(|e| e.to_string())?;
         match result {
-            Ok(r) if r.header(HEADER) == Some(want.as_str()) && r.status == 200 => return Ok(()),
+            Ok(r) if r.header(GENERATION) == Some(want.as_str()) && r.status == 200 => {
+                return Ok(());
+            }
             Ok(r) => {
                 last = format!(
                     "answered {} with release {}",

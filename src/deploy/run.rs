@@ -978,6 +978,14 @@ pub async fn rollback(
 ) -> Result<Outcome, Error> {
     let started = super::now();
     let mut timeline = Timeline::new();
+    if Store::existing(engine, &settings.site).await?.is_none() {
+        return Err(Error::Deploy {
+            message: format!(
+                "nothing was ever deployed to {} on this engine: there is nothing to roll back to",
+                settings.site.environment
+            ),
+        });
+    }
     let command = format!("shipit rollback {}", settings.site.environment);
     let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
     timeline.mark("lock");

@@ -78,6 +78,9 @@ pub struct Ctx {
     pub upstream_servers: Vec<String>,
     /// The release the gateway serves (`X-Shipit-Release`); empty when rendering files.
     pub release: String,
+    /// Names this exact gateway configuration (`X-Shipit-Config`), so a
+    /// deploy can tell when nginx has loaded it.
+    pub generation: String,
     pub server_names: String,
     pub gateway_port: i64,
     pub rate_limit: String,
@@ -259,6 +262,7 @@ impl Ctx {
             gateway_image: c.gateway.image.clone(),
             upstream_servers: vec![format!("{}:{}", c.app.name, c.app.port)],
             release: String::new(),
+            generation: String::new(),
             server_names: c.gateway.server_names.join(" "),
             gateway_port: c.gateway.port,
             rate_limit: c.gateway.rate_limit.clone(),
