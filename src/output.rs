@@ -87,6 +87,18 @@ impl Output {
         let _ = write!(std::io::stderr(), "{out}");
     }
 
+    /// A spinner with `message` while long work runs, on a terminal only
+    /// (not with JSON output or -q); `finish_and_clear` it when done.
+    pub fn spinner(&self, message: &str) -> Option<indicatif::ProgressBar> {
+        if self.format != Format::Human || self.verbosity < 0 || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(bar)
+    }
+
     /// Data for the caller (stdout).
     pub fn data(&self, text: &str) {
         let _ = write!(std::io::stdout(), "{text}");

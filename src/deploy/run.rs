@@ -713,10 +713,15 @@ async fn smoke_replica(job: &Job<'_>, name: &str) -> Result<(), Failure> {
     let paths = settings.paths.clone();
     let deadline = settings.smoke_timeout;
     let flag = cancel.clone();
+    let spinner = job.out.spinner(&format!("smoke tests against {name}"));
     let report =
         tokio::task::spawn_blocking(move || smoke::run(&base, &paths, deadline, &|| flag.is_set()))
             .await
-            .map_err(|e| Failure::new("smoke", e.to_string()))?;
+            .map_err(|e| Failure::new("smoke", e.to_string()));
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     if report.passed {
         Ok(())
     } else {
@@ -764,9 +769,16 @@ async fn start_healthy(
         }
     }
     timeline.mark("start");
-    if let Err(u) =
-        replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await
-    {
+    let spinner = job.out.spinner(&format!(
+        "waiting for {} to report healthy",
+        names.join(", ")
+    ));
+    let gated =
+        replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await;
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    if let Err(u) = gated {
         for n in &names {
             let _ = engine.remove_container(n).await;
         }
