@@ -296,6 +296,15 @@ pub fn is_plain_text(s: &str) -> bool {
         && !s.contains('\u{2028}')
 }
 
+/// `env:NAME` or `file:/absolute/path`: where a secret is read from, never the secret.
+pub fn is_secret_reference(reference: &str) -> bool {
+    match reference.split_once(':') {
+        Some(("env", var)) => is_env_name(var),
+        Some(("file", path)) => is_safe_abs_path(path),
+        _ => false,
+    }
+}
+
 /// Whether an environment variable name suggests its value is a secret.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();

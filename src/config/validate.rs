@@ -294,12 +294,7 @@ fn env_and_secrets(c: &mut Checker<'_>, config: &Config) {
             format!("\"{name}\" is not a valid environment variable name"),
             "letters, digits and `_`, not starting with a digit",
         );
-        let valid = match reference.split_once(':') {
-            Some(("env", var)) => rules::is_env_name(var),
-            Some(("file", path)) => rules::is_safe_abs_path(path),
-            _ => false,
-        };
-        if !valid {
+        if !rules::is_secret_reference(reference) {
             c.fail_sensitive(&key, format!("secret `{name}` is not given as a reference (secret values never go into config)"), "a reference: \"env:NAME\" (read from the deploying environment) or \"file:/absolute/path\"");
         }
     }
@@ -397,19 +392,12 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
     c.duration("deploy.smoke_timeout", &d.smoke_timeout);
     c.duration("deploy.drain_timeout", &d.drain_timeout);
     c.duration("deploy.health_interval", &d.health_interval);
-    if !d.webhook.is_empty() {
-        let valid = match d.webhook.split_once(':') {
-            Some(("env", var)) => rules::is_env_name(var),
-            Some(("file", path)) => rules::is_safe_abs_path(path),
-            _ => false,
-        };
-        if !valid {
-            c.fail_sensitive(
-                "deploy.webhook",
-                "the webhook URL is not given as a secret reference (webhook URLs carry tokens)",
-                "a reference: \"env:NAME\" (read when deploying) or \"file:/absolute/path\"",
-            );
-        }
+    if !d.webhook.is_empty() && !rules::is_secret_reference(&d.webhook) {
+        c.fail_sensitive(
+            "deploy.webhook",
+            "the webhook URL is not given as a secret reference (webhook URLs carry tokens)",
+            "a reference: \"env:NAME\" (read when deploying) or \"file:/absolute/path\"",
+        );
     }
     c.check(
         (1..=50).contains(&d.keep_releases),

@@ -980,6 +980,15 @@ async fn rolling(
     Err(failure)
 }
 
+fn nothing_deployed(settings: &Settings) -> Error {
+    Error::Deploy {
+        message: format!(
+            "nothing was ever deployed to {} on this engine: there is nothing to roll back to",
+            settings.site.environment
+        ),
+    }
+}
+
 /// `shipit rollback ENV [--to VERSION]`.
 pub async fn rollback(
     engine: &Engine,
@@ -991,12 +1000,7 @@ pub async fn rollback(
     let started = super::now();
     let mut timeline = Timeline::new();
     if Store::existing(engine, &settings.site).await?.is_none() {
-        return Err(Error::Deploy {
-            message: format!(
-                "nothing was ever deployed to {} on this engine: there is nothing to roll back to",
-                settings.site.environment
-            ),
-        });
+        return Err(nothing_deployed(settings));
     }
     let command = format!("shipit rollback {}", settings.site.environment);
     let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
@@ -1017,12 +1021,7 @@ async fn locked_rollback(
 ) -> Result<Outcome, Error> {
     let site = &settings.site;
     let Some(store) = Store::existing(engine, site).await? else {
-        return Err(Error::Deploy {
-            message: format!(
-                "nothing was ever deployed to {} on this engine: there is nothing to roll back to",
-                site.environment
-            ),
-        });
+        return Err(nothing_deployed(settings));
     };
     let history = store.read().await?;
     let (current, repaired) = repair(engine, settings, &store, &history, out).await?;

@@ -212,3 +212,27 @@ fn set_before_and_after_the_subcommand_both_apply() {
         ])
         .success();
 }
+
+#[test]
+fn a_webhook_url_must_be_a_secret_reference_and_is_never_echoed() {
+    let project = Project::from_repo();
+    let run = project
+        .shipit(&[
+            "validate",
+            "staging",
+            "--set",
+            "deploy.webhook=https://hooks.example.com/T0KEN",
+        ])
+        .code(2);
+    assert!(run.stderr.contains("deploy.webhook"), "{}", run.stderr);
+    assert!(run.stderr.contains("env:NAME"), "{}", run.stderr);
+    assert!(!run.stderr.contains("T0KEN"), "{}", run.stderr);
+    project
+        .shipit(&[
+            "validate",
+            "staging",
+            "--set",
+            "deploy.webhook=file:/run/secrets/hook",
+        ])
+        .success();
+}
