@@ -215,7 +215,9 @@ pub fn rollback(ctx: &Context, args: &Args) -> Result<(), Error> {
     runtime(ctx)?.block_on(async {
         let engine = Engine::connect().await?;
         let cancel = Cancel::install();
-        let outcome = run::rollback(&engine, &settings, &options, &ctx.out, &cancel).await;
+        let outcome =
+            crate::deploy::rollback::rollback(&engine, &settings, &options, &ctx.out, &cancel)
+                .await;
         report(ctx, outcome)
     })
 }

@@ -7,7 +7,9 @@ pub mod gateway;
 pub mod history;
 pub mod lock;
 pub mod notify;
+pub mod repair;
 pub mod replicas;
+pub mod rollback;
 pub mod run;
 pub mod status;
 

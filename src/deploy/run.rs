@@ -1,6 +1,7 @@
-//! The deploy and rollback procedures: plan, lock, repair, start, health,
-//! smoke, switch, record, drain - and on any failure (or SIGINT/SIGTERM)
-//! the previous release keeps serving and the new one is removed.
+//! `shipit deploy ENV`: plan, lock, repair, start, health, smoke, switch,
+//! record, drain - and on any failure (or SIGINT/SIGTERM) the previous
+//! release keeps serving and the new one is removed. The steps rollback
+//! shares live here too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::history::{Entry, Phase, Store};
-use super::{RELEASE, Settings, VERSION, gateway, lock, notify, replicas};
+use super::repair::repair;
+use super::{RELEASE, Settings, gateway, lock, notify, replicas};
 use crate::config::model::Strategy;
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
@@ -68,21 +70,21 @@ pub struct Outcome {
 
 /// The release serving now, as the gateway and the containers say.
 #[derive(Debug, Clone)]
-struct Release {
-    number: u64,
-    version: String,
-    image_id: String,
-    replicas: Vec<String>,
+pub(super) struct Release {
+    pub(super) number: u64,
+    pub(super) version: String,
+    pub(super) image_id: String,
+    pub(super) replicas: Vec<String>,
 }
 
-struct Timeline {
+pub(super) struct Timeline {
     start: Instant,
     last: Instant,
     phases: Vec<Phase>,
 }
 
 impl Timeline {
-    fn new() -> Timeline {
+    pub(super) fn new() -> Timeline {
         let now = Instant::now();
         Timeline {
             start: now,
@@ -91,7 +93,7 @@ impl Timeline {
         }
     }
 
-    fn mark(&mut self, name: &str) {
+    pub(super) fn mark(&mut self, name: &str) {
         let now = Instant::now();
         self.phases.push(Phase {
             name: name.into(),
@@ -106,26 +108,26 @@ impl Timeline {
 }
 
 /// What every step of one deploy or rollback works with.
-struct Job<'a> {
-    engine: &'a Engine,
-    settings: &'a Settings,
-    out: &'a Output,
-    cancel: &'a Cancel,
+pub(super) struct Job<'a> {
+    pub(super) engine: &'a Engine,
+    pub(super) settings: &'a Settings,
+    pub(super) out: &'a Output,
+    pub(super) cancel: &'a Cancel,
     /// The image new replicas run (empty for a rollback, which starts kept ones).
-    image_ref: &'a str,
-    secrets: &'a [(String, String)],
+    pub(super) image_ref: &'a str,
+    pub(super) secrets: &'a [(String, String)],
 }
 
 /// A failed step: which, why, and the failing container's last lines.
-struct Failure {
-    phase: &'static str,
-    reason: String,
-    container: Option<String>,
-    logs: String,
+pub(super) struct Failure {
+    pub(super) phase: &'static str,
+    pub(super) reason: String,
+    pub(super) container: Option<String>,
+    pub(super) logs: String,
 }
 
 impl Failure {
-    fn new(phase: &'static str, reason: impl Into<String>) -> Failure {
+    pub(super) fn new(phase: &'static str, reason: impl Into<String>) -> Failure {
         Failure {
             phase,
             reason: reason.into(),
@@ -134,7 +136,7 @@ impl Failure {
         }
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         format!(
             "{} failed{}: {}{}",
             self.phase,
@@ -173,242 +175,18 @@ async fn ensure_image(
         })
 }
 
-async fn replicas_of(engine: &Engine, settings: &Settings) -> Result<Vec<ContainerInfo>, Error> {
+pub(super) async fn replicas_of(
+    engine: &Engine,
+    settings: &Settings,
+) -> Result<Vec<ContainerInfo>, Error> {
     engine.containers(&settings.site.filter("replica")).await
 }
 
-fn release_of(c: &ContainerInfo) -> u64 {
+pub(super) fn release_of(c: &ContainerInfo) -> u64 {
     c.labels
         .get(RELEASE)
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
-}
-
-/// Brings the site to one consistent state before a deploy or rollback:
-/// the release the gateway serves (and the kept previous ones) stay; what
-/// an interrupted run left behind goes. Returns what it repaired.
-async fn repair(
-    engine: &Engine,
-    settings: &Settings,
-    store: &Store<'_>,
-    history: &[Entry],
-    out: &Output,
-) -> Result<(Option<Release>, Vec<String>), Error> {
-    let mut repaired = Vec::new();
-    let all = replicas_of(engine, settings).await?;
-    let serving = gateway::serving(engine, settings).await?;
-    let kept: Vec<u64> = history
-        .iter()
-        .filter(|e| e.served())
-        .filter_map(|e| e.release)
-        .collect();
-    let mut current = None;
-    if let Some(s) = &serving {
-        // A gateway left between two releases by an interrupted rolling
-        // deploy names replicas of both: put the whole serving release back.
-        let mut mixed: Vec<u64> = s
-            .upstreams
-            .iter()
-            .filter_map(|n| all.iter().find(|c| &c.name == n).map(release_of))
-            .collect();
-        mixed.sort_unstable();
-        mixed.dedup();
-        if mixed.len() > 1 {
-            let back = history
-                .iter()
-                .rev()
-                .find(|e| e.served())
-                .and_then(|e| e.release)
-                .unwrap_or(mixed[0]);
-            let names: Vec<String> = all
-                .iter()
-                .filter(|c| release_of(c) == back)
-                .map(|c| c.name.clone())
-                .collect();
-            revive(engine, settings, &names)
-                .await
-                .map_err(|why| Error::Deploy {
-                    message: format!(
-                        "repairing a half-switched gateway: release {back} did not come back: {why}"
-                    ),
-                })?;
-            let conf = gateway::config(settings, &names, back)?;
-            gateway::switch(engine, settings, &conf, back)
-                .await
-                .map_err(|message| Error::Deploy { message })?;
-            repaired.push(format!(
-                "the gateway was left between releases {mixed:?} by an interrupted rolling deploy: release {back} serves again"
-            ));
-        }
-        let number = if mixed.len() > 1 {
-            gateway::serving(engine, settings)
-                .await?
-                .map_or(s.release, |s| s.release)
-        } else {
-            s.release
-        };
-        let members: Vec<&ContainerInfo> = all.iter().filter(|c| release_of(c) == number).collect();
-        if let Some(first) = members.first() {
-            current = Some(Release {
-                number,
-                version: first.labels.get(VERSION).cloned().unwrap_or_default(),
-                image_id: first.image.clone(),
-                replicas: members.iter().map(|c| c.name.clone()).collect(),
-            });
-            // A switch that happened but was never recorded.
-            let last = history
-                .iter()
-                .rev()
-                .find(|e| e.served())
-                .and_then(|e| e.release);
-            if last != Some(number) {
-                let mut entry = Entry::new("repair", "repaired", super::now());
-                entry.release = Some(number);
-                entry.version = current.as_ref().map(|r| r.version.clone());
-                entry.image_id = current.as_ref().map(|r| r.image_id.clone());
-                entry.replicas = current
-                    .as_ref()
-                    .map(|r| r.replicas.clone())
-                    .unwrap_or_default();
-                entry.reason = Some(format!(
-                    "release {number} was serving but not recorded (shipit was stopped after the switch); recorded it"
-                ));
-                store.append(&entry).await?;
-                repaired.push(entry.reason.clone().unwrap_or_default());
-            }
-            // Every replica of the serving release runs (and is not on its way out).
-            let names: Vec<String> = members.iter().map(|c| c.name.clone()).collect();
-            let revived = revive(engine, settings, &names)
-                .await
-                .map_err(|why| Error::Deploy {
-                    message: format!("release {number} serves, but not every replica runs: {why}"),
-                })?;
-            for name in revived {
-                repaired.push(format!(
-                    "{name} of the serving release was stopped or stopping: started it"
-                ));
-            }
-        }
-    }
-    // Containers of releases that never served: left by an interrupted deploy.
-    let serving_number = current.as_ref().map(|r| r.number);
-    let mut orphans: Vec<&ContainerInfo> = all
-        .iter()
-        .filter(|c| Some(release_of(c)) != serving_number && !kept.contains(&release_of(c)))
-        .collect();
-    orphans.sort_by_key(|c| c.name.clone());
-    if !orphans.is_empty() {
-        let releases: Vec<u64> = {
-            let mut r: Vec<u64> = orphans.iter().map(|c| release_of(c)).collect();
-            r.dedup();
-            r
-        };
-        // They may have taken traffic (a rolling deploy killed half-way):
-        // drained like any old replica before they go.
-        let running: Vec<String> = orphans
-            .iter()
-            .filter(|c| c.running)
-            .map(|c| c.name.clone())
-            .collect();
-        drain(engine, settings, &running).await;
-        for c in &orphans {
-            engine.remove_container(&c.name).await?;
-        }
-        let names: Vec<String> = orphans.iter().map(|c| c.name.clone()).collect();
-        let text = format!(
-            "removed {} left by an interrupted deploy of release {}",
-            names.join(", "),
-            releases
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut entry = Entry::new("deploy", "interrupted", super::now());
-        entry.release = releases.first().copied();
-        entry.version = orphans[0].labels.get(VERSION).cloned();
-        entry.reason = Some(format!("shipit stopped before the deploy finished; {text}"));
-        store.append(&entry).await?;
-        repaired.push(text);
-    }
-    // Kept releases that still run (a rollback or drain cut short) are stopped.
-    for c in &all {
-        let r = release_of(c);
-        if Some(r) != serving_number && kept.contains(&r) && c.running {
-            engine.stop(&c.name, settings.drain).await?;
-            repaired.push(format!(
-                "{} (release {r}, not serving) was still running: stopped it",
-                c.name
-            ));
-        }
-    }
-    for line in &repaired {
-        out.status("repaired", line);
-    }
-    Ok((current, repaired))
-}
-
-/// Makes sure every named replica runs and stays: one that is stopped is
-/// started; one that is draining (its readiness answers 503 after a SIGTERM
-/// from a run that was killed) is let finish, then started. Then all are
-/// health-gated. Returns the ones it had to start.
-async fn revive(
-    engine: &Engine,
-    settings: &Settings,
-    names: &[String],
-) -> Result<Vec<String>, String> {
-    let mut started = Vec::new();
-    for name in names {
-        let Some(info) = engine.container(name).await.map_err(|e| e.to_string())? else {
-            return Err(format!("{name} is gone"));
-        };
-        if info.running && draining(settings, &info).await {
-            let deadline = Instant::now() + settings.drain + Duration::from_secs(15);
-            while engine
-                .container(name)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|c| c.running)
-            {
-                if Instant::now() > deadline {
-                    return Err(format!("{name} is shutting down and does not stop"));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        } else if info.running {
-            continue;
-        }
-        engine.start(name).await.map_err(|e| e.to_string())?;
-        started.push(name.clone());
-    }
-    replicas::wait_healthy(engine, names, settings.health_timeout, &|| false)
-        .await
-        .map_err(|u| format!("{}: {}", u.container, u.reason))?;
-    Ok(started)
-}
-
-/// Whether a running replica has been told to stop: healthy, yet its
-/// readiness says 503 (one still starting is not healthy yet).
-async fn draining(settings: &Settings, info: &ContainerInfo) -> bool {
-    let Some(port) = info.ports.get(&settings.port) else {
-        return false;
-    };
-    if info.health != "healthy" {
-        return false;
-    }
-    let url = format!(
-        "http://{}:{port}{}",
-        super::engine_host(),
-        settings.paths.ready
-    );
-    tokio::task::spawn_blocking(move || {
-        crate::http::request(&url, "GET", &[], b"", Duration::from_secs(2))
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .is_some_and(|r| r.status == 503)
 }
 
 /// The next release number: above every one recorded or present.
@@ -447,7 +225,7 @@ async fn prune(
 }
 
 /// Takes the environment's lock, saying so while it waits for another holder.
-async fn take_lock(
+pub(super) async fn take_lock(
     engine: &Engine,
     settings: &Settings,
     out: &Output,
@@ -661,7 +439,7 @@ async fn locked_deploy(
     }
 }
 
-async fn finish(
+pub(super) async fn finish(
     store: &Store<'_>,
     settings: &Settings,
     mut entry: Entry,
@@ -794,7 +572,7 @@ async fn start_healthy(
 }
 
 /// Stops replicas in parallel, letting each drain its in-flight requests.
-async fn drain(engine: &Engine, settings: &Settings, names: &[String]) {
+pub(super) async fn drain(engine: &Engine, settings: &Settings, names: &[String]) {
     let stops = names.iter().map(|n| engine.stop(n, settings.drain));
     let _ = futures_util::future::join_all(stops).await;
 }
@@ -813,7 +591,7 @@ async fn blue_green(
 
 /// Smoke-tests `names`, switches the gateway to them, and drains `current`.
 /// On failure the new replicas are removed (`created`) or stopped again.
-async fn promote(
+pub(super) async fn promote(
     job: &Job<'_>,
     current: Option<&Release>,
     number: u64,
@@ -978,192 +756,4 @@ async fn rolling(
         let _ = engine.remove_container(n).await;
     }
     Err(failure)
-}
-
-fn nothing_deployed(settings: &Settings) -> Error {
-    Error::Deploy {
-        message: format!(
-            "nothing was ever deployed to {} on this engine: there is nothing to roll back to",
-            settings.site.environment
-        ),
-    }
-}
-
-/// `shipit rollback ENV [--to VERSION]`.
-pub async fn rollback(
-    engine: &Engine,
-    settings: &Settings,
-    options: &Options,
-    out: &Output,
-    cancel: &Cancel,
-) -> Result<Outcome, Error> {
-    let started = super::now();
-    let mut timeline = Timeline::new();
-    if Store::existing(engine, &settings.site).await?.is_none() {
-        return Err(nothing_deployed(settings));
-    }
-    let command = format!("shipit rollback {}", settings.site.environment);
-    let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
-    timeline.mark("lock");
-    let result = locked_rollback(engine, settings, options, out, cancel, started, timeline).await;
-    guard.release(engine).await;
-    result
-}
-
-async fn locked_rollback(
-    engine: &Engine,
-    settings: &Settings,
-    options: &Options,
-    out: &Output,
-    cancel: &Cancel,
-    started: i64,
-    mut timeline: Timeline,
-) -> Result<Outcome, Error> {
-    let site = &settings.site;
-    let Some(store) = Store::existing(engine, site).await? else {
-        return Err(nothing_deployed(settings));
-    };
-    let history = store.read().await?;
-    let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
-    let history = if repaired.is_empty() {
-        history
-    } else {
-        store.read().await?
-    };
-    let Some(current) = current else {
-        return Err(Error::Deploy {
-            message: format!(
-                "no release serves {}: deploy one with `shipit deploy {}`",
-                site.environment, site.environment
-            ),
-        });
-    };
-    let all = replicas_of(engine, settings).await?;
-    let present = |r: u64| all.iter().any(|c| release_of(c) == r);
-    let target = history
-        .iter()
-        .rev()
-        .filter(|e| e.served())
-        .filter(|e| e.release.is_some_and(|r| r != current.number && present(r)))
-        .find(|e| match &options.to_version {
-            Some(v) => e.version.as_deref() == Some(v.as_str()),
-            None => true,
-        })
-        .cloned();
-    let Some(target) = target else {
-        let kept: Vec<String> = history
-            .iter()
-            .rev()
-            .filter(|e| e.served())
-            .filter_map(|e| {
-                e.release
-                    .filter(|r| *r != current.number && present(*r))
-                    .map(|r| format!("{} (release {r})", e.version.clone().unwrap_or_default()))
-            })
-            .collect();
-        return Err(Error::Deploy {
-            message: match &options.to_version {
-                Some(v) => format!(
-                    "no kept release of version {v} to roll back to; kept: {}",
-                    if kept.is_empty() {
-                        "none".into()
-                    } else {
-                        kept.join(", ")
-                    }
-                ),
-                None => "no previous release is kept on the engine to roll back to".to_string(),
-            },
-        });
-    };
-    let number = target.release.unwrap_or_default();
-    let names: Vec<String> = all
-        .iter()
-        .filter(|c| release_of(c) == number)
-        .map(|c| c.name.clone())
-        .collect();
-    timeline.mark("inspect");
-    let mut entry = Entry::new("rollback", "succeeded", started);
-    entry.release = Some(number);
-    entry.version = target.version.clone();
-    entry.image = target.image.clone();
-    entry.image_id = target.image_id.clone();
-    entry.replicas = names.clone();
-    entry.previous_release = Some(current.number);
-    entry.previous_version = Some(current.version.clone());
-    entry.repaired = repaired;
-    out.status(
-        "rolling back",
-        &format!(
-            "{} from release {} ({}) to release {number} ({})",
-            site.environment,
-            current.number,
-            current.version,
-            target.version.clone().unwrap_or_default()
-        ),
-    );
-    for n in &names {
-        if let Err(e) = engine.start(n).await {
-            for m in &names {
-                let _ = engine.stop(m, Duration::from_secs(1)).await;
-            }
-            return Err(Error::Deploy {
-                message: format!(
-                    "cannot start {n}: {e}; release {} keeps serving",
-                    current.number
-                ),
-            });
-        }
-    }
-    timeline.mark("start");
-    let gated =
-        replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await;
-    let result = match gated {
-        Err(u) => {
-            for m in &names {
-                let _ = engine.stop(m, Duration::from_secs(1)).await;
-            }
-            Err(Failure {
-                phase: "health",
-                reason: u.reason,
-                container: Some(u.container),
-                logs: u.logs,
-            })
-        }
-        Ok(()) => {
-            timeline.mark("health");
-            let job = Job {
-                engine,
-                settings,
-                out,
-                cancel,
-                image_ref: "",
-                secrets: &[],
-            };
-            promote(&job, Some(&current), number, &names, false, &mut timeline).await
-        }
-    };
-    match result {
-        Ok(()) => {
-            out.status(
-                "rolled back",
-                &format!("{} release {number} serves again", site.environment),
-            );
-            finish(&store, settings, entry, timeline, out).await
-        }
-        Err(failure) => {
-            entry.result = "failed".into();
-            entry.reason = Some(failure.text());
-            finish(&store, settings, entry, timeline, out).await?;
-            Err(Error::Reported {
-                code: 1,
-                message: format!(
-                    "rollback of {} to release {number} failed: {}\nrelease {} ({}) keeps serving.",
-                    site.environment,
-                    failure.text(),
-                    current.number,
-                    current.version
-                ),
-            })
-        }
-    }
 }
