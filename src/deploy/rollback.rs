@@ -33,32 +33,38 @@ pub async fn rollback(
 ) -> Result<Outcome, Error> {
     let started = super::now();
     let mut timeline = Timeline::new();
-    if Store::existing(engine, &settings.site).await?.is_none() {
+    // Checked before the lock: with nothing deployed there is nothing to lock.
+    let Some(store) = Store::existing(engine, &settings.site).await? else {
         return Err(nothing_deployed(settings));
-    }
+    };
     let command = format!("shipit rollback {}", settings.site.environment);
     let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
     timeline.mark("lock");
-    let result = locked_rollback(engine, settings, options, out, cancel, started, timeline).await;
+    // A rollback starts kept replicas: no image to run, no secrets to pass.
+    let job = Job {
+        engine,
+        settings,
+        out,
+        cancel,
+        image_ref: "",
+        secrets: &[],
+    };
+    let result = locked_rollback(&job, options, &store, started, timeline).await;
     guard.release(engine).await;
     result
 }
 
 async fn locked_rollback(
-    engine: &Engine,
-    settings: &Settings,
+    job: &Job<'_>,
     options: &Options,
-    out: &Output,
-    cancel: &Cancel,
+    store: &Store<'_>,
     started: i64,
     mut timeline: Timeline,
 ) -> Result<Outcome, Error> {
+    let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
     let site = &settings.site;
-    let Some(store) = Store::existing(engine, site).await? else {
-        return Err(nothing_deployed(settings));
-    };
     let history = store.read().await?;
-    let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
+    let (current, repaired) = repair(engine, settings, store, &history, out).await?;
     let history = if repaired.is_empty() {
         history
     } else {
@@ -165,15 +171,7 @@ async fn locked_rollback(
         }
         Ok(()) => {
             timeline.mark("health");
-            let job = Job {
-                engine,
-                settings,
-                out,
-                cancel,
-                image_ref: "",
-                secrets: &[],
-            };
-            promote(&job, Some(&current), number, &names, false, &mut timeline).await
+            promote(job, Some(&current), number, &names, false, &mut timeline).await
         }
     };
     match result {
@@ -182,12 +180,12 @@ async fn locked_rollback(
                 "rolled back",
                 &format!("{} release {number} serves again", site.environment),
             );
-            finish(&store, settings, entry, timeline, out).await
+            finish(store, settings, entry, timeline, out).await
         }
         Err(failure) => {
             entry.result = "failed".into();
             entry.reason = Some(failure.text());
-            finish(&store, settings, entry, timeline, out).await?;
+            finish(store, settings, entry, timeline, out).await?;
             Err(Error::Reported {
                 code: 1,
                 message: format!(
