@@ -139,6 +139,10 @@ pub enum Command {
         /// Retry failing checks up to this long (default: smoke.timeout)
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
+        /// Connect to HOST:PORT instead of the URL's host; the URL's name is still sent
+        /// for TLS (SNI) and in Host, like curl --connect-to
+        #[arg(long, value_name = "HOST:PORT")]
+        connect: Option<String>,
     },
     /// Inspect or release an environment's deploy lock
     Lock {
@@ -164,6 +168,11 @@ pub enum Command {
         #[arg(long = "allow-branch", value_name = "GLOB")]
         allow_branches: Vec<String>,
     },
+    /// Make images locally from this machine's Debian packages, for engines that pull nothing
+    Image {
+        #[command(subcommand)]
+        kind: ImageKind,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -175,6 +184,22 @@ pub enum Command {
 pub enum BuildMode {
     Source,
     Prebuilt,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageKind {
+    /// The deploy gateway: Debian's HAProxy and socat, FROM scratch, running as 101:101
+    Gateway {
+        /// The image name (default: shipit-offline/haproxy:VERSION-bookworm, deploy.gateway_image's default)
+        #[arg(long, value_name = "NAME:TAG")]
+        tag: Option<String>,
+        /// Make it again even when the engine has it
+        #[arg(long)]
+        force: bool,
+        /// Print what would go into the image; build nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

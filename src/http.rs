@@ -76,34 +76,89 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     })
 }
 
+/// How requests reach a server besides the URL: another address to connect
+/// to (the URL's host still goes into SNI and `Host`), headers sent with
+/// every request (never printed), and the TLS trust to use.
+#[derive(Clone, Default)]
+pub struct Route {
+    pub connect: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("connect", &self.connect)
+            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// The system's trusted roots (or `SSL_CERT_FILE`'s).
+pub fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    roots
+}
+
+/// A client configuration trusting `roots`.
+pub fn client_config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
+    if roots.is_empty() {
+        return Err(
+            "no trusted certificates found (install ca-certificates, set SSL_CERT_FILE, or smoke.ca)"
+                .into(),
+        );
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The system's roots plus the PEM certificates in `extra_ca`.
+pub fn trusting(extra_ca: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = system_roots();
+    let mut added = 0;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(extra_ca) {
+        let cert = cert.map_err(|e| format!("the CA certificates are not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("a CA certificate was refused: {e}"))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err("no certificate found in the CA file".into());
+    }
+    client_config(roots)
+}
+
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(
-                    "no trusted certificates found (install ca-certificates, or set SSL_CERT_FILE)"
-                        .into(),
-                );
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
+    CONFIG.get_or_init(|| client_config(system_roots())).clone()
 }
 
 /// One request on a fresh connection (`Connection: close`).
 pub fn request(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, String> {
+    request_via(&Route::default(), url, method, headers, body, timeout)
+}
+
+/// One request on a fresh connection, along `route`.
+pub fn request_via(
+    route: &Route,
     url: &str,
     method: &str,
     headers: &[(&str, &str)],
@@ -121,6 +176,7 @@ pub fn request(
     } else {
         path
     };
+    let address = route.connect.clone().unwrap_or(address);
     let addr = address
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {address}: {e}"))?
@@ -135,7 +191,11 @@ pub fn request(
         let name =
             rustls::pki_types::ServerName::try_from(name.trim_matches(['[', ']']).to_string())
                 .map_err(|e| format!("{name} is not a TLS server name: {e}"))?;
-        let connection = rustls::ClientConnection::new(tls_config()?, name)
+        let config = match &route.tls {
+            Some(config) => config.clone(),
+            None => tls_config()?,
+        };
+        let connection = rustls::ClientConnection::new(config, name)
             .map_err(|e| format!("TLS to {address}: {e}"))?;
         Box::new(rustls::StreamOwned::new(connection, tcp))
     } else {
@@ -146,6 +206,9 @@ pub fn request(
         env!("CARGO_PKG_VERSION")
     );
     for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    for (k, v) in &route.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     if !body.is_empty() || method == "POST" {

@@ -141,6 +141,7 @@ fn main() {
             url,
             junit,
             timeout,
+            connect,
         } => commands::smoke::run(
             &ctx,
             &commands::smoke::Args {
@@ -148,6 +149,7 @@ fn main() {
                 url,
                 junit,
                 timeout,
+                connect,
             },
         ),
         Command::Lock { action } => match action {
@@ -191,6 +193,14 @@ fn main() {
                 },
             )
         }
+        Command::Image {
+            kind:
+                cli::ImageKind::Gateway {
+                    tag,
+                    force,
+                    dry_run,
+                },
+        } => commands::image::gateway(&ctx, tag.as_deref(), force, dry_run),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "shipit", &mut std::io::stdout());
             Ok(())

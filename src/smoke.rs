@@ -139,8 +139,8 @@ fn timed(name: String, f: impl FnOnce() -> Result<(), String>) -> Check {
     }
 }
 
-fn get(url: &str) -> Result<http::Response, String> {
-    http::request(url, "GET", &[], b"", REQUEST_TIMEOUT)
+fn get(route: &http::Route, url: &str) -> Result<http::Response, String> {
+    http::request_via(route, url, "GET", &[], b"", REQUEST_TIMEOUT)
 }
 
 fn status(r: &http::Response, want: u16) -> Result<(), String> {
@@ -152,15 +152,27 @@ fn status(r: &http::Response, want: u16) -> Result<(), String> {
     }
 }
 
+/// The TLS trust for `smoke.ca` (a secret reference to PEM certificates,
+/// added to the system's roots); `None` when it is not set.
+pub fn trust(reference: &str) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+    if reference.is_empty() {
+        return Ok(None);
+    }
+    let pem = crate::deploy::resolve(reference).map_err(|e| format!("smoke.ca ({reference}): {e}"))?;
+    http::trusting(pem.as_bytes())
+        .map(Some)
+        .map_err(|e| format!("smoke.ca ({reference}): {e}"))
+}
+
 /// One pass of every check.
-pub fn once(base: &str, paths: &Paths) -> Vec<Check> {
+pub fn once(base: &str, route: &http::Route, paths: &Paths) -> Vec<Check> {
     let base = base.trim_end_matches('/');
     let mut checks = vec![
         timed(format!("GET {}", paths.health), || {
-            status(&get(&format!("{base}{}", paths.health))?, 200)
+            status(&get(route, &format!("{base}{}", paths.health))?, 200)
         }),
         timed(format!("GET {}", paths.ready), || {
-            status(&get(&format!("{base}{}", paths.ready))?, 200)
+            status(&get(route, &format!("{base}{}", paths.ready))?, 200)
         }),
     ];
     for (operation, operands, expected) in ANSWERS {
@@ -168,7 +180,8 @@ pub fn once(base: &str, paths: &Paths) -> Vec<Check> {
         checks.push(timed(
             format!("POST /calculate {operation} {operands:?} = {expected}"),
             || {
-                let r = http::request(
+                let r = http::request_via(
+                    route,
                     &format!("{base}/calculate"),
                     "POST",
                     &[("Content-Type", "application/json")],
@@ -189,7 +202,8 @@ pub fn once(base: &str, paths: &Paths) -> Vec<Check> {
         ));
     }
     checks.push(timed("POST /calculate malformed JSON = 400".into(), || {
-        let r = http::request(
+        let r = http::request_via(
+            route,
             &format!("{base}/calculate"),
             "POST",
             &[("Content-Type", "application/json")],
@@ -201,7 +215,7 @@ pub fn once(base: &str, paths: &Paths) -> Vec<Check> {
     checks.push(timed(
         format!("GET {} exposes http_requests_total", paths.metrics),
         || {
-            let r = get(&format!("{base}{}", paths.metrics))?;
+            let r = get(route, &format!("{base}{}", paths.metrics))?;
             status(&r, 200)?;
             if r.text()
                 .lines()
@@ -218,13 +232,19 @@ pub fn once(base: &str, paths: &Paths) -> Vec<Check> {
 
 /// The suite, retried with backoff until it passes or `deadline` passes,
 /// or `cancelled` says to stop.
-pub fn run(base: &str, paths: &Paths, deadline: Duration, cancelled: &dyn Fn() -> bool) -> Report {
+pub fn run(
+    base: &str,
+    route: &http::Route,
+    paths: &Paths,
+    deadline: Duration,
+    cancelled: &dyn Fn() -> bool,
+) -> Report {
     let start = Instant::now();
     let mut wait = Duration::from_millis(200);
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let checks = once(base, paths);
+        let checks = once(base, route, paths);
         let passed = checks.iter().all(|c| c.passed);
         let out_of_time = start.elapsed() + wait >= deadline;
         if passed || out_of_time || cancelled() {

@@ -15,6 +15,8 @@ pub struct Args {
     pub url: Option<String>,
     pub junit: Option<PathBuf>,
     pub timeout: Option<String>,
+    /// Connect to this `host:port` instead of the URL's (SNI and Host stay the URL's).
+    pub connect: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
@@ -46,7 +48,12 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         "smoke",
         &format!("{} at {url} (retrying up to {text})", args.environment),
     );
-    let report = smoke::run(&url, &paths, deadline, &|| false);
+    let route = crate::http::Route {
+        connect: args.connect.clone(),
+        headers: Vec::new(),
+        tls: smoke::trust(&c.smoke.ca).map_err(Error::Usage)?,
+    };
+    let report = smoke::run(&url, &route, &paths, deadline, &|| false);
     if let Some(path) = &args.junit {
         crate::render::write::write_atomic(
             path,

@@ -163,6 +163,8 @@ pub struct Deploy {
     /// Where deploy, rollback and failure notices are POSTed: a secret
     /// reference (`env:NAME` or `file:/path`) to the URL; empty for none.
     pub webhook: String,
+    /// The HAProxy image of the deploy gateway (`shipit image gateway` makes it offline).
+    pub gateway_image: String,
 }
 
 impl Default for Deploy {
@@ -176,9 +178,13 @@ impl Default for Deploy {
             keep_releases: 3,
             health_interval: "1s".into(),
             webhook: String::new(),
+            gateway_image: DEPLOY_GATEWAY_IMAGE.into(),
         }
     }
 }
+
+/// The deploy gateway image `shipit image gateway` makes from Debian's HAProxy.
+pub const DEPLOY_GATEWAY_IMAGE: &str = "shipit-offline/haproxy:2.6.12-bookworm";
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -235,9 +241,13 @@ impl Default for Gateway {
 #[serde(default)]
 pub struct Tls {
     pub enabled: bool,
-    /// Certificate and key paths as the gateway container sees them.
+    /// Certificate and key paths as the compose (nginx) gateway sees them.
     pub certificate: String,
     pub certificate_key: String,
+    /// Where `shipit deploy` reads the certificate chain and the key: secret
+    /// references (`file:/abs/path` or `env:NAME`).
+    pub certificate_from: String,
+    pub key_from: String,
     /// Answer plain HTTP with a redirect to HTTPS.
     pub redirect_http: bool,
     /// Host port the gateway publishes for HTTPS.
@@ -252,6 +262,8 @@ impl Default for Tls {
             enabled: false,
             certificate: "/etc/nginx/tls/tls.crt".into(),
             certificate_key: "/etc/nginx/tls/tls.key".into(),
+            certificate_from: String::new(),
+            key_from: String::new(),
             redirect_http: true,
             port: 8443,
             hsts_max_age: "365d".into(),
@@ -395,6 +407,8 @@ pub struct Smoke {
     /// Base URL the smoke suite tests.
     pub url: String,
     pub timeout: String,
+    /// Extra CA certificates the smoke suite trusts: a secret reference, or empty.
+    pub ca: String,
 }
 
 impl Default for Smoke {
@@ -402,6 +416,7 @@ impl Default for Smoke {
         Smoke {
             url: "http://localhost:8080".into(),
             timeout: "60s".into(),
+            ca: String::new(),
         }
     }
 }

@@ -399,6 +399,7 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
             "a reference: \"env:NAME\" (read when deploying) or \"file:/absolute/path\"",
         );
     }
+    c.pinned_image("deploy.gateway_image", &d.gateway_image, false);
     c.check(
         (1..=50).contains(&d.keep_releases),
         "deploy.keep_releases",
@@ -486,6 +487,25 @@ fn gateway(c: &mut Checker<'_>, config: &Config) {
             "two different host ports",
         );
         c.duration("gateway.tls.hsts_max_age", &g.tls.hsts_max_age);
+        for (key, value) in [
+            ("gateway.tls.certificate_from", &g.tls.certificate_from),
+            ("gateway.tls.key_from", &g.tls.key_from),
+        ] {
+            if !value.is_empty() && !rules::is_secret_reference(value) {
+                c.fail_sensitive(
+                    key,
+                    "not a secret reference (a key or certificate is never written into configuration)",
+                    "a reference: \"file:/absolute/path\" or \"env:NAME\" (read when deploying)",
+                );
+            }
+        }
+    }
+    if !config.smoke.ca.is_empty() && !rules::is_secret_reference(&config.smoke.ca) {
+        c.fail_sensitive(
+            "smoke.ca",
+            "not a reference to CA certificates",
+            "a reference: \"file:/absolute/path\" or \"env:NAME\" holding PEM certificates",
+        );
     }
 }
 

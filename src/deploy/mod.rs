@@ -1,7 +1,7 @@
 //! Deploying to a Docker host: releases as labelled containers on a private
-//! network behind an nginx gateway, switched only once healthy and smoke
-//! tested, rolled back on any failure; the audit log and the lock live on
-//! the engine beside them.
+//! network behind an HAProxy gateway, switched live only once healthy and
+//! smoke tested through the gateway, rolled back on any failure; the audit
+//! log and the lock live on the engine beside them.
 
 pub mod gateway;
 pub mod history;
@@ -12,6 +12,7 @@ pub mod replicas;
 pub mod rollback;
 pub mod run;
 pub mod status;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -99,8 +100,21 @@ pub struct Settings {
     pub webhook: Option<String>,
     pub version: String,
     pub image_ref: String,
-    /// The view model the gateway's nginx.conf is rendered from.
+    /// TLS at the gateway, when `gateway.tls.enabled`.
+    pub tls: Option<TlsSettings>,
+    /// `smoke.ca`: a secret reference to extra CA certificates, or empty.
+    pub smoke_ca: String,
+    /// The view model the gateway's haproxy.cfg is rendered from.
     pub ctx: Ctx,
+}
+
+/// Where the gateway's certificate and key come from, and what they serve.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub port: u16,
+    pub server_names: Vec<String>,
+    pub certificate_from: String,
+    pub key_from: String,
 }
 
 impl Settings {
@@ -113,11 +127,6 @@ impl Settings {
         if c.deploy.target != Target::Docker {
             return Err(Error::Usage(format!(
                 "{environment} deploys to Kubernetes (deploy.target = \"kubernetes\"): apply generated/{environment}/k8s with kubectl; `shipit deploy` drives Docker hosts"
-            )));
-        }
-        if c.gateway.tls.enabled {
-            return Err(Error::Usage(format!(
-                "{environment} terminates TLS at the gateway (gateway.tls.enabled), which `shipit deploy` cannot provision on a Docker host yet: terminate TLS in front of the gateway and set gateway.tls.enabled = false for this target, or deploy with the generated docker-compose.yml"
             )));
         }
         let ctx = Ctx::new(loaded);
@@ -139,7 +148,7 @@ impl Settings {
             strategy: c.deploy.strategy,
             port: c.app.port as u16,
             gateway_port: c.gateway.port as u16,
-            gateway_image: c.gateway.image.clone(),
+            gateway_image: c.deploy.gateway_image.clone(),
             health_timeout: duration(&c.deploy.health_timeout),
             health_interval: duration(&c.deploy.health_interval),
             smoke_timeout: duration(&c.deploy.smoke_timeout),
@@ -162,7 +171,39 @@ impl Settings {
             webhook: (!c.deploy.webhook.is_empty()).then(|| c.deploy.webhook.clone()),
             version: loaded.version.clone(),
             image_ref: loaded.image_ref(),
+            tls: c.gateway.tls.enabled.then(|| TlsSettings {
+                port: c.gateway.tls.port as u16,
+                server_names: c.gateway.server_names.clone(),
+                certificate_from: c.gateway.tls.certificate_from.clone(),
+                key_from: c.gateway.tls.key_from.clone(),
+            }),
+            smoke_ca: c.smoke.ca.clone(),
             ctx,
+        })
+    }
+
+    /// The gateway's certificate and key, read and checked (every problem at
+    /// once, before anything changes); warnings beside them.
+    pub fn load_tls(&self) -> Result<Option<(tls::Material, Vec<String>)>, Error> {
+        let Some(t) = &self.tls else {
+            return Ok(None);
+        };
+        let request = tls::Request {
+            certificate_from: &t.certificate_from,
+            key_from: &t.key_from,
+            server_names: &t.server_names,
+            extra_ca: (!self.smoke_ca.is_empty()).then_some(self.smoke_ca.as_str()),
+            now: now(),
+        };
+        tls::load(&request).map(Some).map_err(|problems| {
+            Error::Usage(format!(
+                "the gateway's TLS certificate cannot be used; nothing was changed:\n{}",
+                problems
+                    .iter()
+                    .map(|p| format!("  - {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ))
         })
     }
 

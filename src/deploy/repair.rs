@@ -22,6 +22,14 @@ pub(super) async fn repair(
     out: &Output,
 ) -> Result<(Option<Release>, Vec<String>), Error> {
     let mut repaired = Vec::new();
+    if let Ok(left) = gateway::clear_candidates(engine, settings).await
+        && !left.is_empty()
+    {
+        repaired.push(format!(
+            "a candidate route left open by an interrupted run was closed ({})",
+            left.join(", ")
+        ));
+    }
     let all = replicas_of(engine, settings).await?;
     let serving = gateway::serving(engine, settings).await?;
     let kept: Vec<u64> = history
@@ -59,8 +67,10 @@ pub(super) async fn repair(
                         "repairing a half-switched gateway: release {back} did not come back: {why}"
                     ),
                 })?;
-            let conf = gateway::config(settings, &names, back)?;
-            gateway::switch(engine, settings, &conf, back)
+            let servers = gateway::servers(engine, settings, &names)
+                .await
+                .map_err(|message| Error::Deploy { message })?;
+            gateway::switch(engine, settings, &servers, back)
                 .await
                 .map_err(|message| Error::Deploy { message })?;
             repaired.push(format!(
@@ -189,7 +199,7 @@ async fn revive(
         let Some(info) = engine.container(name).await.map_err(|e| e.to_string())? else {
             return Err(format!("{name} is gone"));
         };
-        if info.running && draining(settings, &info).await {
+        if info.running && draining(engine, settings, &info).await {
             let deadline = Instant::now() + settings.drain + Duration::from_secs(15);
             while engine
                 .container(name)
@@ -216,24 +226,11 @@ async fn revive(
 }
 
 /// Whether a running replica has been told to stop: healthy, yet its
-/// readiness says 503 (one still starting is not healthy yet).
-async fn draining(settings: &Settings, info: &ContainerInfo) -> bool {
-    let Some(port) = info.ports.get(&settings.port) else {
-        return false;
-    };
+/// readiness says 503 (one still starting is not healthy yet). Asked from
+/// inside the gateway: replicas publish no port.
+async fn draining(engine: &Engine, settings: &Settings, info: &ContainerInfo) -> bool {
     if info.health != "healthy" {
         return false;
     }
-    let url = format!(
-        "http://{}:{port}{}",
-        super::engine_host(),
-        settings.paths.ready
-    );
-    tokio::task::spawn_blocking(move || {
-        crate::http::request(&url, "GET", &[], b"", Duration::from_secs(2))
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .is_some_and(|r| r.status == 503)
+    gateway::probe(engine, settings, &info.name, &settings.paths.ready).await == Some(503)
 }

@@ -42,8 +42,8 @@ pub async fn start(
         labels,
         network: site.network(),
         user: Some(settings.user.clone()),
-        // Loopback only: for the smoke tests that run before the switch.
-        publish: vec![(settings.port, "127.0.0.1".into(), 0)],
+        // No port on the host: the gateway reaches replicas on the site's network.
+        publish: Vec::new(),
         tmpfs: vec!["/tmp".into()],
         health_interval: Some(settings.health_interval),
         memory_bytes: settings.memory_bytes,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::history::{Entry, Store};
 use super::repair::repair;
 use super::run::{
-    Cancel, Failure, Job, Options, Outcome, Timeline, finish, promote, release_of, replicas_of,
-    take_lock,
+    Cancel, Failure, Job, Options, Outcome, Timeline, finish, prepare_gateway, promote, release_of,
+    replicas_of, take_lock,
 };
 use super::{Settings, replicas};
 use crate::engine::Engine;
@@ -37,6 +37,7 @@ pub async fn rollback(
     let Some(store) = Store::existing(engine, &settings.site).await? else {
         return Err(nothing_deployed(settings));
     };
+    let tls = settings.load_tls()?;
     let command = format!("shipit rollback {}", settings.site.environment);
     let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
     timeline.mark("lock");
@@ -48,6 +49,7 @@ pub async fn rollback(
         cancel,
         image_ref: "",
         secrets: &[],
+        tls: tls.as_ref().map(|(m, _)| m),
     };
     let result = locked_rollback(&job, options, &store, started, timeline).await;
     guard.release(engine).await;
@@ -64,6 +66,7 @@ async fn locked_rollback(
     let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
     let site = &settings.site;
     let history = store.read().await?;
+    prepare_gateway(job).await?;
     let (current, repaired) = repair(engine, settings, store, &history, out).await?;
     let history = if repaired.is_empty() {
         history

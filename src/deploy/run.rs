@@ -116,6 +116,8 @@ pub(super) struct Job<'a> {
     /// The image new replicas run (empty for a rollback, which starts kept ones).
     pub(super) image_ref: &'a str,
     pub(super) secrets: &'a [(String, String)],
+    /// The gateway's certificate and key, checked (TLS environments).
+    pub(super) tls: Option<&'a super::tls::Material>,
 }
 
 /// A failed step: which, why, and the failing container's last lines.
@@ -272,10 +274,22 @@ pub async fn deploy(
         engine,
         &settings.gateway_image,
         "gateway",
-        "where nothing can be pulled, make it from Debian's nginx: `bash .ci/gateway-image` and set gateway.image to the name it prints",
+        "where nothing can be pulled, make it from Debian's HAProxy: `shipit image gateway` (and set deploy.gateway_image to the name it prints, if you chose another)",
     )
     .await?;
     let secrets = settings.resolve_secrets()?;
+    let tls = settings.load_tls()?;
+    if let Some((material, warnings)) = &tls {
+        for warning in warnings {
+            out.warn(warning);
+        }
+        out.detail(&format!(
+            "certificate {} for {}: {} day(s) left",
+            material.subject,
+            material.names.join(", "),
+            material.days_left(super::now())
+        ));
+    }
     timeline.mark("preflight");
 
     let command = format!("shipit deploy {}", settings.site.environment);
@@ -288,6 +302,7 @@ pub async fn deploy(
         cancel,
         image_ref: &image_ref,
         secrets: &secrets,
+        tls: tls.as_ref().map(|(m, _)| m),
     };
     let result = locked_deploy(&job, &image_id, strategy, started, timeline).await;
     guard.release(engine).await;
@@ -309,6 +324,8 @@ async fn locked_deploy(
         .await?;
     let store = Store::open(engine, settings).await?;
     let history = store.read().await?;
+    let gateway_was_there = engine.container(&site.gateway()).await?.is_some();
+    let ensured = prepare_gateway(job).await?;
     let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
     let history = if repaired.is_empty() {
         history
@@ -330,13 +347,25 @@ async fn locked_deploy(
         && cur.version == settings.version
         && cur.image_id == image_id
     {
-        out.status(
-            "unchanged",
-            &format!(
-                "release {} already serves {} ({image_ref}): nothing to do",
-                cur.number, cur.version
-            ),
-        );
+        if ensured.rotated || ensured.reloaded {
+            let what = gateway_changes(&ensured);
+            out.status(
+                "unchanged",
+                &format!(
+                    "release {} keeps serving {} ({image_ref}); {what}",
+                    cur.number, cur.version
+                ),
+            );
+            entry.reason = Some(what);
+        } else {
+            out.status(
+                "unchanged",
+                &format!(
+                    "release {} already serves {} ({image_ref}): nothing to do",
+                    cur.number, cur.version
+                ),
+            );
+        }
         entry.result = "no-op".into();
         entry.release = Some(cur.number);
         entry.replicas = cur.replicas.clone();
@@ -395,6 +424,10 @@ async fn locked_deploy(
                 "rolled-back"
             }
             .into();
+            if current.is_none() && !gateway_was_there {
+                // A first release that failed: the gateway made for it goes too.
+                let _ = engine.remove_container(&site.gateway()).await;
+            }
             let previous = current
                 .as_ref()
                 .map(|c| format!("release {} ({}) keeps serving", c.number, c.version))
@@ -419,7 +452,7 @@ async fn locked_deploy(
                     "the release is healthy but failed its smoke tests: run it locally and `shipit smoke ENV --url ...` against it"
                 }
                 "switch" => {
-                    "the gateway kept its previous configuration; check gateway.* in the configuration"
+                    "the gateway kept routing to the previous release; `shipit status` shows it"
                 }
                 _ => "fix the cause and deploy again",
             };
@@ -436,6 +469,42 @@ async fn locked_deploy(
                 ),
             })
         }
+    }
+}
+
+/// Brings the gateway in line with the configuration before anything else
+/// changes (created, recreated, reloaded, certificate rotated), and says so.
+pub(super) async fn prepare_gateway(job: &Job<'_>) -> Result<gateway::Ensured, Error> {
+    let ensured = gateway::ensure(job.engine, job.settings, job.tls)
+        .await
+        .map_err(|why| Error::Deploy {
+            message: format!(
+                "the gateway could not be prepared; the serving release was not touched: {why}"
+            ),
+        })?;
+    if ensured.created {
+        job.out.status(
+            "gateway",
+            &format!("started {}", job.settings.site.gateway()),
+        );
+    } else if ensured.recreated {
+        job.out.warn(&format!(
+            "the gateway's image or ports changed: {} was recreated (its open connections were closed)",
+            job.settings.site.gateway()
+        ));
+    }
+    if ensured.reloaded || ensured.rotated {
+        job.out.status("gateway", &gateway_changes(&ensured));
+    }
+    Ok(ensured)
+}
+
+fn gateway_changes(ensured: &gateway::Ensured) -> String {
+    match (ensured.reloaded, ensured.rotated) {
+        (true, true) => "the gateway's configuration was reloaded gracefully and its certificate rotated live".into(),
+        (true, false) => "the gateway's configuration was reloaded gracefully".into(),
+        (false, true) => "the gateway's certificate was rotated live".into(),
+        _ => "the gateway is unchanged".into(),
     }
 }
 
@@ -473,43 +542,75 @@ fn strategy_name(s: Strategy) -> &'static str {
     }
 }
 
-/// Runs the smoke suite against one replica directly (its loopback port).
-async fn smoke_replica(job: &Job<'_>, name: &str) -> Result<(), Failure> {
+/// Opens the candidate route to `names` (the gateway's own health check
+/// must pass for each) and runs the smoke suite through it: the same
+/// gateway, port and TLS that will serve them. The route is closed again
+/// whatever happens; `then` runs while it is open.
+async fn on_trial<T>(
+    job: &Job<'_>,
+    names: &[String],
+    timeline: &mut Timeline,
+    then: impl AsyncFnOnce(&[gateway::Server]) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let (engine, settings, cancel) = (job.engine, job.settings, job.cancel);
-    let info = engine
-        .container(name)
+    let servers = gateway::servers(engine, settings, names)
         .await
-        .map_err(|e| Failure::new("smoke", e.to_string()))?
-        .ok_or_else(|| Failure::new("smoke", format!("{name} disappeared")))?;
-    let port = info.ports.get(&settings.port).copied().ok_or_else(|| {
-        Failure::new(
-            "smoke",
-            format!("{name} publishes no port for the smoke tests"),
-        )
-    })?;
-    let base = format!("http://{}:{port}", super::engine_host());
-    let paths = settings.paths.clone();
-    let deadline = settings.smoke_timeout;
-    let flag = cancel.clone();
-    let spinner = job.out.spinner(&format!("smoke tests against {name}"));
-    let report =
-        tokio::task::spawn_blocking(move || smoke::run(&base, &paths, deadline, &|| flag.is_set()))
-            .await
-            .map_err(|e| Failure::new("smoke", e.to_string()));
-    if let Some(bar) = spinner {
-        bar.finish_and_clear();
-    }
-    let report = report?;
-    if report.passed {
-        Ok(())
-    } else {
-        Err(Failure {
-            phase: "smoke",
-            reason: report.summary(),
-            container: Some(name.to_string()),
-            logs: engine.logs(name, 20).await,
+        .map_err(|e| Failure::new("health", e))?;
+    let candidate =
+        match gateway::open_candidate(engine, settings, &servers, settings.health_timeout).await {
+            Ok(c) => c,
+            Err(why) => {
+                return Err(Failure {
+                    phase: "health",
+                    reason: why,
+                    container: Some(names[0].clone()),
+                    logs: engine.logs(&names[0], 20).await,
+                });
+            }
+        };
+    let result = async {
+        let (base, route) = gateway::check_route(settings, vec![candidate.header()])
+            .map_err(|e| Failure::new("smoke", e))?;
+        let paths = settings.paths.clone();
+        let deadline = settings.smoke_timeout;
+        let flag = cancel.clone();
+        let spinner = job.out.spinner(&format!(
+            "smoke tests through the gateway's candidate route ({})",
+            names.join(", ")
+        ));
+        let report = tokio::task::spawn_blocking(move || {
+            smoke::run(&base, &route, &paths, deadline, &|| flag.is_set())
         })
+        .await
+        .map_err(|e| Failure::new("smoke", e.to_string()));
+        if let Some(bar) = spinner {
+            bar.finish_and_clear();
+        }
+        let report = report?;
+        if !report.passed {
+            return Err(Failure {
+                phase: "smoke",
+                reason: report.summary(),
+                container: Some(names[0].clone()),
+                logs: engine.logs(&names[0], 20).await,
+            });
+        }
+        timeline.mark("smoke");
+        job.out.status(
+            "smoke",
+            &format!(
+                "passed through the gateway's candidate route ({})",
+                names.join(", ")
+            ),
+        );
+        if cancel.is_set() {
+            return Err(Failure::new("smoke", "interrupted"));
+        }
+        then(&servers).await
     }
+    .await;
+    gateway::close_candidate(engine, settings, &candidate).await;
+    result
 }
 
 /// Starts replicas and gates them on health; on failure removes them all.
@@ -589,8 +690,9 @@ async fn blue_green(
     Ok(names)
 }
 
-/// Smoke-tests `names`, switches the gateway to them, and drains `current`.
-/// On failure the new replicas are removed (`created`) or stopped again.
+/// Smoke-tests `names` through the candidate route, switches the gateway to
+/// them, and drains `current`. On failure the gateway routes to `current`
+/// again and the new replicas are removed (`created`) or stopped again.
 pub(super) async fn promote(
     job: &Job<'_>,
     current: Option<&Release>,
@@ -609,38 +711,33 @@ pub(super) async fn promote(
             }
         }
     };
-    let check = async {
-        if cancel.is_set() {
-            return Err(Failure::new("health", "interrupted"));
-        }
-        smoke_replica(job, &names[0]).await?;
-        timeline.mark("smoke");
-        out.status("smoke", &format!("passed against {}", names[0]));
-        if cancel.is_set() {
-            return Err(Failure::new("smoke", "interrupted"));
-        }
-        let conf = gateway::config(settings, names, number)
-            .map_err(|e| Failure::new("switch", e.to_string()))?;
-        let switched = if current.is_some()
-            && engine
-                .container(&settings.site.gateway())
-                .await
-                .ok()
-                .flatten()
-                .is_some()
-        {
-            gateway::switch(engine, settings, &conf, number).await
-        } else {
-            gateway::create(engine, settings, &conf, number).await
-        };
-        switched.map_err(|why| Failure::new("switch", why))?;
-        timeline.mark("switch");
-        Ok(())
+    if cancel.is_set() {
+        undo(names).await;
+        return Err(Failure::new("health", "interrupted"));
     }
+    let mut switched_at = None;
+    let check = on_trial(job, names, timeline, async |servers| {
+        switched_at = Some(Instant::now());
+        gateway::switch(engine, settings, servers, number)
+            .await
+            .map_err(|why| Failure::new("switch", why))
+    })
     .await;
     if let Err(failure) = check {
+        if failure.phase == "switch"
+            && let Some(cur) = current
+        {
+            restore(job, cur).await;
+        }
         undo(names).await;
         return Err(failure);
+    }
+    if let Some(at) = switched_at {
+        timeline.phases.push(Phase {
+            name: "switch".into(),
+            ms: at.elapsed().as_millis() as u64,
+        });
+        timeline.last = Instant::now();
     }
     out.status(
         "switched",
@@ -660,6 +757,21 @@ pub(super) async fn promote(
     Ok(())
 }
 
+/// Routes the gateway back to `release` after a failed switch.
+async fn restore(job: &Job<'_>, release: &Release) {
+    let back = async {
+        let servers = gateway::servers(job.engine, job.settings, &release.replicas).await?;
+        gateway::switch(job.engine, job.settings, &servers, release.number).await
+    }
+    .await;
+    if let Err(why) = back {
+        job.out.warn(&format!(
+            "routing the gateway back to release {} failed: {why}",
+            release.number
+        ));
+    }
+}
+
 async fn rolling(
     job: &Job<'_>,
     current: &Release,
@@ -675,15 +787,13 @@ async fn rolling(
         let step = async {
             let mut started = start_healthy(job, number, i..i + 1, timeline).await?;
             let name = started.remove(0);
-            if i == 0
-                && let Err(f) = smoke_replica(job, &name).await
-            {
-                let _ = engine.remove_container(&name).await;
-                return Err(f);
-            }
             if i == 0 {
-                timeline.mark("smoke");
-                out.status("smoke", &format!("passed against {name}"));
+                // The first new replica is smoke-tested before it takes traffic.
+                let one = [name.clone()];
+                if let Err(f) = on_trial(job, &one, timeline, async |_| Ok(())).await {
+                    let _ = engine.remove_container(&name).await;
+                    return Err(f);
+                }
             }
             Ok(name)
         }
@@ -704,14 +814,12 @@ async fn rolling(
         }
         // The header names the old release until the last step.
         let announce = if last { number } else { current.number };
-        let conf = match gateway::config(settings, &upstreams, announce) {
-            Ok(conf) => conf,
-            Err(e) => {
-                failure = Some(Failure::new("switch", e.to_string()));
-                break;
-            }
-        };
-        if let Err(why) = gateway::switch(engine, settings, &conf, announce).await {
+        let switched = async {
+            let servers = gateway::servers(engine, settings, &upstreams).await?;
+            gateway::switch(engine, settings, &servers, announce).await
+        }
+        .await;
+        if let Err(why) = switched {
             failure = Some(Failure::new("switch", why));
             break;
         }
@@ -741,14 +849,8 @@ async fn rolling(
         let _ = engine.start(n).await;
     }
     let _ = replicas::wait_healthy(engine, &stopped, settings.health_timeout, &|| false).await;
-    if !new.is_empty()
-        && let Ok(conf) = gateway::config(settings, &old, current.number)
-        && let Err(why) = gateway::switch(engine, settings, &conf, current.number).await
-    {
-        out.warn(&format!(
-            "restoring the gateway to release {} failed: {why}",
-            current.number
-        ));
+    if !new.is_empty() {
+        restore(job, current).await;
     }
     // The new replicas took traffic: drained like old ones before they go.
     drain(engine, settings, &new).await;

@@ -61,6 +61,8 @@ pub struct ContainerInfo {
     pub labels: HashMap<String, String>,
     /// Host port published for each container port.
     pub ports: HashMap<u16, u16>,
+    /// The container's address on each network it is attached to (`container` only).
+    pub addresses: HashMap<String, String>,
 }
 
 fn failed(engine: &Engine, action: String, e: impl std::fmt::Display) -> Error {
@@ -260,6 +262,17 @@ impl Engine {
         }
     }
 
+    /// Sends a signal to a running container's main process.
+    pub async fn signal(&self, name: &str, signal: &str) -> Result<(), Error> {
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::new()
+            .signal(signal)
+            .build();
+        self.docker
+            .kill_container(name, Some(options))
+            .await
+            .map_err(|e| failed(self, format!("signal {signal} to {name}"), e))
+    }
+
     /// Removes a container (running or not); a missing one is fine.
     pub async fn remove_container(&self, name: &str) -> Result<(), Error> {
         let options = RemoveContainerOptions {
@@ -283,6 +296,22 @@ impl Engine {
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
         let mut ports = HashMap::new();
+        let addresses: HashMap<String, String> = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .map(|networks| {
+                networks
+                    .iter()
+                    .filter_map(|(name, n)| {
+                        n.ip_address
+                            .clone()
+                            .filter(|ip| !ip.is_empty())
+                            .map(|ip| (name.clone(), ip))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         if let Some(map) = c.network_settings.and_then(|n| n.ports) {
             for (key, bindings) in map {
                 let port = key.split('/').next().and_then(|p| p.parse::<u16>().ok());
@@ -329,6 +358,7 @@ impl Engine {
             started_at: state.started_at.unwrap_or_default(),
             labels: config.labels.unwrap_or_default(),
             ports,
+            addresses,
         }))
     }
 
@@ -386,6 +416,7 @@ impl Engine {
                         .into_iter()
                         .filter_map(|p| Some((p.private_port, p.public_port?)))
                         .collect(),
+                    addresses: HashMap::new(),
                 }
             })
             .collect();
@@ -409,25 +440,68 @@ impl Engine {
         out
     }
 
-    /// Writes files into `dir` of a container (running or not) as one tar.
+    /// Writes files into `dir` of a container (running or not) as one tar,
+    /// owned by root and readable by all.
     pub async fn upload(
         &self,
         container: &str,
         dir: &str,
         files: &[(&str, &[u8])],
     ) -> Result<(), Error> {
+        let files: Vec<Upload> = files
+            .iter()
+            .map(|(name, bytes)| Upload {
+                name,
+                bytes,
+                mode: 0o644,
+                owner: 0,
+            })
+            .collect();
+        self.upload_owned(container, dir, &files).await
+    }
+
+    /// Writes files into `dir` of a container with their own mode and owner
+    /// (uid and gid). The engine extracts the tar as it is: the bytes go
+    /// straight into the container's filesystem or volume.
+    pub async fn upload_owned(
+        &self,
+        container: &str,
+        dir: &str,
+        files: &[Upload<'_>],
+    ) -> Result<(), Error> {
         let mut builder = tar::Builder::new(Vec::new());
-        for (name, bytes) in files {
+        let mut dirs: Vec<String> = Vec::new();
+        for file in files {
+            // Parent directories inside the tar, owned like the file.
+            let mut parent = String::new();
+            for part in file.name.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev() {
+                parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+                if dirs.contains(&parent) {
+                    continue;
+                }
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(0o750);
+                header.set_uid(file.owner);
+                header.set_gid(file.owner);
+                header.set_mtime(0);
+                header.set_cksum();
+                builder
+                    .append_data(&mut header, &parent, std::io::empty())
+                    .map_err(|e| failed(self, format!("pack {parent}"), e))?;
+                dirs.push(parent.clone());
+            }
             let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_uid(0);
-            header.set_gid(0);
+            header.set_size(file.bytes.len() as u64);
+            header.set_mode(file.mode);
+            header.set_uid(file.owner);
+            header.set_gid(file.owner);
             header.set_mtime(0);
             header.set_cksum();
             builder
-                .append_data(&mut header, name, *bytes)
-                .map_err(|e| failed(self, format!("pack {name}"), e))?;
+                .append_data(&mut header, file.name, file.bytes)
+                .map_err(|e| failed(self, format!("pack {}", file.name), e))?;
         }
         let tar = builder
             .into_inner()
@@ -476,6 +550,20 @@ impl Engine {
 
     /// Runs a command in a running container; its exit code and output.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<(i64, String), Error> {
+        self.exec_with_input(container, cmd, None).await
+    }
+
+    /// Runs a command in a running container with `input` on its standard
+    /// input (closed after it). The input never appears in the command line,
+    /// the engine's records or any log.
+    pub async fn exec_with_input(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<(i64, String), Error> {
+        use tokio::io::AsyncWriteExt;
+        let what = || format!("exec {} in {container}", cmd[0]);
         let created = self
             .docker
             .create_exec(
@@ -484,20 +572,30 @@ impl Engine {
                     cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
+                    attach_stdin: Some(input.is_some()),
                     ..Default::default()
                 },
             )
             .await
-            .map_err(|e| failed(self, format!("exec {} in {container}", cmd.join(" ")), e))?;
+            .map_err(|e| failed(self, what(), e))?;
         let mut output = String::new();
         if let bollard::exec::StartExecResults::Attached {
-            output: mut stream, ..
+            output: mut stream,
+            input: mut stdin,
         } = self
             .docker
             .start_exec(&created.id, None)
             .await
-            .map_err(|e| failed(self, format!("exec {} in {container}", cmd.join(" ")), e))?
+            .map_err(|e| failed(self, what(), e))?
         {
+            if let Some(bytes) = input {
+                stdin
+                    .write_all(bytes)
+                    .await
+                    .map_err(|e| failed(self, what(), e))?;
+                stdin.flush().await.map_err(|e| failed(self, what(), e))?;
+                let _ = stdin.shutdown().await;
+            }
             while let Some(Ok(chunk)) = stream.next().await {
                 output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
             }
@@ -506,7 +604,15 @@ impl Engine {
             .docker
             .inspect_exec(&created.id)
             .await
-            .map_err(|e| failed(self, format!("exec {} in {container}", cmd.join(" ")), e))?;
+            .map_err(|e| failed(self, what(), e))?;
         Ok((inspect.exit_code.unwrap_or(-1), output))
     }
+}
+
+/// A file to upload, with its mode and owner (uid = gid).
+pub struct Upload<'a> {
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+    pub mode: u32,
+    pub owner: u64,
 }

@@ -73,14 +73,19 @@ pub struct Ctx {
     pub keep_releases: i64,
 
     pub gateway_image: String,
-    /// `host:port` of each upstream server (the service name when rendering files;
-    /// the release's replicas when `shipit deploy` renders the gateway).
+    /// `host:port` of each nginx upstream server (the compose service).
     pub upstream_servers: Vec<String>,
-    /// The release the gateway serves (`X-Shipit-Release`); empty when rendering files.
-    pub release: String,
-    /// Names this exact gateway configuration (`X-Shipit-Config`), so a
-    /// deploy can tell when nginx has loaded it.
-    pub generation: String,
+    /// `(name, host:port)` of each deploy gateway (HAProxy) server: the
+    /// service when rendering files, the release's replicas when deploying.
+    pub gateway_servers: Vec<(String, String)>,
+    /// `host[:port]` that plain HTTP redirects to: the first configured
+    /// name (never the client's Host header) and the HTTPS port.
+    pub redirect_authority: String,
+    pub body_size_bytes: u64,
+    /// The deploy gateway's rate limit: a sliding window and the requests
+    /// it allows (rate times window, plus the burst).
+    pub rate_window: String,
+    pub rate_allowance: u64,
     pub server_names: String,
     pub gateway_port: i64,
     pub rate_limit: String,
@@ -119,6 +124,31 @@ pub struct Ctx {
     pub alert_p95_seconds: String,
     pub alert_for: String,
     pub alert_down_for: String,
+}
+
+/// The first server name that is not a wildcard (else a wildcard's domain),
+/// with the HTTPS port unless it is 443.
+fn redirect_authority(names: &[String], port: i64) -> String {
+    let name = names
+        .iter()
+        .find(|n| !n.starts_with("*."))
+        .or(names.first())
+        .map(|n| n.trim_start_matches("*.").to_string())
+        .unwrap_or_default();
+    if port == 443 {
+        name
+    } else {
+        format!("{name}:{port}")
+    }
+}
+
+/// `20r/s` -> a 10 s window allowing 200 requests; `600r/m` -> 1 minute, 600.
+fn rate_window(rate: &str) -> (&'static str, u64) {
+    match rules::parse_rate(rate) {
+        Some((n, 'm')) => ("1m", u64::from(n)),
+        Some((n, _)) => ("10s", u64::from(n) * 10),
+        None => ("10s", 0),
+    }
 }
 
 /// Seconds, for nginx and Kubernetes fields that take whole seconds.
@@ -261,8 +291,14 @@ impl Ctx {
             keep_releases: c.deploy.keep_releases,
             gateway_image: c.gateway.image.clone(),
             upstream_servers: vec![format!("{}:{}", c.app.name, c.app.port)],
-            release: String::new(),
-            generation: String::new(),
+            gateway_servers: vec![(
+                c.app.name.clone(),
+                format!("{}:{}", c.app.name, c.app.port),
+            )],
+            redirect_authority: redirect_authority(&c.gateway.server_names, c.gateway.tls.port),
+            body_size_bytes: rules::parse_size(&c.gateway.body_size).unwrap_or(0),
+            rate_window: rate_window(&c.gateway.rate_limit).0.into(),
+            rate_allowance: rate_window(&c.gateway.rate_limit).1 + c.gateway.burst.max(0) as u64,
             server_names: c.gateway.server_names.join(" "),
             gateway_port: c.gateway.port,
             rate_limit: c.gateway.rate_limit.clone(),

@@ -74,6 +74,7 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
         artifact(t::DockerIgnore::OUTPUT, t::DockerIgnore { c }.render())?,
         artifact(t::Compose::OUTPUT, t::Compose { c }.render())?,
         artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?,
+        artifact(t::Haproxy::OUTPUT, t::Haproxy { c }.render())?,
     ];
     let mut k8s = vec![
         artifact(t::Namespace::OUTPUT, t::Namespace { c }.render())?,
@@ -167,8 +168,8 @@ pub fn ci_workflows(loaded: &Loaded, environments: Vec<String>) -> Result<Vec<Ar
     ])
 }
 
-/// The gateway's nginx.conf for `shipit deploy`: the same template as
-/// generated/ENV/nginx.conf, with the release's replicas as upstreams.
+/// The deploy gateway's haproxy.cfg: the same template as
+/// generated/ENV/haproxy.cfg, with the release's replicas as servers.
 pub fn gateway_config(c: &Ctx) -> Result<String, Error> {
-    Ok(artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?.contents)
+    Ok(artifact(t::Haproxy::OUTPUT, t::Haproxy { c }.render())?.contents)
 }

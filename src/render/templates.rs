@@ -58,6 +58,16 @@ impl Nginx<'_> {
 }
 
 #[derive(Template)]
+#[template(path = "env/haproxy.cfg", escape = "none")]
+pub struct Haproxy<'a> {
+    pub c: &'a Ctx,
+}
+
+impl Haproxy<'_> {
+    pub const OUTPUT: &'static str = "haproxy.cfg";
+}
+
+#[derive(Template)]
 #[template(path = "env/k8s/namespace.yaml", escape = "none")]
 pub struct Namespace<'a> {
     pub c: &'a Ctx,
