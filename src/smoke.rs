@@ -158,7 +158,8 @@ pub fn trust(reference: &str) -> Result<Option<std::sync::Arc<rustls::ClientConf
     if reference.is_empty() {
         return Ok(None);
     }
-    let pem = crate::deploy::resolve(reference).map_err(|e| format!("smoke.ca ({reference}): {e}"))?;
+    let pem =
+        crate::deploy::resolve(reference).map_err(|e| format!("smoke.ca ({reference}): {e}"))?;
     http::trusting(pem.as_bytes())
         .map(Some)
         .map_err(|e| format!("smoke.ca ({reference}): {e}"))

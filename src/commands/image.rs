@@ -39,7 +39,10 @@ pub fn gateway(ctx: &Context, tag: Option<&str>, force: bool, dry_run: bool) -> 
             &format!("{} (HAProxy {})", plan.image, plan.haproxy_version),
         );
     } else {
-        out.status("present", &format!("{} is already on the engine", plan.image));
+        out.status(
+            "present",
+            &format!("{} is already on the engine", plan.image),
+        );
     }
     // The name alone on stdout, for scripts: `--set deploy.gateway_image=$(shipit image gateway)`.
     if !out.is_json() {

@@ -40,6 +40,18 @@ pub fn run(ctx: &Context, environment: &str, last: usize) -> Result<(), Error> {
             ),
         );
     }
+    if let Some(days) = report
+        .gateway
+        .as_ref()
+        .and_then(|g| g.certificate_days_left)
+    {
+        let text = format!("{days} day(s) left on the gateway's certificate");
+        if days < 30 {
+            out.warn(&format!("{text}: renew it, then deploy to rotate it live"));
+        } else {
+            out.status("tls", &text);
+        }
+    }
     for r in &report.replicas {
         let uptime = r
             .uptime_seconds

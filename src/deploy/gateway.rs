@@ -101,6 +101,16 @@ pub async fn serving(engine: &Engine, settings: &Settings) -> Result<Option<Serv
     })
 }
 
+/// Days the installed certificate has left (the key beside it is not read
+/// into anything but this check's memory).
+pub async fn certificate_days_left(engine: &Engine, settings: &Settings) -> Option<i64> {
+    let pem = engine
+        .download(&settings.site.gateway(), &format!("{DIR}/{CERT}"))
+        .await
+        .ok()??;
+    super::tls::days_left(&pem, super::now())
+}
+
 /// The URL the gateway answers on, from here (plain HTTP).
 pub fn url(settings: &Settings) -> String {
     format!("http://{}:{}", super::engine_host(), settings.gateway_port)
@@ -344,17 +354,24 @@ async fn retire(
         .map(|id| format!("set server {id} state maint; shutdown sessions server {id}"))
         .collect();
     let _ = api(engine, settings, &commands.join("; "), None).await;
-    for id in &ids {
-        // Idle server connections are purged within a second of maintenance.
-        for _ in 0..30 {
-            match api(engine, settings, &format!("del server {id}"), None).await {
-                Ok(_) => break,
-                Err(e) if e.contains("other configuration elements") || e.contains("No such") => {
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
+}
+
+/// Deletes the servers of `backend` left in maintenance that are not in
+/// `keep`. HAProxy refuses while a server still has idle connections (they
+/// are purged within a second) and for servers from the file, which stay in
+/// maintenance until the next reload: both are harmless and retried at the
+/// next switch.
+async fn forget(engine: &Engine, settings: &Settings, backend: &str, keep: &[String]) {
+    let Ok(states) = states(engine, settings, backend).await else {
+        return;
+    };
+    let commands: Vec<String> = states
+        .iter()
+        .filter(|(n, _, admin)| admin & MAINT != 0 && !keep.contains(n))
+        .map(|(n, _, _)| format!("del server {backend}/{n}"))
+        .collect();
+    if !commands.is_empty() {
+        let _ = api(engine, settings, &commands.join("; "), None).await;
     }
 }
 
@@ -449,8 +466,15 @@ pub async fn open_candidate(
 
 /// Forgets the token and takes the candidate servers out.
 pub async fn close_candidate(engine: &Engine, settings: &Settings, candidate: &Candidate) {
-    let _ = api(engine, settings, &format!("clear acl {CANDIDATE_ACL}"), None).await;
+    let _ = api(
+        engine,
+        settings,
+        &format!("clear acl {CANDIDATE_ACL}"),
+        None,
+    )
+    .await;
     retire(engine, settings, "candidate", &candidate.names, None).await;
+    forget(engine, settings, "candidate", &[]).await;
 }
 
 /// Takes out whatever candidate route a killed run left open.
@@ -458,10 +482,18 @@ pub async fn clear_candidates(engine: &Engine, settings: &Settings) -> Result<Ve
     let left: Vec<String> = states(engine, settings, "candidate")
         .await?
         .into_iter()
+        .filter(|(_, _, admin)| admin & MAINT == 0)
         .map(|(n, _, _)| n)
         .collect();
-    api(engine, settings, &format!("clear acl {CANDIDATE_ACL}"), None).await?;
+    api(
+        engine,
+        settings,
+        &format!("clear acl {CANDIDATE_ACL}"),
+        None,
+    )
+    .await?;
     retire(engine, settings, "candidate", &left, None).await;
+    forget(engine, settings, "candidate", &[]).await;
     Ok(left)
 }
 
@@ -481,7 +513,13 @@ pub async fn probe(engine: &Engine, settings: &Settings, name: &str, path: &str)
     if code != 0 {
         return None;
     }
-    output.lines().next()?.split_whitespace().nth(1)?.parse().ok()
+    output
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Writes the gateway's files: what it serves, so a restart serves the same.
@@ -521,6 +559,7 @@ pub async fn switch(
         .map(|(n, _, _)| n)
         .collect();
     let names: Vec<String> = to.iter().map(|s| s.name.clone()).collect();
+    forget(engine, settings, "app", &names).await;
     let added: Vec<String> = names
         .iter()
         .filter(|n| !before.contains(n))
@@ -549,10 +588,7 @@ pub async fn switch(
         None,
     )
     .await?;
-    let old: Vec<String> = before
-        .into_iter()
-        .filter(|n| !names.contains(n))
-        .collect();
+    let old: Vec<String> = before.into_iter().filter(|n| !names.contains(n)).collect();
     retire(engine, settings, "app", &old, Some(settings.drain)).await;
     record(engine, settings, &names, release).await?;
     verify(engine, settings, release).await
@@ -573,7 +609,9 @@ async fn verify(engine: &Engine, settings: &Settings, release: u64) -> Result<()
         .await
         .map_err(|e| e.to_string())?;
         match result {
-            Ok(r) if r.header(HEADER) == Some(want.as_str()) && (release == 0 || r.status == 200) => {
+            Ok(r)
+                if r.header(HEADER) == Some(want.as_str()) && (release == 0 || r.status == 200) =>
+            {
                 return Ok(());
             }
             Ok(r) => {
@@ -757,7 +795,13 @@ pub async fn ensure(
             .await
             .map_err(|e| e.to_string())?;
         if installed.as_deref() != Some(material.pem()) {
-            rotate(engine, settings, material, installed.is_some() && have == want.as_bytes()).await?;
+            rotate(
+                engine,
+                settings,
+                material,
+                installed.is_some() && have == want.as_bytes(),
+            )
+            .await?;
             done.rotated = true;
         }
     }
@@ -786,7 +830,13 @@ pub async fn reconfigure(
     let (code, output) = engine
         .exec(
             &name,
-            &["/usr/sbin/haproxy", "-c", "-q", "-f", &format!("{DIR}/{next}")],
+            &[
+                "/usr/sbin/haproxy",
+                "-c",
+                "-q",
+                "-f",
+                &format!("{DIR}/{next}"),
+            ],
         )
         .await
         .map_err(|e| e.to_string())?;

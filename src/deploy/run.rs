@@ -479,7 +479,7 @@ pub(super) async fn prepare_gateway(job: &Job<'_>) -> Result<gateway::Ensured, E
         .await
         .map_err(|why| Error::Deploy {
             message: format!(
-                "the gateway could not be prepared; the serving release was not touched: {why}"
+                "the gateway could not be prepared, so nothing else was changed: {why}"
             ),
         })?;
     if ensured.created {
@@ -501,7 +501,10 @@ pub(super) async fn prepare_gateway(job: &Job<'_>) -> Result<gateway::Ensured, E
 
 fn gateway_changes(ensured: &gateway::Ensured) -> String {
     match (ensured.reloaded, ensured.rotated) {
-        (true, true) => "the gateway's configuration was reloaded gracefully and its certificate rotated live".into(),
+        (true, true) => {
+            "the gateway's configuration was reloaded gracefully and its certificate rotated live"
+                .into()
+        }
         (true, false) => "the gateway's configuration was reloaded gracefully".into(),
         (false, true) => "the gateway's certificate was rotated live".into(),
         _ => "the gateway is unchanged".into(),

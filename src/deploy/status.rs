@@ -42,6 +42,8 @@ pub struct GatewayStatus {
     pub state: String,
     pub url: String,
     pub upstreams: Vec<String>,
+    /// Days the gateway's TLS certificate has left (TLS environments).
+    pub certificate_days_left: Option<i64>,
 }
 
 /// Seconds since an RFC 3339 timestamp from the engine.
@@ -95,6 +97,10 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
                     .as_ref()
                     .map(|s| s.upstreams.clone())
                     .unwrap_or_default(),
+                certificate_days_left: match settings.tls {
+                    Some(_) => gateway::certificate_days_left(engine, settings).await,
+                    None => None,
+                },
             })
         }
         None => None,

@@ -179,7 +179,8 @@ pub fn load(request: &Request<'_>) -> Result<(Material, Vec<String>), Vec<String
         ));
     }
     // The chain leads to a trusted root with the intermediates given.
-    if let Some(problem) = chain_problem(request, &chain, &names, not_before, &parsed) {
+    if let Some(problem) = chain_problem(request, &chain, &names, (not_before, not_after), &parsed)
+    {
         problems.push(problem);
     }
     if !problems.is_empty() {
@@ -224,9 +225,7 @@ pub fn covers(cert: &str, name: &str) -> bool {
         return true;
     }
     match (cert.strip_prefix("*."), name.split_once('.')) {
-        (Some(domain), Some((label, rest))) => {
-            !label.is_empty() && label != "*" && rest == domain
-        }
+        (Some(domain), Some((label, rest))) => !label.is_empty() && label != "*" && rest == domain,
         _ => false,
     }
 }
@@ -235,7 +234,7 @@ fn chain_problem(
     request: &Request<'_>,
     chain: &[CertificateDer<'static>],
     names: &[String],
-    not_before: i64,
+    (not_before, not_after): (i64, i64),
     leaf: &x509_parser::certificate::X509Certificate<'_>,
 ) -> Option<String> {
     let mut roots = crate::http::system_roots();
@@ -265,7 +264,7 @@ fn chain_problem(
         .unwrap_or_else(|| "invalid.invalid".into());
     let server_name = ServerName::try_from(name).ok()?;
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        request.now.clamp(not_before + 1, i64::MAX).max(0) as u64,
+        request.now.min(not_after - 1).max(not_before + 1).max(0) as u64,
     ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier =

@@ -474,8 +474,20 @@ impl Engine {
         for file in files {
             // Parent directories inside the tar, owned like the file.
             let mut parent = String::new();
-            for part in file.name.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev() {
-                parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+            for part in file
+                .name
+                .split('/')
+                .rev()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                parent = if parent.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{parent}/{part}")
+                };
                 if dirs.contains(&parent) {
                     continue;
                 }

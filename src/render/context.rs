@@ -291,10 +291,7 @@ impl Ctx {
             keep_releases: c.deploy.keep_releases,
             gateway_image: c.gateway.image.clone(),
             upstream_servers: vec![format!("{}:{}", c.app.name, c.app.port)],
-            gateway_servers: vec![(
-                c.app.name.clone(),
-                format!("{}:{}", c.app.name, c.app.port),
-            )],
+            gateway_servers: vec![(c.app.name.clone(), format!("{}:{}", c.app.name, c.app.port))],
             redirect_authority: redirect_authority(&c.gateway.server_names, c.gateway.tls.port),
             body_size_bytes: rules::parse_size(&c.gateway.body_size).unwrap_or(0),
             rate_window: rate_window(&c.gateway.rate_limit).0.into(),

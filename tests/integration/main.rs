@@ -1,6 +1,7 @@
 //! shipit's integration tests: the real binary, run in throw-away projects.
 
 mod build;
+mod certs;
 mod deploy;
 mod docker;
 mod harness;
@@ -9,5 +10,6 @@ mod release;
 mod render;
 mod snapshots;
 mod tls;
+mod tls_checks;
 mod validate;
 mod validators;

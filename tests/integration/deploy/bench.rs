@@ -84,10 +84,10 @@ fn bench_deploy_timeline_overhead_and_failed_requests() {
         ),
         ("start", "engine: create and start 2 containers"),
         ("health", "engine: first health checks pass (interval 1 s)"),
-        ("smoke", "14 smoke checks against a new replica"),
+        ("smoke", "14 smoke checks through the candidate route"),
         (
             "switch",
-            "nginx -t, upload, graceful reload, verified through the gateway",
+            "new servers added live, health-checked by the gateway, old ones drained; verified",
         ),
         (
             "drain",

@@ -1,15 +1,19 @@
 //! `shipit deploy | rollback | status | smoke | lock` against the real engine:
-//! real containers, a real nginx gateway, real HTTP, and a load running
-//! through the gateway while releases change, counting every failed request.
+//! real containers, a real HAProxy gateway, real HTTP(S), and loads running
+//! through the gateway while releases change (wrk on keepalive connections,
+//! paced and unpaced, and new connections), counting every failed request.
 
 mod bench;
 mod support;
+mod tls;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Load, SICK, Site, gateway_conf, no_failures, receiver, wait_for};
+use support::{
+    Load, Loads, SICK, Site, gateway_conf, no_failures, no_failures_in, receiver, wait_for,
+};
 
 use crate::docker::free_port;
 
@@ -29,15 +33,14 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
     assert_eq!(site.serving().as_deref(), Some("1"));
 
     // Blue-green under load.
-    let load = Load::start(&site.url());
-    std::thread::sleep(Duration::from_millis(500));
+    let loads = Loads::start(&site.url());
     let run = site.deploy("2.0.0", &v2, &[]).success();
     assert!(
         run.stderr.contains("switched the gateway serves release 2"),
         "{}",
         run.stderr
     );
-    no_failures(load, "the blue-green deploy of 2.0.0");
+    no_failures_in(loads, "the blue-green deploy of 2.0.0");
     assert_eq!(site.serving().as_deref(), Some("2"));
 
     // The same version again is a reported no-op.
@@ -49,29 +52,27 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
     );
 
     // Rollback under load: release 1 is started again, health-gated, switched to.
-    let load = Load::start(&site.url());
-    std::thread::sleep(Duration::from_millis(500));
+    let loads = Loads::start(&site.url());
     let run = site.shipit(&["rollback", "staging"], &[]).success();
     assert!(
         run.stderr.contains("release 1 serves again"),
         "{}",
         run.stderr
     );
-    no_failures(load, "the rollback to 1.0.0");
+    no_failures_in(loads, "the rollback to 1.0.0");
     assert_eq!(site.serving().as_deref(), Some("1"));
 
     // Rolling, under load: replicas replaced one at a time.
-    let load = Load::start(&site.url());
-    std::thread::sleep(Duration::from_millis(500));
+    let loads = Loads::start(&site.url());
     let run = site
         .deploy("3.0.0", &v3, &["--strategy", "rolling"])
         .success();
     assert!(run.stderr.contains("takes traffic (2/2)"), "{}", run.stderr);
-    no_failures(load, "the rolling deploy of 3.0.0");
+    no_failures_in(loads, "the rolling deploy of 3.0.0");
     assert_eq!(site.serving().as_deref(), Some("3"));
 
     // Rollback --to a named version.
-    let load = Load::start(&site.url());
+    let loads = Loads::start(&site.url());
     let run = site
         .shipit(&["rollback", "staging", "--to", "2.0.0"], &[])
         .success();
@@ -80,7 +81,7 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
         "{}",
         run.stderr
     );
-    no_failures(load, "the rollback to 2.0.0");
+    no_failures_in(loads, "the rollback to 2.0.0");
     let run = site
         .shipit(&["rollback", "staging", "--to", "9.9.9"], &[])
         .code(1);
@@ -608,13 +609,13 @@ fn docker_faults_engine_image_port_and_a_rejected_gateway_config() {
     let run = site.deploy("1.0.0", &v1, &[]).code(1);
     assert!(
         run.stderr
-            .contains(&format!("port {} is already taken", site.port)),
+            .contains("a port the gateway publishes is already taken"),
         "{}",
         run.stderr
     );
     assert!(
         run.stderr
-            .contains("nothing was serving before, and nothing is left running"),
+            .contains("the gateway could not be prepared, so nothing else was changed"),
         "{}",
         run.stderr
     );
@@ -629,7 +630,7 @@ fn docker_faults_engine_image_port_and_a_rejected_gateway_config() {
     site.deploy("1.0.0", &v1, &[]).success();
     assert_eq!(site.serving().as_deref(), Some("2"));
 
-    // A configuration nginx rejects is never switched to.
+    // A configuration HAProxy rejects is never installed.
     let mut set = site.sets();
     set.retain(|s| s != "--set");
     set.retain(|s| s != "app.version=0.0.0");
@@ -644,16 +645,21 @@ fn docker_faults_engine_image_port_and_a_rejected_gateway_config() {
     let result = runtime.block_on(async {
         let engine = shipit::engine::Engine::connect().await.unwrap();
         let serving = format!("{}-staging-r2-1", site.app);
-        let good = shipit::deploy::gateway::config(&settings, &[serving], 77).unwrap();
-        let broken = good.replace("keepalive 32;", "keepalive 32; no_such_directive on;");
-        shipit::deploy::gateway::switch(&engine, &settings, &broken, 77).await
+        let good = shipit::deploy::gateway::config(&settings, &[serving]).unwrap();
+        let broken = good.replace(
+            "balance roundrobin",
+            "balance roundrobin\n    no_such_keyword on",
+        );
+        shipit::deploy::gateway::reconfigure(&engine, &settings, &broken, 2).await
     });
     let why = result.unwrap_err();
     assert!(
-        why.contains("nginx rejected the new gateway configuration"),
+        why.contains("HAProxy rejected the new gateway configuration"),
         "{why}"
     );
-    assert!(why.contains("no_such_directive"), "{why}");
+    assert!(why.contains("no_such_keyword"), "{why}");
+    assert!(gateway_conf(&site).contains("balance roundrobin\n"));
+    assert!(!gateway_conf(&site).contains("no_such_keyword"));
     assert_eq!(site.serving().as_deref(), Some("2"));
     let status = site.status();
     assert_eq!(status["problems"], serde_json::json!([]), "{status}");

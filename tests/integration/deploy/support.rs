@@ -1,5 +1,7 @@
 //! What the deploy tests share: the images, a site per test (removed on
-//! drop), a bounded load through the gateway, a webhook receiver.
+//! drop), bounded loads through the gateway (wrk on keepalive connections,
+//! paced and unpaced, and a client opening a connection per request), a
+//! webhook receiver.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -16,20 +18,19 @@ use crate::harness::{Project, Run, repo};
 pub(super) fn images() -> &'static (String, String) {
     static IMAGES: OnceLock<(String, String)> = OnceLock::new();
     IMAGES.get_or_init(|| {
-        let gateway = Command::new("bash")
-            .arg(repo().join(".ci/gateway-image"))
+        // The documented offline command, as a user runs it.
+        let gateway = Command::new(env!("CARGO_BIN_EXE_shipit"))
+            .args(["image", "gateway"])
+            .env("NO_COLOR", "1")
             .output()
-            .expect("run .ci/gateway-image");
+            .expect("run shipit image gateway");
         assert!(
             gateway.status.success(),
             "{}",
             String::from_utf8_lossy(&gateway.stderr)
         );
-        let gateway = String::from_utf8_lossy(&gateway.stdout)
-            .lines()
-            .last()
-            .and_then(|l| l.split(':').take(2).collect::<Vec<_>>().join(":").into())
-            .unwrap();
+        let gateway = String::from_utf8_lossy(&gateway.stdout).trim().to_string();
+        assert_eq!(gateway, "shipit-offline/haproxy:2.6.12-bookworm");
         let output = Command::new(env!("CARGO_BIN_EXE_shipit"))
             .arg("-C")
             .arg(repo())
@@ -67,6 +68,9 @@ pub(super) struct Site {
     pub(super) app: String,
     pub(super) port: u16,
     pub(super) repository: String,
+    pub(super) environment: String,
+    /// More `--set key=value` pairs, for every command.
+    pub(super) extra: Vec<String>,
 }
 
 impl Site {
@@ -81,6 +85,8 @@ impl Site {
             repository: format!("127.0.0.1:5000/shipit-test/{app}"),
             app,
             port: free_port(),
+            environment: "staging".into(),
+            extra: Vec::new(),
         })
     }
 
@@ -117,7 +123,7 @@ impl Site {
         let (_, gateway) = images();
         [
             format!("app.name={}", self.app),
-            format!("gateway.image={gateway}"),
+            format!("deploy.gateway_image={gateway}"),
             format!("gateway.port={}", self.port),
             "gateway.rate_limit=10000r/s".into(),
             "gateway.burst=10000".into(),
@@ -129,6 +135,7 @@ impl Site {
             format!("image.repository=shipit-test/{}", self.app),
         ]
         .into_iter()
+        .chain(self.extra.iter().cloned())
         .flat_map(|s| ["--set".to_string(), s])
         .collect()
     }
@@ -172,7 +179,7 @@ impl Site {
 
     pub(super) fn deploy(&self, version: &str, image: &str, extra: &[&str]) -> Run {
         let set = format!("app.version={version}");
-        let mut args = vec!["deploy", "staging", "--image", image, "--set", &set];
+        let mut args = vec!["deploy", &self.environment, "--image", image, "--set", &set];
         args.extend_from_slice(extra);
         self.shipit(&args, &[])
     }
@@ -197,7 +204,14 @@ impl Site {
     pub(super) fn status(&self) -> serde_json::Value {
         let run = self
             .shipit(
-                &["status", "staging", "--output", "json", "--last", "50"],
+                &[
+                    "status",
+                    &self.environment,
+                    "--output",
+                    "json",
+                    "--last",
+                    "50",
+                ],
                 &[],
             )
             .success();
@@ -227,16 +241,13 @@ impl Drop for Site {
         for id in ids.lines() {
             docker(&["rm", "-f", id]);
         }
-        docker(&["network", "rm", &format!("shipit-{}-staging", self.app)]);
+        let env = &self.environment;
+        docker(&["network", "rm", &format!("shipit-{}-{env}", self.app)]);
+        docker(&["volume", "rm", &format!("shipit-{}-{env}-state", self.app)]);
         docker(&[
             "volume",
             "rm",
-            &format!("shipit-{}-staging-state", self.app),
-        ]);
-        docker(&[
-            "volume",
-            "rm",
-            &format!("shipit-{}-staging-gateway", self.app),
+            &format!("shipit-{}-{env}-gateway", self.app),
         ]);
         docker::remove_repository(&self.repository);
     }
@@ -252,10 +263,15 @@ pub(super) struct Load {
 
 impl Load {
     pub(super) fn start(url: &str) -> Load {
+        Load::start_via(url, shipit::http::Route::default())
+    }
+
+    pub(super) fn start_via(url: &str, route: shipit::http::Route) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let handles = (0..2)
             .map(|_| {
                 let stop = stop.clone();
+                let route = route.clone();
                 let url = format!("{url}/calculate");
                 std::thread::spawn(move || {
                     let start = Instant::now();
@@ -263,7 +279,8 @@ impl Load {
                     while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(120)
                     {
                         let sent = Instant::now();
-                        match shipit::http::request(
+                        match shipit::http::request_via(
+                            &route,
                             &url,
                             "POST",
                             &[("Content-Type", "application/json")],
@@ -299,6 +316,151 @@ impl Load {
         }
         (ok, failures)
     }
+}
+
+/// wrk POSTing on 4 keepalive connections until `finish` (SIGINT makes it
+/// stop and report), paced (5 ms between a connection's requests) or not.
+pub(super) struct Wrk {
+    child: std::process::Child,
+    what: &'static str,
+    _script: tempfile::NamedTempFile,
+}
+
+/// What wrk counted.
+#[derive(Debug)]
+pub(super) struct WrkReport {
+    pub(super) requests: u64,
+    pub(super) socket_errors: u64,
+    pub(super) non_2xx: u64,
+    pub(super) rps: f64,
+    pub(super) p99_ms: f64,
+    pub(super) text: String,
+}
+
+impl Wrk {
+    pub(super) fn start(url: &str, paced: bool) -> Wrk {
+        let mut script = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            script,
+            "wrk.method = \"POST\"\nwrk.body = '{{\"operation\":\"multiply\",\"operands\":[6,7]}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{}",
+            if paced { "function delay() return 5 end\n" } else { "" }
+        )
+        .unwrap();
+        let child = Command::new("wrk")
+            .args(["-t1", "-c4", "-d120s", "--timeout", "5s", "--latency", "-s"])
+            .arg(script.path())
+            .arg(format!("{url}/calculate"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrk (Debian's wrk: bash .ci/install-tools)");
+        Wrk {
+            child,
+            what: if paced { "wrk paced" } else { "wrk unpaced" },
+            _script: script,
+        }
+    }
+
+    pub(super) fn finish(self) -> WrkReport {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let out = self.child.wait_with_output().unwrap();
+        parse_wrk(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+pub(super) fn parse_wrk(text: &str) -> WrkReport {
+    let number = |prefix: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.trim_end_matches(',').parse().ok())
+    };
+    let socket_errors = text
+        .lines()
+        .find(|l| l.trim().starts_with("Socket errors:"))
+        .map(|l| {
+            l.split(',')
+                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    let p99_ms = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| {
+            let v = v.trim();
+            if let Some(ms) = v.strip_suffix("ms") {
+                ms.parse().unwrap_or(f64::NAN)
+            } else if let Some(us) = v.strip_suffix("us") {
+                us.parse::<f64>().map_or(f64::NAN, |u| u / 1000.0)
+            } else if let Some(s) = v.strip_suffix('s') {
+                s.parse::<f64>().map_or(f64::NAN, |s| s * 1000.0)
+            } else {
+                f64::NAN
+            }
+        })
+        .unwrap_or(f64::NAN);
+    WrkReport {
+        requests: text
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        socket_errors,
+        non_2xx: number("Non-2xx or 3xx responses:").unwrap_or(0.0) as u64,
+        rps: number("Requests/sec:").unwrap_or(0.0),
+        p99_ms,
+        text: text.to_string(),
+    }
+}
+
+/// The three loads at once: wrk unpaced and paced on keepalive
+/// connections, and a client opening a new connection per request.
+pub(super) struct Loads {
+    unpaced: Wrk,
+    paced: Wrk,
+    fresh: Load,
+}
+
+impl Loads {
+    pub(super) fn start(url: &str) -> Loads {
+        Loads::start_via(url, url, shipit::http::Route::default())
+    }
+
+    /// wrk at `wrk_url`, the new-connection client at `url` along `route`.
+    pub(super) fn start_via(wrk_url: &str, url: &str, route: shipit::http::Route) -> Loads {
+        let loads = Loads {
+            unpaced: Wrk::start(wrk_url, false),
+            paced: Wrk::start(wrk_url, true),
+            fresh: Load::start_via(url, route),
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        loads
+    }
+}
+
+/// Every load saw only 2xx answers and no socket error; the request counts.
+#[track_caller]
+pub(super) fn no_failures_in(loads: Loads, during: &str) -> Vec<(&'static str, u64)> {
+    let fresh = no_failures(loads.fresh, during);
+    let mut counts = vec![("new connection per request", fresh)];
+    for wrk in [loads.unpaced, loads.paced] {
+        let what = wrk.what;
+        let report = wrk.finish();
+        assert!(
+            report.socket_errors == 0 && report.non_2xx == 0 && report.requests > 100,
+            "{what} during {during}: {} socket errors, {} non-2xx of {} requests\n{}",
+            report.socket_errors,
+            report.non_2xx,
+            report.requests,
+            report.text
+        );
+        counts.push((what, report.requests));
+    }
+    counts
 }
 
 #[track_caller]
@@ -374,10 +536,10 @@ pub(super) fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 /// The gateway configuration as the engine holds it.
 pub(super) fn gateway_conf(site: &Site) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("nginx.conf");
+    let target = dir.path().join("haproxy.cfg");
     let source = format!(
-        "{}-staging-gateway:/etc/shipit-gateway/nginx.conf",
-        site.app
+        "{}-{}-gateway:/etc/shipit-gateway/haproxy.cfg",
+        site.app, site.environment
     );
     let (ok, _) = docker(&["cp", &source, target.to_str().unwrap()]);
     if ok {

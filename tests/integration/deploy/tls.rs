@@ -1,0 +1,281 @@
+//! TLS at the deploy gateway, on the real engine: the production
+//! environment as committed deploys with a throw-away CA and intermediate,
+//! serves the chain, redirects plain HTTP to the configured name and port,
+//! keeps the key readable only by the gateway's user, rotates a certificate
+//! live under load, refuses bad material before any change, and never lets
+//! the key's bytes out.
+
+use std::io::Read;
+use std::process::Command;
+use std::time::Duration;
+
+use super::support::{Loads, Site, no_failures_in};
+use crate::certs::{Pki, key_body};
+use crate::docker::{docker, free_port};
+
+/// The certificate the gateway serves for `name` at `port`: its SHA-256 fingerprint.
+fn served_fingerprint(port: u16, name: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername {name} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn fingerprint(pem: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.pem");
+    std::fs::write(&file, pem).unwrap();
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `(mode, uid, gid)` of a file in a container, from the engine's archive.
+fn owner_and_mode(container: &str, path: &str) -> (u32, u64, u64) {
+    let out = Command::new("docker")
+        .args(["cp", &format!("{container}:{path}"), "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut archive = tar::Archive::new(out.stdout.as_slice());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let header = entry.header().clone();
+    let mut sink = Vec::new();
+    entry.read_to_end(&mut sink).unwrap();
+    (
+        header.mode().unwrap() & 0o7777,
+        header.uid().unwrap(),
+        header.gid().unwrap(),
+    )
+}
+
+#[test]
+fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
+    let Some(mut site) = Site::new("tls") else {
+        return;
+    };
+    site.environment = "production".into();
+    let tls_port = free_port();
+    site.extra = vec![format!("gateway.tls.port={tls_port}"), "replicas=2".into()];
+    let name = "calculator.example.com";
+    let pki = Pki::new("shipit-test");
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = pki.leaf(&[name], -1, 90);
+    let (_, _, root) = pki.write(dir.path(), &leaf, "a");
+    let chain_a = format!("{}{}", leaf.cert_pem, pki.intermediate_pem);
+    let root = root.to_str().unwrap().to_string();
+    // The committed production.toml reads both from the environment; the
+    // throw-away root is trusted the way a private CA would be: SSL_CERT_FILE.
+    let env = |chain: &str, key: &str| -> Vec<(String, String)> {
+        vec![
+            ("PRODUCTION_TLS_CERTIFICATE".into(), chain.into()),
+            ("PRODUCTION_TLS_KEY".into(), key.into()),
+            ("SSL_CERT_FILE".into(), root.clone()),
+        ]
+    };
+    let run_with = |args: &[&str], env: &[(String, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        site.shipit(args, &env)
+    };
+    let v1 = site.image("1.0.0", "");
+    let mut outputs = Vec::new();
+
+    let deploy = |version: &str, extra: &[&str], env: &[(String, String)]| {
+        let set = format!("app.version={version}");
+        let mut args = vec!["deploy", "production", "--image", &v1, "--set", &set];
+        args.extend_from_slice(extra);
+        run_with(&args, env)
+    };
+    let run = deploy("1.0.0", &[], &env(&chain_a, &leaf.key_pem)).success();
+    outputs.push(run.stdout.clone() + &run.stderr);
+
+    // HTTPS serves the whole chain: a client trusting only the root verifies it.
+    let route = shipit::http::Route {
+        connect: Some(format!("127.0.0.1:{tls_port}")),
+        headers: Vec::new(),
+        tls: Some(shipit::http::trusting(pki.root_pem.as_bytes()).unwrap()),
+    };
+    let https = format!("https://{name}:{tls_port}");
+    let r = shipit::http::request_via(
+        &route,
+        &format!("{https}/health"),
+        "GET",
+        &[],
+        b"",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("X-Shipit-Release"), Some("1"));
+    assert_eq!(
+        r.header("Strict-Transport-Security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
+    assert!(r.header("X-Request-Id").is_some());
+    // Plain HTTP redirects to the configured name and HTTPS port, whatever Host says; no HSTS.
+    let spoofed = shipit::http::Route {
+        connect: Some(format!("127.0.0.1:{}", site.port)),
+        ..Default::default()
+    };
+    let r = shipit::http::request_via(
+        &spoofed,
+        &format!("http://evil.example:{}/calculate?x=1", site.port),
+        "GET",
+        &[],
+        b"",
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("https://{name}:{tls_port}/calculate?x=1").as_str())
+    );
+    assert_eq!(r.header("Strict-Transport-Security"), None);
+
+    // The key in the gateway's volume: the gateway's user only.
+    let gateway = format!("{}-production-gateway", site.app);
+    let (mode, uid, gid) = owner_and_mode(&gateway, "/etc/shipit-gateway/tls/site.pem");
+    assert_eq!((mode, uid, gid), (0o400, 101, 101));
+    let status = site.status();
+    let days = status["gateway"]["certificate_days_left"].as_i64().unwrap();
+    assert!((88..=90).contains(&days), "{status}");
+
+    // A new certificate, same release: rotated live under load; no replica restarts.
+    let replicas = |site: &Site| -> Vec<String> {
+        let (_, out) = docker(&[
+            "ps",
+            "--filter",
+            &format!("label=dev.shipit.app={}", site.app),
+            "--filter",
+            "label=dev.shipit.role=replica",
+            "--format",
+            "{{.ID}} {{.Names}} {{.RunningFor}}",
+        ]);
+        let ids: Vec<String> = out
+            .lines()
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect();
+        ids.iter()
+            .map(|id| docker(&["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", id]).1)
+            .collect()
+    };
+    let before = replicas(&site);
+    let leaf_b = pki.leaf(&[name], -1, 120);
+    let chain_b = format!("{}{}", leaf_b.cert_pem, pki.intermediate_pem);
+    assert_eq!(
+        served_fingerprint(tls_port, name),
+        fingerprint(&leaf.cert_pem)
+    );
+    let loads = Loads::start_via(
+        &format!("https://127.0.0.1:{tls_port}"),
+        &https,
+        route.clone(),
+    );
+    let run = deploy(
+        "1.0.0",
+        &["--output", "json"],
+        &env(&chain_b, &leaf_b.key_pem),
+    )
+    .success();
+    outputs.push(run.stdout.clone() + &run.stderr);
+    assert!(
+        run.stderr
+            .contains("the gateway's certificate was rotated live"),
+        "{}",
+        run.stderr
+    );
+    let counts = no_failures_in(loads, "a live certificate rotation");
+    eprintln!("requests during the rotation: {counts:?}");
+    assert_eq!(
+        served_fingerprint(tls_port, name),
+        fingerprint(&leaf_b.cert_pem)
+    );
+    assert_eq!(replicas(&site), before, "no replica restarted");
+
+    // Bad material is refused before anything changes; the old certificate serves on.
+    let expired = pki.leaf(&[name], -60, -1);
+    let run = deploy(
+        "2.0.0",
+        &[],
+        &env(
+            &format!("{}{}", expired.cert_pem, pki.intermediate_pem),
+            &leaf.key_pem,
+        ),
+    )
+    .code(2);
+    outputs.push(run.stdout.clone() + &run.stderr);
+    assert!(run.stderr.contains("expired on"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("does not belong to the certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert_eq!(
+        served_fingerprint(tls_port, name),
+        fingerprint(&leaf_b.cert_pem)
+    );
+    let run = deploy("2.0.0", &[], &env(&leaf_b.cert_pem, &leaf_b.key_pem)).code(2);
+    assert!(
+        run.stderr.contains("the chain is incomplete"),
+        "{}",
+        run.stderr
+    );
+    outputs.push(run.stdout.clone() + &run.stderr);
+    let run = run_with(&["status", "production"], &env(&chain_b, &leaf_b.key_pem)).success();
+    outputs.push(run.stdout.clone() + &run.stderr);
+
+    // The keys' bytes are nowhere: containers, images, logs, history, output.
+    let mut haystack = String::new();
+    let (_, ids) = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=dev.shipit.app={}", site.app),
+    ]);
+    for id in ids.lines() {
+        haystack.push_str(&docker(&["inspect", id]).1);
+        haystack.push_str(&docker(&["logs", id]).1);
+    }
+    let (_, gateway_logs) = docker(&["logs", &gateway]);
+    assert!(
+        gateway_logs.contains("\"status\":"),
+        "the gateway logs requests: {gateway_logs}"
+    );
+    for image in [v1.as_str(), "shipit-offline/haproxy:2.6.12-bookworm"] {
+        haystack.push_str(&docker(&["history", "--no-trunc", image]).1);
+        haystack.push_str(&docker(&["image", "inspect", image]).1);
+    }
+    let state = format!("shipit-{}-production-state", site.app);
+    let history_file = dir.path().join("history.jsonl");
+    let (ok, _) = docker(&[
+        "cp",
+        &format!("{state}:/state/history.jsonl"),
+        history_file.to_str().unwrap(),
+    ]);
+    assert!(ok);
+    haystack.push_str(&std::fs::read_to_string(&history_file).unwrap());
+    for out in &outputs {
+        haystack.push_str(out);
+    }
+    for key in [&leaf.key_pem, &leaf_b.key_pem] {
+        for line in key_body(key) {
+            assert!(
+                !haystack.contains(&line),
+                "a line of the key was found outside the gateway's volume"
+            );
+        }
+    }
+}
