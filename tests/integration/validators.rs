@@ -1,5 +1,5 @@
 //! The independent validators (kubernetes-validate, hadolint, docker-compose,
-//! nginx -t, promtool, actionlint, yamllint, trivy) on freshly rendered files,
+//! nginx -t, haproxy -c, promtool, actionlint, yamllint, trivy) on freshly rendered files,
 //! and proof that they reject broken ones. `.ci/install-tools` installs
 //! them; without them these tests fail unless SHIPIT_SKIP_VALIDATORS=1.
 
@@ -12,6 +12,7 @@ const TOOLS: &[&str] = &[
     "hadolint",
     "docker-compose",
     "nginx",
+    "haproxy",
     "promtool",
     "actionlint",
     "yamllint",
@@ -101,6 +102,11 @@ fn validators_reject_broken_files() {
         "limit_req_status 429 oops;",
     );
     edit(
+        "generated/production/haproxy.cfg",
+        "balance roundrobin",
+        "balance roundrobin\n    no_such_keyword on",
+    );
+    edit(
         "generated/production/prometheus/prometheus.yml",
         "scrape_interval: 15s",
         "scrape_interval: fifteen",
@@ -136,6 +142,7 @@ fn validators_reject_broken_files() {
         "FAIL  hadolint Dockerfile",
         "FAIL  docker-compose config docker-compose.yml",
         "FAIL  nginx -t nginx.conf",
+        "FAIL  haproxy -c haproxy.cfg",
         "FAIL  promtool check config prometheus/prometheus.yml",
         "FAIL  promtool check rules prometheus/alerts.yml",
         "FAIL  kubernetes-validate --strict -k 1.30.0 k8s/service.yaml",
