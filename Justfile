@@ -45,6 +45,10 @@ bench:
 offline-images:
     bash .ci/offline-images
 
+# Make the deploy gateway's image (HAProxy + socat, FROM scratch) from Debian's packages
+gateway-image:
+    cargo run --locked --quiet -- image gateway
+
 # Run the calculator service locally (pretty logs)
 serve:
     LOG_FORMAT=pretty cargo run --release --locked -p calculator -- serve

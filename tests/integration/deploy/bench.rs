@@ -158,3 +158,164 @@ fn bench_deploy_timeline_overhead_and_failed_requests() {
         &failures[..failures.len().min(5)]
     );
 }
+
+/// `just bench` (`.ci/bench-deploy`): requests per second and p99 through
+/// the gateway, plain and TLS, against the same load sent directly to the
+/// one replica, in one run (ratios); then failed requests per switch with
+/// wrk on keepalive connections (paced and unpaced) and a new-connection
+/// client running through 3 deploys and 3 rollbacks.
+#[test]
+#[ignore = "a benchmark: run by .ci/bench-deploy"]
+fn bench_gateway_throughput_and_failed_requests_per_switch() {
+    use super::support::{Loads, no_failures_in, parse_wrk};
+    use crate::certs::Pki;
+    use crate::docker::{docker, free_port};
+
+    let Some(mut site) = Site::new("gwbench") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("bench");
+    let leaf = pki.leaf(&["calculator.test"], -1, 90);
+    let (chain, key, root) = pki.write(dir.path(), &leaf, "bench");
+    let tls_port = free_port();
+    site.extra = vec![
+        "replicas=1".into(),
+        "gateway.rate_limit=100000r/s".into(),
+        "gateway.tls.enabled=true".into(),
+        "gateway.tls.redirect_http=false".into(),
+        format!("gateway.tls.port={tls_port}"),
+        r#"gateway.server_names=["calculator.test"]"#.into(),
+        format!("gateway.tls.certificate_from=file:{}", chain.display()),
+        format!("gateway.tls.key_from=file:{}", key.display()),
+        format!("smoke.ca=file:{}", root.display()),
+    ];
+    let versions: Vec<(String, String)> = (1..=4)
+        .map(|i| {
+            let v = format!("{i}.0.0");
+            let image = site.image(&v, "");
+            (v, image)
+        })
+        .collect();
+    site.deploy(&versions[0].0, &versions[0].1, &[]).success();
+    let replica = format!("{}-staging-r1-1", site.app);
+    let (_, ip) = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &replica,
+    ]);
+    let direct = format!("http://{}:8080", ip.trim());
+    let targets = [
+        ("directly to the replica", direct),
+        ("through the gateway (HTTP)", site.url()),
+        (
+            "through the gateway (HTTPS)",
+            format!("https://127.0.0.1:{tls_port}"),
+        ),
+    ];
+    let script = dir.path().join("post.lua");
+    std::fs::write(
+        &script,
+        "wrk.method = \"POST\"\nwrk.body = '{\"operation\":\"multiply\",\"operands\":[6,7]}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+    )
+    .unwrap();
+    // Two rounds, interleaved, so drift on a noisy machine hits every target alike.
+    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+    for _round in 0..2 {
+        for (i, (_, url)) in targets.iter().enumerate() {
+            let out = std::process::Command::new("wrk")
+                .args(["-t1", "-c10", "-d5s", "--latency", "-s"])
+                .arg(&script)
+                .arg(format!("{url}/calculate"))
+                .output()
+                .unwrap();
+            let report = parse_wrk(&String::from_utf8_lossy(&out.stdout));
+            assert_eq!(
+                (report.socket_errors, report.non_2xx),
+                (0, 0),
+                "{}",
+                report.text
+            );
+            results[i].push((report.rps, report.p99_ms));
+        }
+    }
+    println!("\n## the deploy gateway (HAProxy 2.6, runtime API) vs one replica directly\n");
+    println!(
+        "wrk -t1 -c10 -d5s, POST /calculate on keepalive connections, best of 2 interleaved rounds; the calculator has its 0.5 CPU limit.\n"
+    );
+    println!("| target | req/s | p99 ms | req/s vs direct | p99 vs direct |");
+    println!("|---|---:|---:|---:|---:|");
+    let best = |rs: &Vec<(f64, f64)>| {
+        let rps = rs.iter().map(|r| r.0).fold(0.0, f64::max);
+        let p99 = rs.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+        (rps, p99)
+    };
+    let (direct_rps, direct_p99) = best(&results[0]);
+    for (i, (what, _)) in targets.iter().enumerate() {
+        let (rps, p99) = best(&results[i]);
+        println!(
+            "| {what} | {rps:.0} | {p99:.2} | {:.2}x | {:.2}x |",
+            rps / direct_rps,
+            p99 / direct_p99
+        );
+    }
+
+    // Failed requests per switch, keepalive load running throughout.
+    let https = format!("https://calculator.test:{tls_port}");
+    let route = shipit::http::Route {
+        connect: Some(format!("127.0.0.1:{tls_port}")),
+        headers: Vec::new(),
+        tls: Some(shipit::http::trusting(pki.root_pem.as_bytes()).unwrap()),
+    };
+    let mut switches = 0;
+    let mut lines = Vec::new();
+    for (label, wrk_url, url, route) in [
+        (
+            "HTTP",
+            site.url(),
+            site.url(),
+            shipit::http::Route::default(),
+        ),
+        (
+            "HTTPS",
+            format!("https://127.0.0.1:{tls_port}"),
+            https.clone(),
+            route.clone(),
+        ),
+    ] {
+        let loads = Loads::start_via(&wrk_url, &url, route);
+        let started = std::time::Instant::now();
+        let mut here = 0;
+        let pick: Vec<&(String, String)> = if label == "HTTP" {
+            versions[1..3].iter().collect()
+        } else {
+            versions[3..4].iter().collect()
+        };
+        for (version, image) in pick {
+            site.deploy(version, image, &[]).success();
+            site.shipit(&["rollback", "staging"], &[]).success();
+            here += 2;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let counts = no_failures_in(loads, &format!("{here} switches over {label}"));
+        switches += here;
+        lines.push(format!(
+            "| {label} | {here} | {seconds:.1} | {} | 0 |",
+            counts
+                .iter()
+                .map(|(what, n)| format!("{what}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    println!(
+        "\n## failed requests per switch ({switches} switches: deploys and rollbacks, blue-green)\n"
+    );
+    println!("| gateway | switches | seconds | requests (each load) | failed |");
+    println!("|---|---:|---:|---|---:|");
+    for line in lines {
+        println!("{line}");
+    }
+    println!("\nfailed requests per switch: 0 (every load asserted 0 socket errors and 0 non-2xx)");
+}

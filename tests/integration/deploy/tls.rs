@@ -144,6 +144,28 @@ fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
     );
     assert_eq!(r.header("Strict-Transport-Security"), None);
 
+    // TLS 1.2+ with forward-secret ciphers only.
+    let handshake = |args: &str| -> bool {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl s_client -connect 127.0.0.1:{tls_port} -servername {name} {args} </dev/null >/dev/null 2>&1"
+            ))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(handshake("-tls1_3"));
+    assert!(handshake("-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256"));
+    assert!(
+        !handshake("-tls1_1 -cipher DEFAULT@SECLEVEL=0"),
+        "TLS 1.1 is refused"
+    );
+    assert!(
+        !handshake("-tls1_2 -cipher AES128-GCM-SHA256"),
+        "no forward secrecy is refused"
+    );
+
     // The key in the gateway's volume: the gateway's user only.
     let gateway = format!("{}-production-gateway", site.app);
     let (mode, uid, gid) = owner_and_mode(&gateway, "/etc/shipit-gateway/tls/site.pem");
