@@ -15,7 +15,7 @@ use crate::error::Error;
 
 pub mod runtime;
 
-pub use runtime::{ContainerInfo, ContainerSpec, Upload};
+pub use runtime::{ContainerInfo, ContainerSpec, ExecSession, Upload};
 
 pub struct Engine {
     pub(crate) docker: Docker,

@@ -560,6 +560,36 @@ impl Engine {
         Ok(None)
     }
 
+    /// Starts `cmd` in a running container with its input and output attached.
+    pub async fn exec_session(&self, container: &str, cmd: &[&str]) -> Result<ExecSession, Error> {
+        let what = || format!("exec {} in {container}", cmd[0]);
+        let created = self
+            .docker
+            .create_exec(
+                container,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    attach_stdin: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| failed(self, what(), e))?;
+        match self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| failed(self, what(), e))?
+        {
+            bollard::exec::StartExecResults::Attached { output, input } => {
+                Ok(ExecSession { input, output })
+            }
+            bollard::exec::StartExecResults::Detached => Err(failed(self, what(), "detached")),
+        }
+    }
+
     /// Runs a command in a running container; its exit code and output.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<(i64, String), Error> {
         self.exec_with_input(container, cmd, None).await
@@ -618,6 +648,51 @@ impl Engine {
             .await
             .map_err(|e| failed(self, what(), e))?;
         Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
+}
+
+/// A process running in a container with its standard input and output
+/// attached, for a conversation (a CLI that answers one line at a time).
+pub struct ExecSession {
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    output: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+                > + Send,
+        >,
+    >,
+}
+
+impl ExecSession {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        self.input
+            .write_all(bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.input.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// Output until it ends with `suffix` (which is left off), within `limit`.
+    pub async fn read_until(&mut self, suffix: &str, limit: Duration) -> Result<String, String> {
+        let mut text = String::new();
+        let read = async {
+            while let Some(chunk) = self.output.next().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                if text.ends_with(suffix) {
+                    text.truncate(text.len() - suffix.len());
+                    return Ok(());
+                }
+            }
+            Err("the session ended".to_string())
+        };
+        match tokio::time::timeout(limit, read).await {
+            Ok(Ok(())) => Ok(text),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
+        }
     }
 }
 

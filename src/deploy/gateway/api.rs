@@ -1,12 +1,67 @@
 //! HAProxy's runtime API, reached by `docker exec` of socat on the
-//! gateway's admin socket: one command line per call, answers checked.
+//! gateway's admin socket. One interactive session per gateway is kept open
+//! for the whole run (a `docker exec` costs 150-300 ms; a command on an open
+//! session about a millisecond); answers are checked.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{SOCAT, Server};
 use crate::deploy::Settings;
-use crate::engine::Engine;
+use crate::engine::{Engine, ExecSession};
+
+type Shared = Arc<tokio::sync::Mutex<Option<ExecSession>>>;
+
+/// The open session of each gateway (by engine and container).
+static SESSIONS: LazyLock<Mutex<HashMap<String, Shared>>> = LazyLock::new(Default::default);
+
+const PROMPT: &str = "\n> ";
+
+/// Sends one command line and returns its answer, opening (or reopening,
+/// once, when HAProxy closed an idle or reloaded session) the session.
+async fn converse(engine: &Engine, gateway: &str, command: &str) -> Result<String, String> {
+    let key = format!("{}|{gateway}", engine.address);
+    let shared = SESSIONS
+        .lock()
+        .map_err(|_| "the gateway session lock is poisoned".to_string())?
+        .entry(key)
+        .or_default()
+        .clone();
+    let mut slot = shared.lock().await;
+    let mut last = String::new();
+    for _ in 0..2 {
+        if slot.is_none() {
+            let mut session = engine
+                .exec_session(gateway, &SOCAT)
+                .await
+                .map_err(|e| e.to_string())?;
+            session.send(b"prompt\n").await?;
+            session.read_until(PROMPT, Duration::from_secs(10)).await?;
+            *slot = Some(session);
+        }
+        let Some(session) = slot.as_mut() else {
+            continue;
+        };
+        let answer = match session.send(format!("{command}\n").as_bytes()).await {
+            Ok(()) => session.read_until(PROMPT, Duration::from_secs(20)).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(text) => return Ok(text),
+            // Closed before answering: the command was not run; once more on a new session.
+            Err(e) if e.contains("ended") || e.contains("pipe") || e.contains("reset") => {
+                *slot = None;
+                last = e;
+            }
+            Err(e) => {
+                *slot = None;
+                return Err(e);
+            }
+        }
+    }
+    Err(format!("the gateway's runtime API session closed: {last}"))
+}
 
 /// One runtime API command. `secret` (a token, a key) is scrubbed from any
 /// answer that is turned into an error.
@@ -17,10 +72,6 @@ pub(super) async fn api(
     secret: Option<&str>,
 ) -> Result<String, String> {
     let gateway = settings.site.gateway();
-    let (code, output) = engine
-        .exec_with_input(&gateway, &SOCAT, Some(format!("{command}\n").as_bytes()))
-        .await
-        .map_err(|e| e.to_string())?;
     let verb: String = command
         .split_whitespace()
         .take(2)
@@ -38,11 +89,20 @@ pub(super) async fn api(
             .trim()
             .to_string()
     };
-    if code != 0 {
-        return Err(format!(
-            "the gateway's runtime API did not answer `{verb}` (exit {code}): {}",
-            scrub(&output)
-        ));
+    // One command per line: HAProxy answers each with its own prompt.
+    let mut output = String::new();
+    for part in command.split("; ") {
+        let answer = converse(engine, &gateway, part).await.map_err(|e| {
+            format!(
+                "the gateway's runtime API did not answer `{verb}`: {}",
+                scrub(&e)
+            )
+        })?;
+        output.push_str(&answer);
+    }
+    if command.starts_with("show ") {
+        // Tables, not verdicts: a server's check text may say "invalid".
+        return Ok(output);
     }
     let lower = output.to_ascii_lowercase();
     let refused = [
@@ -65,12 +125,34 @@ pub(super) async fn api(
     Ok(output)
 }
 
-/// `(name, operational state, administrative state)` of a backend's servers.
+/// A server as `show servers state` describes it.
+pub(super) struct ServerState {
+    pub(super) name: String,
+    /// 2: running (up).
+    pub(super) op: u32,
+    /// Bit flags; `MAINT` when in maintenance.
+    pub(super) admin: u32,
+    /// The last health check's result: 3 when it passed (0 before any ran).
+    pub(super) check: u32,
+}
+
+impl ServerState {
+    pub(super) fn in_maintenance(&self) -> bool {
+        self.admin & MAINT != 0
+    }
+
+    /// Up, and its own health check has run and passed.
+    fn checked_up(&self) -> bool {
+        self.op == 2 && self.check == 3
+    }
+}
+
+/// The servers of `backend`.
 pub(super) async fn states(
     engine: &Engine,
     settings: &Settings,
     backend: &str,
-) -> Result<Vec<(String, u32, u32)>, String> {
+) -> Result<Vec<ServerState>, String> {
     let text = api(
         engine,
         settings,
@@ -83,12 +165,11 @@ pub(super) async fn states(
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 6 && f[1] == backend).then(|| {
-                (
-                    f[3].to_string(),
-                    f[5].parse().unwrap_or(0),
-                    f[6].parse().unwrap_or(0),
-                )
+            (f.len() > 11 && f[1] == backend).then(|| ServerState {
+                name: f[3].to_string(),
+                op: f[5].parse().unwrap_or(0),
+                admin: f[6].parse().unwrap_or(0),
+                check: f[11].parse().unwrap_or(0),
             })
         })
         .collect())
@@ -129,13 +210,13 @@ pub(super) async fn put(
             .rsplit_once(':')
             .ok_or_else(|| format!("{} has no address", server.name))?;
         let id = format!("{backend}/{}", server.name);
-        let commands = if present.iter().any(|(n, _, _)| *n == server.name) {
+        let commands = if present.iter().any(|s| s.name == server.name) {
             format!(
                 "set server {id} addr {address} port {port}; enable health {id}; set server {id} state ready"
             )
         } else {
             format!(
-                "add server {id} {address}:{port} check inter 1s fall 2 rise 1 pool-purge-delay 1s; enable health {id}; enable server {id}"
+                "add server {id} {address}:{port} check inter 1s fastinter 250ms downinter 250ms fall 2 rise 1 pool-purge-delay 1s; enable health {id}; enable server {id}"
             )
         };
         api(engine, settings, &commands, None).await?;
@@ -143,7 +224,8 @@ pub(super) async fn put(
     Ok(())
 }
 
-/// Waits until HAProxy's health check sees every one of `names` up.
+/// Waits until HAProxy's own health check has run and passed for every one
+/// of `names` (a newly enabled server counts as up before any check ran).
 pub(super) async fn wait_up(
     engine: &Engine,
     settings: &Settings,
@@ -152,20 +234,41 @@ pub(super) async fn wait_up(
     deadline: Duration,
 ) -> Result<(), String> {
     let start = Instant::now();
+    let check = format!("the gateway's health check (GET {})", settings.paths.health);
     loop {
         let states = states(engine, settings, backend).await?;
         let down: Vec<&String> = names
             .iter()
-            .filter(|n| !states.iter().any(|(s, op, _)| s == *n && *op == 2))
+            .filter(|n| !states.iter().any(|s| s.name == **n && s.checked_up()))
             .collect();
         if down.is_empty() {
             return Ok(());
         }
+        // The engine already called these healthy: a check that keeps
+        // failing from the gateway (after the first ones) will not pass.
+        let failing: Vec<&String> = down
+            .iter()
+            .copied()
+            .filter(|n| {
+                states
+                    .iter()
+                    .any(|s| s.name == **n && s.op == 0 && s.check == 2)
+            })
+            .collect();
+        if !failing.is_empty() && start.elapsed() > Duration::from_secs(3) {
+            let why = check_detail(engine, settings, backend, failing[0]).await;
+            return Err(format!(
+                "{check} fails for {}{why}",
+                failing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if start.elapsed() > deadline {
             return Err(format!(
-                "the gateway's health check ({} {}) did not pass for {} within {} s",
-                "GET",
-                settings.paths.health,
+                "{check} did not pass for {} within {} s",
                 down.iter()
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
@@ -175,6 +278,33 @@ pub(super) async fn wait_up(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// HAProxy's words for a server's last check (`: Layer4 connection problem`).
+async fn check_detail(engine: &Engine, settings: &Settings, backend: &str, name: &str) -> String {
+    let Ok(text) = api(engine, settings, "show stat", None).await else {
+        return String::new();
+    };
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return String::new();
+    };
+    let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+    let at = |name: &str| columns.iter().position(|c| *c == name);
+    let (Some(status), Some(desc)) = (at("check_status"), at("check_desc")) else {
+        return String::new();
+    };
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&backend) && f.get(1) == Some(&name))
+        .map(|f| {
+            format!(
+                ": {} ({})",
+                f.get(desc).copied().unwrap_or_default(),
+                f.get(status).copied().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Takes `names` out of `backend`: drained first when `drain` is set (no new
@@ -224,8 +354,8 @@ pub(super) async fn forget(engine: &Engine, settings: &Settings, backend: &str, 
     };
     let commands: Vec<String> = states
         .iter()
-        .filter(|(n, _, admin)| admin & MAINT != 0 && !keep.contains(n))
-        .map(|(n, _, _)| format!("del server {backend}/{n}"))
+        .filter(|s| s.in_maintenance() && !keep.contains(&s.name))
+        .map(|s| format!("del server {backend}/{}", s.name))
         .collect();
     if !commands.is_empty() {
         let _ = api(engine, settings, &commands.join("; "), None).await;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::api::{MAINT, api, forget, put, retire, states, wait_up};
+use super::api::{api, forget, put, retire, states, wait_up};
 use super::{CANDIDATE_ACL, CANDIDATE_HEADER, Server};
 use crate::deploy::Settings;
 use crate::engine::Engine;
@@ -92,8 +92,8 @@ pub async fn clear_candidates(engine: &Engine, settings: &Settings) -> Result<Ve
     let left: Vec<String> = states(engine, settings, "candidate")
         .await?
         .into_iter()
-        .filter(|(_, _, admin)| admin & MAINT == 0)
-        .map(|(n, _, _)| n)
+        .filter(|s| !s.in_maintenance())
+        .map(|s| s.name)
         .collect();
     api(
         engine,

@@ -22,7 +22,7 @@ pub use lifecycle::{Ensured, create, ensure, reconfigure};
 use super::Settings;
 use crate::engine::Engine;
 use crate::error::Error;
-use api::{MAINT, api, forget, put, retire, states, wait_up};
+use api::{api, forget, put, retire, states, wait_up};
 
 const DIR: &str = "/etc/shipit-gateway";
 const CONF: &str = "haproxy.cfg";
@@ -240,8 +240,8 @@ pub async fn switch(
     let before: Vec<String> = states(engine, settings, "app")
         .await?
         .into_iter()
-        .filter(|(_, _, admin)| admin & MAINT == 0)
-        .map(|(n, _, _)| n)
+        .filter(|s| !s.in_maintenance())
+        .map(|s| s.name)
         .collect();
     let names: Vec<String> = to.iter().map(|s| s.name.clone()).collect();
     forget(engine, settings, "app", &names).await;

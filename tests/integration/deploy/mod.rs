@@ -174,6 +174,29 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
         .filter(|c| c.ends_with(" running"))
         .collect();
     assert_eq!(running.len(), 3, "{containers:?}"); // 2 replicas + gateway
+
+    // A change of the gateway itself (its rate limit), under load: checked by
+    // haproxy -c, then a graceful reload that cuts no connection.
+    let loads = Loads::start(&site.url());
+    let run = site
+        .deploy("2.0.0", &v2, &["--set", "gateway.rate_limit=9000r/s"])
+        .success();
+    assert!(
+        run.stderr
+            .contains("the gateway's configuration was reloaded gracefully"),
+        "{}",
+        run.stderr
+    );
+    no_failures_in(
+        loads,
+        "a graceful reload of the gateway's own configuration",
+    );
+    assert!(
+        gateway_conf(&site).contains("gt 100000 "),
+        "{}",
+        gateway_conf(&site)
+    );
+    assert_eq!(site.serving().as_deref(), Some("2"));
 }
 
 #[test]
@@ -256,14 +279,48 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
             &env,
         )
         .code(1);
-    assert!(run.stderr.contains("smoke failed for"), "{}", run.stderr);
-    assert!(run.stderr.contains("GET /health"), "{}", run.stderr);
+    // The engine calls it healthy; the gateway cannot reach it: caught by the
+    // gateway's own health check, with HAProxy's reason, before any smoke test.
+    assert!(run.stderr.contains("health failed for"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the gateway's health check (GET /health) fails for"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Layer4"), "{}", run.stderr);
     assert!(
         run.stderr.contains("release 1 (1.0.0) keeps serving"),
         "{}",
         run.stderr
     );
-    no_failures(load, "two failed deploys");
+
+    // Healthy from the engine and the gateway, but failing a smoke check
+    // through the candidate route (its readiness path answers 404).
+    let v31 = site.image("3.1.0", "");
+    let run = site
+        .shipit(
+            &[
+                "deploy",
+                "staging",
+                "--image",
+                &v31,
+                "--set",
+                "app.version=3.1.0",
+                "--set",
+                "app.readiness_path=/not-ready",
+            ],
+            &env,
+        )
+        .code(1);
+    assert!(run.stderr.contains("smoke failed for"), "{}", run.stderr);
+    assert!(run.stderr.contains("GET /not-ready"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("release 1 (1.0.0) keeps serving"),
+        "{}",
+        run.stderr
+    );
+    no_failures(load, "three failed deploys");
     assert_eq!(site.serving().as_deref(), Some("1"));
 
     // Nothing of the failed releases is left.
@@ -271,7 +328,7 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
     assert!(
         containers
             .iter()
-            .all(|c| !c.contains("-r2-") && !c.contains("-r3-")),
+            .all(|c| !c.contains("-r2-") && !c.contains("-r3-") && !c.contains("-r4-")),
         "{containers:?}"
     );
     let status = site.status();
@@ -282,7 +339,10 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
         .iter()
         .map(|e| e["result"].as_str().unwrap())
         .collect();
-    assert_eq!(results, ["succeeded", "rolled-back", "rolled-back"]);
+    assert_eq!(
+        results,
+        ["succeeded", "rolled-back", "rolled-back", "rolled-back"]
+    );
 
     // A rollback with nothing kept to go back to says so.
     let run = site.shipit(&["rollback", "staging"], &[]).code(1);
@@ -292,7 +352,7 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
         run.stderr
     );
 
-    // The webhook heard all three, with the reason; its URL is in no output.
+    // The webhook heard all four, with the reason; its URL is in no output.
     let events: Vec<String> = got
         .lock()
         .unwrap()
@@ -303,6 +363,7 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
         events,
         [
             "deploy.succeeded",
+            "deploy.rolled-back",
             "deploy.rolled-back",
             "deploy.rolled-back"
         ]
@@ -337,7 +398,7 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
         "{}",
         run.stderr
     );
-    assert_eq!(site.serving().as_deref(), Some("4"));
+    assert_eq!(site.serving().as_deref(), Some("5"));
 }
 
 #[test]
