@@ -64,11 +64,21 @@ struct DeployPlan<'a> {
     replicas: usize,
     gateway_image: &'a str,
     gateway_url: String,
+    /// The gateway's certificate as it would be installed (TLS environments).
+    certificate: Option<CertificatePlan>,
     serving_release: Option<u64>,
     serving_version: Option<String>,
     no_op: bool,
     lock: Option<lock::LockInfo>,
     problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct CertificatePlan {
+    subject: String,
+    names: Vec<String>,
+    days_left: i64,
+    warnings: Vec<String>,
 }
 
 pub fn deploy(ctx: &Context, args: &Args) -> Result<(), Error> {
@@ -96,6 +106,15 @@ async fn plan(
         .clone()
         .unwrap_or_else(|| settings.image_ref.clone());
     let image_id = engine.image_id(&image).await;
+    // The same checks the deploy makes before it changes anything.
+    let certificate = settings
+        .load_tls()?
+        .map(|(material, warnings)| CertificatePlan {
+            days_left: material.days_left(crate::deploy::now()),
+            subject: material.subject.clone(),
+            names: material.names.clone(),
+            warnings,
+        });
     let now = status::status(engine, settings, 0).await?;
     let strategy = match options.strategy.unwrap_or(settings.strategy) {
         Strategy::BlueGreen => "blue-green",
@@ -122,6 +141,7 @@ async fn plan(
         replicas: settings.replicas,
         gateway_image: &settings.gateway_image,
         gateway_url: gateway::url(settings),
+        certificate,
         serving_release: now.release,
         serving_version: now.version.clone(),
         no_op,
@@ -143,6 +163,20 @@ async fn plan(
                 report.gateway_url
             ),
         );
+        if let Some(c) = &report.certificate {
+            out.status(
+                "tls",
+                &format!(
+                    "certificate {} for {}: valid, {} day(s) left",
+                    c.subject,
+                    c.names.join(", "),
+                    c.days_left
+                ),
+            );
+            for w in &c.warnings {
+                out.warn(w);
+            }
+        }
         match (&report.serving_release, &report.serving_version) {
             (Some(r), Some(v)) => out.status("serving", &format!("release {r} ({v})")),
             _ => out.status("serving", "nothing yet: this is the first release"),

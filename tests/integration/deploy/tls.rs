@@ -91,6 +91,39 @@ fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
     let v1 = site.image("1.0.0", "");
     let mut outputs = Vec::new();
 
+    // The dry run makes the same checks first and shows what would be installed.
+    let set = "app.version=1.0.0".to_string();
+    let args = [
+        "deploy",
+        "production",
+        "--image",
+        &v1,
+        "--set",
+        &set,
+        "--dry-run",
+        "--output",
+        "json",
+    ];
+    let run = run_with(&args, &env(&chain_a, &leaf.key_pem)).success();
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        plan["certificate"]["names"],
+        serde_json::json!([name]),
+        "{plan}"
+    );
+    assert!(
+        plan["certificate"]["days_left"].as_i64().unwrap() >= 88,
+        "{plan}"
+    );
+    outputs.push(run.stdout.clone() + &run.stderr);
+    let run = run_with(&args, &env(&leaf.cert_pem, &leaf.key_pem)).code(2);
+    assert!(
+        run.stderr.contains("the chain is incomplete"),
+        "{}",
+        run.stderr
+    );
+    assert!(site.containers().is_empty(), "{:?}", site.containers());
+
     let deploy = |version: &str, extra: &[&str], env: &[(String, String)]| {
         let set = format!("app.version={version}");
         let mut args = vec!["deploy", "production", "--image", &v1, "--set", &set];
