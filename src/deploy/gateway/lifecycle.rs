@@ -91,13 +91,27 @@ pub async fn create(
                 owner: 0,
             },
         ];
-        if let Some(material) = tls {
-            files.push(Upload {
+        match tls {
+            Some(material) => files.push(Upload {
                 name: CERT,
                 bytes: material.pem(),
                 mode: 0o400,
                 owner: GATEWAY_UID,
-            });
+            }),
+            // TLS turned off: a key left in the volume from before is overwritten.
+            None if engine
+                .download(&name, &format!("{DIR}/{CERT}"))
+                .await?
+                .is_some_and(|pem| !pem.is_empty()) =>
+            {
+                files.push(Upload {
+                    name: CERT,
+                    bytes: b"",
+                    mode: 0o400,
+                    owner: GATEWAY_UID,
+                });
+            }
+            None => {}
         }
         engine.upload_owned(&name, DIR, &files).await?;
         engine.start(&name).await

@@ -333,4 +333,27 @@ fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
             );
         }
     }
+
+    // TLS turned off: the gateway is recreated, and no key stays in its volume.
+    let run = deploy(
+        "1.0.0",
+        &["--set", "gateway.tls.enabled=false"],
+        &env(&chain_b, &leaf_b.key_pem),
+    )
+    .success();
+    assert!(run.stderr.contains("was recreated"), "{}", run.stderr);
+    outputs.push(run.stdout.clone() + &run.stderr);
+    let left = Command::new("docker")
+        .args([
+            "cp",
+            &format!("{gateway}:/etc/shipit-gateway/tls/site.pem"),
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let mut archive = tar::Archive::new(left.stdout.as_slice());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).unwrap();
+    assert!(bytes.is_empty(), "the key stayed in the gateway's volume");
 }
