@@ -195,6 +195,8 @@ fn docker_source_mode_compiles_in_the_builder_stage_offline() {
         .status()
         .unwrap();
     assert!(status.success(), "making the offline builder image failed");
+    // The builder stage stays behind untagged (1.2 GB): removed at the end.
+    let _leftovers = docker::Leftovers("rust:1.95.0-slim-bookworm".into());
     let repository = repository("source");
     let full = format!("127.0.0.1:5000/{repository}");
     let _cleanup = Cleanup(full.clone());
@@ -307,6 +309,8 @@ fn docker_faults_give_clear_errors_and_leave_no_tags() {
         ],
         &[],
     );
+    // The layers before the failed step stay behind untagged: removed with the builder.
+    docker::remove_leftovers_of(&no_shell);
     docker::docker(&["rmi", "-f", &no_shell]);
     assert_eq!(code, 1, "{stderr}");
     assert!(

@@ -99,6 +99,33 @@ impl Drop for Registry {
     }
 }
 
+/// Removes the untagged images that builds from `base` left: a multi-stage
+/// build's builder stage, or the layers before a step that failed. Only
+/// images descended from `base` are touched.
+pub fn remove_leftovers_of(base: &str) {
+    let (found, base_id) = docker(&["image", "inspect", "-f", "{{.Id}}", base]);
+    let base_id = base_id.trim();
+    if !found || base_id.is_empty() {
+        return;
+    }
+    let (_, dangling) = docker(&["images", "-q", "--no-trunc", "-f", "dangling=true"]);
+    for id in dangling.lines().filter(|l| !l.is_empty()) {
+        let (_, history) = docker(&["history", "-q", "--no-trunc", id]);
+        if history.lines().any(|layer| layer.trim() == base_id) {
+            docker(&["rmi", id]);
+        }
+    }
+}
+
+/// Removes what builds from an image left behind, when dropped (even after a failed assertion).
+pub struct Leftovers(pub String);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        remove_leftovers_of(&self.0);
+    }
+}
+
 /// Removes every local tag of `repository` (and so the image, when no other tag holds it).
 pub fn remove_repository(repository: &str) {
     let (_, listing) = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", repository]);
