@@ -583,68 +583,42 @@ impl Engine {
             .await
             .map_err(|e| failed(self, what(), e))?
         {
-            bollard::exec::StartExecResults::Attached { output, input } => {
-                Ok(ExecSession { input, output })
-            }
+            bollard::exec::StartExecResults::Attached { output, input } => Ok(ExecSession {
+                id: created.id,
+                input,
+                output,
+            }),
             bollard::exec::StartExecResults::Detached => Err(failed(self, what(), "detached")),
         }
     }
 
     /// Runs a command in a running container; its exit code and output.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<(i64, String), Error> {
-        self.exec_with_input(container, cmd, None).await
+        self.exec_with_input(container, cmd, b"").await
     }
 
     /// Runs a command in a running container with `input` on its standard
-    /// input (closed after it). The input never appears in the command line,
-    /// the engine's records or any log.
+    /// input (closed after it); its exit code and output. The input never
+    /// appears in the command line, the engine's records or any log.
     pub async fn exec_with_input(
         &self,
         container: &str,
         cmd: &[&str],
-        input: Option<&[u8]>,
+        input: &[u8],
     ) -> Result<(i64, String), Error> {
-        use tokio::io::AsyncWriteExt;
         let what = || format!("exec {} in {container}", cmd[0]);
-        let created = self
-            .docker
-            .create_exec(
-                container,
-                bollard::exec::CreateExecOptions {
-                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    attach_stdin: Some(input.is_some()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| failed(self, what(), e))?;
-        let mut output = String::new();
-        if let bollard::exec::StartExecResults::Attached {
-            output: mut stream,
-            input: mut stdin,
-        } = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(|e| failed(self, what(), e))?
-        {
-            if let Some(bytes) = input {
-                stdin
-                    .write_all(bytes)
-                    .await
-                    .map_err(|e| failed(self, what(), e))?;
-                stdin.flush().await.map_err(|e| failed(self, what(), e))?;
-                let _ = stdin.shutdown().await;
-            }
-            while let Some(Ok(chunk)) = stream.next().await {
-                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            }
+        let mut session = self.exec_session(container, cmd).await?;
+        if !input.is_empty() {
+            session
+                .send(input)
+                .await
+                .map_err(|e| failed(self, what(), e))?;
         }
+        session.close_input().await;
+        let output = session.read_to_end().await;
         let inspect = self
             .docker
-            .inspect_exec(&created.id)
+            .inspect_exec(&session.id)
             .await
             .map_err(|e| failed(self, what(), e))?;
         Ok((inspect.exit_code.unwrap_or(-1), output))
@@ -654,6 +628,7 @@ impl Engine {
 /// A process running in a container with its standard input and output
 /// attached, for a conversation (a CLI that answers one line at a time).
 pub struct ExecSession {
+    id: String,
     input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
     output: std::pin::Pin<
         Box<
@@ -672,6 +647,21 @@ impl ExecSession {
             .await
             .map_err(|e| e.to_string())?;
         self.input.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// Closes the process's standard input (end of file).
+    pub async fn close_input(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.input.shutdown().await;
+    }
+
+    /// All the output until the process ends.
+    async fn read_to_end(&mut self) -> String {
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = self.output.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        text
     }
 
     /// Output until it ends with `suffix` (which is left off), within `limit`.

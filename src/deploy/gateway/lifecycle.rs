@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::api::api;
 use super::{
-    CANDIDATE_ACL, CERT, CONF, DIR, RELEASE_MAP, SPEC, Serving, config, release_map, serving, tail,
+    CANDIDATE_ACL, CERT, CONF, DIR, RELEASE_MAP, SPEC, Serving, config, read, release_map, tail,
     verify,
 };
 use crate::deploy::Settings;
@@ -160,13 +160,14 @@ pub async fn ensure(
     let name = settings.site.gateway();
     let mut done = Ensured::default();
     let info = engine.container(&name).await.map_err(|e| e.to_string())?;
-    let current = serving(engine, settings)
-        .await
-        .map_err(|e| e.to_string())?
-        .unwrap_or(Serving {
-            release: 0,
-            upstreams: Vec::new(),
-        });
+    let (serving, have) = match info {
+        Some(_) => read(engine, settings).await.map_err(|e| e.to_string())?,
+        None => (None, Vec::new()),
+    };
+    let current = serving.unwrap_or(Serving {
+        release: 0,
+        upstreams: Vec::new(),
+    });
     let stale = info
         .as_ref()
         .is_some_and(|i| i.labels.get(SPEC) != Some(&spec_label(settings)));
@@ -181,11 +182,6 @@ pub async fn ensure(
         verify(engine, settings, current.release).await?;
     }
     let want = config(settings, &current.upstreams).map_err(|e| e.to_string())?;
-    let have = engine
-        .download(&name, &format!("{DIR}/{CONF}"))
-        .await
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
     if let Some(material) = tls {
         let installed = engine
             .download(&name, &format!("{DIR}/{CERT}"))

@@ -89,21 +89,27 @@ pub fn parse(conf: &str, map: &str) -> Option<Serving> {
 }
 
 pub async fn serving(engine: &Engine, settings: &Settings) -> Result<Option<Serving>, Error> {
-    let gateway = settings.site.gateway();
-    if engine.container(&gateway).await?.is_none() {
+    if engine.container(&settings.site.gateway()).await?.is_none() {
         return Ok(None);
     }
+    Ok(read(engine, settings).await?.0)
+}
+
+/// What the gateway's files say it serves, and its `haproxy.cfg` as it is.
+async fn read(engine: &Engine, settings: &Settings) -> Result<(Option<Serving>, Vec<u8>), Error> {
+    let gateway = settings.site.gateway();
     let conf = engine.download(&gateway, &format!("{DIR}/{CONF}")).await?;
     let map = engine
         .download(&gateway, &format!("{DIR}/{RELEASE_MAP}"))
         .await?;
-    Ok(match (conf, map) {
+    let serving = match (&conf, map) {
         (Some(conf), Some(map)) => parse(
-            &String::from_utf8_lossy(&conf),
+            &String::from_utf8_lossy(conf),
             &String::from_utf8_lossy(&map),
         ),
         _ => None,
-    })
+    };
+    Ok((serving, conf.unwrap_or_default()))
 }
 
 /// Days the installed certificate has left (the key beside it is not read
@@ -191,7 +197,7 @@ pub async fn probe(engine: &Engine, settings: &Settings, name: &str, path: &str)
         .exec_with_input(
             &settings.site.gateway(),
             &["/usr/bin/socat", "-t2", "stdio", &target],
-            Some(request.as_bytes()),
+            request.as_bytes(),
         )
         .await
         .ok()?;
