@@ -95,7 +95,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["push", "dry_run"])]
         save_context: Option<std::path::PathBuf>,
     },
-    /// Deploy the environment's release on its Docker host (zero downtime, rolls back on failure)
+    /// Deploy the environment's release to its Docker host(s) (zero downtime, all hosts or none, rolls back on failure)
     Deploy {
         environment: String,
         /// The image to deploy (default: the environment's image and version)
@@ -126,6 +126,9 @@ pub enum Command {
         /// How many history entries to show
         #[arg(long, default_value_t = 10)]
         last: usize,
+        /// Only this host of deploy.hosts (its engine address or host name)
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
     },
     /// Run the smoke suite against the environment (or --url)
     Smoke {
@@ -143,6 +146,9 @@ pub enum Command {
         /// for TLS (SNI) and in Host, like curl --connect-to
         #[arg(long, value_name = "HOST:PORT")]
         connect: Option<String>,
+        /// Only this host of deploy.hosts (default: every host's gateway in turn)
+        #[arg(long, value_name = "HOST", conflicts_with = "connect")]
+        host: Option<String>,
     },
     /// Inspect or release an environment's deploy lock
     Lock {
@@ -205,9 +211,19 @@ pub enum ImageKind {
 #[derive(Debug, Subcommand)]
 pub enum LockAction {
     /// Remove the lock (after a killed deploy); says who held it
-    Release { environment: String },
+    Release {
+        environment: String,
+        /// Only this host of deploy.hosts (default: all of them)
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
     /// Show who holds the lock
-    Show { environment: String },
+    Show {
+        environment: String,
+        /// Only this host of deploy.hosts (default: all of them)
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -135,13 +135,18 @@ fn main() {
                 ..Default::default()
             },
         ),
-        Command::Status { environment, last } => commands::status::run(&ctx, &environment, last),
+        Command::Status {
+            environment,
+            last,
+            host,
+        } => commands::status::run(&ctx, &environment, last, host.as_deref()),
         Command::Smoke {
             environment,
             url,
             junit,
             timeout,
             connect,
+            host,
         } => commands::smoke::run(
             &ctx,
             &commands::smoke::Args {
@@ -150,14 +155,15 @@ fn main() {
                 junit,
                 timeout,
                 connect,
+                host,
             },
         ),
         Command::Lock { action } => match action {
-            cli::LockAction::Release { environment } => {
-                commands::deploy::lock_release(&ctx, &environment)
+            cli::LockAction::Release { environment, host } => {
+                commands::deploy::lock_release(&ctx, &environment, host.as_deref())
             }
-            cli::LockAction::Show { environment } => {
-                commands::deploy::lock_show(&ctx, &environment)
+            cli::LockAction::Show { environment, host } => {
+                commands::deploy::lock_show(&ctx, &environment, host.as_deref())
             }
         },
         Command::Release {

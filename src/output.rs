@@ -23,6 +23,8 @@ pub struct Output {
     color: bool,
     /// -1 quiet, 0 normal, 1+ verbose.
     verbosity: i8,
+    /// `[host] ` before each line, when work runs on several hosts at once.
+    prefix: String,
 }
 
 impl Output {
@@ -38,6 +40,16 @@ impl Output {
             format,
             color,
             verbosity,
+            prefix: String::new(),
+        }
+    }
+
+    /// The same output with every status, detail and warning line marked as
+    /// about `host` (and no spinners: several hosts work at once).
+    pub fn for_host(&self, host: &str) -> Output {
+        Output {
+            prefix: format!("[{host}] "),
+            ..self.clone()
         }
     }
 
@@ -49,14 +61,18 @@ impl Output {
     pub fn status(&self, verb: &str, message: &str) {
         if self.verbosity >= 0 {
             let verb = self.paint("1;32", &format!("{verb:>10}"));
-            let _ = writeln!(std::io::stderr(), "{verb} {message}");
+            let _ = writeln!(std::io::stderr(), "{verb} {}{message}", self.prefix);
         }
     }
 
     /// Detail shown with -v.
     pub fn detail(&self, message: &str) {
         if self.verbosity > 0 {
-            let _ = writeln!(std::io::stderr(), "{}", self.paint("2", message));
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}",
+                self.paint("2", &format!("{}{message}", self.prefix))
+            );
         }
     }
 
@@ -64,8 +80,9 @@ impl Output {
     pub fn warn(&self, message: &str) {
         let _ = writeln!(
             std::io::stderr(),
-            "{} {message}",
-            self.paint("1;33", "warning:")
+            "{} {}{message}",
+            self.paint("1;33", "warning:"),
+            self.prefix
         );
     }
 
@@ -90,7 +107,11 @@ impl Output {
     /// A spinner with `message` while long work runs, on a terminal only
     /// (not with JSON output or -q); `finish_and_clear` it when done.
     pub fn spinner(&self, message: &str) -> Option<indicatif::ProgressBar> {
-        if self.format != Format::Human || self.verbosity < 0 || !std::io::stderr().is_terminal() {
+        if self.format != Format::Human
+            || self.verbosity < 0
+            || !self.prefix.is_empty()
+            || !std::io::stderr().is_terminal()
+        {
             return None;
         }
         let bar = indicatif::ProgressBar::new_spinner();

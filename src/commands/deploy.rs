@@ -9,7 +9,7 @@ use super::Context;
 use crate::config::model::Strategy;
 use crate::config::{self, rules};
 use crate::deploy::run::{self, Cancel, Options};
-use crate::deploy::{Settings, gateway, lock, status};
+use crate::deploy::{Settings, fleet, gateway, lock, status};
 use crate::engine::Engine;
 use crate::error::Error;
 
@@ -85,6 +85,14 @@ pub fn deploy(ctx: &Context, args: &Args) -> Result<(), Error> {
     let settings = settings(ctx, &args.environment)?;
     let options = options(args)?;
     runtime(ctx)?.block_on(async {
+        if !settings.hosts.is_empty() {
+            if args.dry_run {
+                return super::hosts::plan(ctx, &settings, &options).await;
+            }
+            let cancel = Cancel::install();
+            let outcome = fleet::deploy(&settings, &options, &ctx.out, &cancel).await;
+            return report(ctx, outcome);
+        }
         let engine = Engine::connect().await?;
         if args.dry_run {
             return plan(ctx, &engine, &settings, &options).await;
@@ -140,7 +148,7 @@ async fn plan(
         strategy,
         replicas: settings.replicas,
         gateway_image: &settings.gateway_image,
-        gateway_url: gateway::url(settings),
+        gateway_url: gateway::url(engine, settings),
         certificate,
         serving_release: now.release,
         serving_version: now.version.clone(),
@@ -221,6 +229,19 @@ fn report(ctx: &Context, outcome: Result<run::Outcome, Error>) -> Result<(), Err
                     "timeline",
                     &format!("{} ms in all: {phases}", outcome.entry.duration_ms),
                 );
+                for h in &outcome.hosts {
+                    ctx.out.status(
+                        "host",
+                        &format!(
+                            "{}: {} release {} ({}) at {}",
+                            h.host,
+                            h.result,
+                            h.serving_release.map(|r| r.to_string()).unwrap_or("-".into()),
+                            h.serving_version.clone().unwrap_or_default(),
+                            h.gateway_url
+                        ),
+                    );
+                }
             }
             Ok(())
         }
@@ -256,9 +277,13 @@ pub fn rollback(ctx: &Context, args: &Args) -> Result<(), Error> {
     })
 }
 
-pub fn lock_release(ctx: &Context, environment: &str) -> Result<(), Error> {
+pub fn lock_release(ctx: &Context, environment: &str, host: Option<&str>) -> Result<(), Error> {
     let settings = settings(ctx, environment)?;
     runtime(ctx)?.block_on(async {
+        if !settings.hosts.is_empty() {
+            return super::hosts::locks(ctx, &settings, host, true).await;
+        }
+        no_hosts(host)?;
         let engine = Engine::connect().await?;
         let held = lock::release(&engine, &settings.site).await?;
         if ctx.out.is_json() {
@@ -291,9 +316,13 @@ pub fn lock_release(ctx: &Context, environment: &str) -> Result<(), Error> {
     })
 }
 
-pub fn lock_show(ctx: &Context, environment: &str) -> Result<(), Error> {
+pub fn lock_show(ctx: &Context, environment: &str, host: Option<&str>) -> Result<(), Error> {
     let settings = settings(ctx, environment)?;
     runtime(ctx)?.block_on(async {
+        if !settings.hosts.is_empty() {
+            return super::hosts::locks(ctx, &settings, host, false).await;
+        }
+        no_hosts(host)?;
         let engine = Engine::connect().await?;
         let held = lock::inspect(&engine, &settings.site).await?;
         if ctx.out.is_json() {
@@ -309,4 +338,14 @@ pub fn lock_show(ctx: &Context, environment: &str) -> Result<(), Error> {
         }
         Ok(())
     })
+}
+
+/// `--host` names one of deploy.hosts; without them it has nothing to choose.
+pub fn no_hosts(host: Option<&str>) -> Result<(), Error> {
+    match host {
+        Some(h) => Err(Error::Usage(format!(
+            "--host {h}: this environment sets no deploy.hosts (it deploys to the engine of DOCKER_HOST)"
+        ))),
+        None => Ok(()),
+    }
 }

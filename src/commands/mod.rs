@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod deploy;
+pub mod hosts;
 pub mod image;
 pub mod release;
 pub mod render;

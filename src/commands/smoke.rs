@@ -17,6 +17,8 @@ pub struct Args {
     pub timeout: Option<String>,
     /// Connect to this `host:port` instead of the URL's (SNI and Host stay the URL's).
     pub connect: Option<String>,
+    /// One host of deploy.hosts (default: each in turn, when the environment has them).
+    pub host: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
@@ -44,16 +46,47 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         ready: c.app.readiness_path.clone(),
         metrics: c.app.metrics_path.clone(),
     };
-    ctx.out.status(
-        "smoke",
-        &format!("{} at {url} (retrying up to {text})", args.environment),
-    );
-    let route = crate::http::Route {
-        connect: args.connect.clone(),
-        headers: Vec::new(),
-        tls: smoke::trust(&c.smoke.ca).map_err(Error::Usage)?,
+    let tls = smoke::trust(&c.smoke.ca).map_err(Error::Usage)?;
+    // With deploy.hosts, each host's gateway in turn (the URL's name still
+    // goes in Host and SNI); else where the URL (or --connect) says.
+    let targets: Vec<(Option<String>, Option<String>)> =
+        if c.deploy.hosts.is_empty() || args.url.is_some() || args.connect.is_some() {
+            super::deploy::no_hosts(args.host.as_deref()).or_else(|e| {
+                if c.deploy.hosts.is_empty() { Err(e) } else { Ok(()) }
+            })?;
+            vec![(None, args.connect.clone())]
+        } else {
+            let settings = crate::deploy::Settings::new(&loaded)?;
+            let runtime = super::deploy::runtime(ctx)?;
+            runtime
+                .block_on(super::hosts::smoke_targets(&settings, args.host.as_deref()))?
+                .into_iter()
+                .map(|(host, connect)| (Some(host), Some(connect)))
+                .collect()
+        };
+    let mut reports = Vec::new();
+    for (host, connect) in targets {
+        ctx.out.status(
+            "smoke",
+            &format!(
+                "{} at {url}{} (retrying up to {text})",
+                args.environment,
+                host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default()
+            ),
+        );
+        let route = crate::http::Route {
+            connect,
+            headers: Vec::new(),
+            tls: tls.clone(),
+        };
+        reports.push((host, smoke::run(&url, &route, &paths, deadline, &|| false)));
+    }
+    if reports.len() > 1 {
+        return several(ctx, args, reports);
+    }
+    let Some((_, report)) = reports.pop() else {
+        return Ok(());
     };
-    let report = smoke::run(&url, &route, &paths, deadline, &|| false);
     if let Some(path) = &args.junit {
         crate::render::write::write_atomic(
             path,
@@ -87,6 +120,65 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         Err(Error::Reported {
             code: 1,
             message: format!("smoke tests failed: {}", report.summary()),
+        })
+    }
+}
+
+/// The suite's results on several hosts: one JUnit suite and one JSON entry per host.
+fn several(
+    ctx: &Context,
+    args: &Args,
+    reports: Vec<(Option<String>, smoke::Report)>,
+) -> Result<(), Error> {
+    if let Some(path) = &args.junit {
+        let suites: String = reports
+            .iter()
+            .map(|(h, r)| {
+                let xml = r.junit(&format!(
+                    "shipit smoke {} on {}",
+                    args.environment,
+                    h.clone().unwrap_or_default()
+                ));
+                // One <testsuites> document: each host's <testsuite> element.
+                xml.lines()
+                    .filter(|l| !l.starts_with("<?xml") && !l.contains("testsuites"))
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+            })
+            .collect();
+        let doc = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n{suites}</testsuites>\n"
+        );
+        crate::render::write::write_atomic(path, doc.as_bytes())?;
+    }
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|(_, r)| !r.passed)
+        .map(|(h, r)| format!("{}: {}", h.clone().unwrap_or_default(), r.summary()))
+        .collect();
+    if ctx.out.is_json() {
+        let hosts: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(h, r)| serde_json::json!({ "host": h, "report": r }))
+            .collect();
+        ctx.out.json(&serde_json::json!({
+            "environment": args.environment,
+            "passed": failed.is_empty(),
+            "hosts": hosts,
+        }));
+    }
+    for (h, r) in &reports {
+        let h = h.clone().unwrap_or_default();
+        if r.passed {
+            ctx.out.status("passed", &format!("{h}: {}", r.summary()));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Reported {
+            code: 1,
+            message: format!("smoke tests failed on {} host(s):\n  {}", failed.len(), failed.join("\n  ")),
         })
     }
 }

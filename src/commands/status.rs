@@ -7,8 +7,18 @@ use crate::deploy::status;
 use crate::engine::Engine;
 use crate::error::Error;
 
-pub fn run(ctx: &Context, environment: &str, last: usize) -> Result<(), Error> {
+pub fn run(ctx: &Context, environment: &str, last: usize, host: Option<&str>) -> Result<(), Error> {
     let settings = settings(ctx, environment)?;
+    if !settings.hosts.is_empty() {
+        let report = runtime(ctx)?.block_on(super::hosts::fleet_status(&settings, last, host))?;
+        if ctx.out.is_json() {
+            ctx.out.json(&report);
+        } else {
+            super::hosts::print_status(ctx, &report);
+        }
+        return Ok(());
+    }
+    super::deploy::no_hosts(host)?;
     let report = runtime(ctx)?.block_on(async {
         let engine = Engine::connect().await?;
         status::status(&engine, &settings, last).await

@@ -165,6 +165,35 @@ pub struct Deploy {
     pub webhook: String,
     /// The HAProxy image of the deploy gateway (`shipit image gateway` makes it offline).
     pub gateway_image: String,
+    /// The Docker hosts to deploy to; empty: the engine of `DOCKER_HOST`
+    /// (or the local socket). All of them switch together or none does.
+    pub hosts: Vec<Host>,
+    /// How images reach the hosts: pulled from `image.registry`, or streamed
+    /// from the engine they were built on.
+    pub transfer: Transfer,
+}
+
+/// One Docker host: its engine, and where its gateway answers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Host {
+    /// `ssh://[user@]host[:port]`, `tcp://host:port` or `unix:///path`.
+    pub engine: String,
+    /// Where the gateway's published ports answer, when not at the engine's
+    /// host name (an SSH alias, a private network); empty: the engine's host.
+    pub address: String,
+    /// The client certificates of a `tcp://` engine with TLS (`ca.pem`,
+    /// `cert.pem`, `key.pem`), when not in `DOCKER_CERT_PATH`.
+    pub cert_path: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transfer {
+    /// Each host pulls from the image's registry (credentials passed per pull).
+    Pull,
+    /// The image is streamed from the building engine to each host: no registry.
+    Stream,
 }
 
 impl Default for Deploy {
@@ -179,6 +208,8 @@ impl Default for Deploy {
             health_interval: "1s".into(),
             webhook: String::new(),
             gateway_image: DEPLOY_GATEWAY_IMAGE.into(),
+            hosts: Vec::new(),
+            transfer: Transfer::Pull,
         }
     }
 }

@@ -400,6 +400,46 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
         );
     }
     c.pinned_image("deploy.gateway_image", &d.gateway_image, false);
+    let mut seen: Vec<String> = Vec::new();
+    for (i, host) in d.hosts.iter().enumerate() {
+        let key = format!("deploy.hosts.{i}.engine");
+        match crate::engine::Endpoint::parse(&host.engine) {
+            Err(why) => c.fail(
+                &key,
+                why,
+                "ssh://[user@]host[:port] (through the system ssh), tcp://host:port (TLS from cert_path or DOCKER_CERT_PATH) or unix:///path",
+            ),
+            Ok(endpoint) => {
+                let name = endpoint.to_string();
+                if seen.contains(&name) {
+                    c.fail(
+                        &key,
+                        format!("{name} is listed twice"),
+                        "each engine once: a host's replicas are set by `replicas`",
+                    );
+                }
+                if !host.cert_path.is_empty()
+                    && !matches!(endpoint, crate::engine::Endpoint::Tcp { .. })
+                {
+                    c.fail(
+                        &format!("deploy.hosts.{i}.cert_path"),
+                        format!("cert_path is set for {name}, which is not a tcp:// engine"),
+                        "client certificates apply to tcp:// engines only; remove it",
+                    );
+                }
+                seen.push(name);
+            }
+        }
+        if !host.address.is_empty() {
+            let address = host.address.trim_start_matches('[').trim_end_matches(']');
+            c.check(
+                rules::is_hostname(address) || address.parse::<std::net::IpAddr>().is_ok(),
+                &format!("deploy.hosts.{i}.address"),
+                format!("\"{}\" is not a host name or an IP address", host.address),
+                "where the host's gateway answers from the deploying machine, e.g. \"10.0.0.5\" or \"web1.internal\"",
+            );
+        }
+    }
     c.check(
         (1..=50).contains(&d.keep_releases),
         "deploy.keep_releases",

@@ -43,6 +43,9 @@ pub struct Entry {
     pub reason: Option<String>,
     #[serde(default)]
     pub repaired: Vec<String>,
+    /// The run this entry belongs to: the same on every host of one deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_id: Option<String>,
 }
 
 impl Entry {
@@ -64,6 +67,7 @@ impl Entry {
             phases: Vec::new(),
             reason: None,
             repaired: Vec::new(),
+            deploy_id: None,
         }
     }
 
@@ -84,6 +88,11 @@ pub struct Store<'a> {
 }
 
 impl<'a> Store<'a> {
+    /// The engine the history lives on.
+    pub fn engine(&self) -> &'a Engine {
+        self.engine
+    }
+
     /// The state volume and its container, created when missing.
     pub async fn open(engine: &'a Engine, settings: &Settings) -> Result<Store<'a>, Error> {
         let site = &settings.site;

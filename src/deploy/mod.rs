@@ -3,8 +3,11 @@
 //! smoke tested through the gateway, rolled back on any failure; the audit
 //! log and the lock live on the engine beside them.
 
+pub mod deliver;
+pub mod fleet;
 pub mod gateway;
 pub mod history;
+pub mod host;
 pub mod lock;
 pub mod notify;
 pub mod repair;
@@ -106,6 +109,11 @@ pub struct Settings {
     pub smoke_ca: String,
     /// The view model the gateway's haproxy.cfg is rendered from.
     pub ctx: Ctx,
+    /// `deploy.hosts`; empty: the engine of `DOCKER_HOST` (or the local socket).
+    pub hosts: Vec<crate::config::model::Host>,
+    pub transfer: crate::config::model::Transfer,
+    /// `image.registry`, for credentials when hosts pull.
+    pub registry: String,
 }
 
 /// Where the gateway's certificate and key come from, and what they serve.
@@ -179,6 +187,9 @@ impl Settings {
             }),
             smoke_ca: c.smoke.ca.clone(),
             ctx,
+            hosts: c.deploy.hosts.clone(),
+            transfer: c.deploy.transfer,
+            registry: c.image.registry.clone(),
         })
     }
 
@@ -266,22 +277,6 @@ pub fn nano_cpus(q: &str) -> Option<i64> {
         Some(m) => m.parse::<i64>().ok().map(|m| m * 1_000_000),
         None => q.parse::<f64>().ok().map(|c| (c * 1e9) as i64),
     }
-}
-
-/// The host the engine publishes ports on, as seen from here: loopback for
-/// a local socket, else the host in `DOCKER_HOST`.
-pub fn engine_host() -> String {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
-    for scheme in ["tcp://", "http://", "https://", "ssh://"] {
-        if let Some(rest) = host.strip_prefix(scheme) {
-            let rest = rest.rsplit('@').next().unwrap_or(rest);
-            let name = rest.split(['/', ':']).next().unwrap_or("");
-            if !name.is_empty() {
-                return name.to_string();
-            }
-        }
-    }
-    "127.0.0.1".to_string()
 }
 
 /// `user@host` for the lock and the audit log.

@@ -66,6 +66,9 @@ pub struct Outcome {
     pub entry: Entry,
     pub gateway_url: String,
     pub notified: Option<bool>,
+    /// Each host's part, when the environment deploys to several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<super::fleet::HostReport>,
 }
 
 /// The release serving now, as the gateway and the containers say.
@@ -80,7 +83,7 @@ pub(super) struct Release {
 pub(super) struct Timeline {
     start: Instant,
     last: Instant,
-    phases: Vec<Phase>,
+    pub(super) phases: Vec<Phase>,
 }
 
 impl Timeline {
@@ -102,7 +105,7 @@ impl Timeline {
         self.last = now;
     }
 
-    fn total_ms(&self) -> u64 {
+    pub(super) fn total_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
 }
@@ -192,14 +195,14 @@ pub(super) fn release_of(c: &ContainerInfo) -> u64 {
 }
 
 /// The next release number: above every one recorded or present.
-fn next_number(history: &[Entry], all: &[ContainerInfo]) -> u64 {
+pub(super) fn next_number(history: &[Entry], all: &[ContainerInfo]) -> u64 {
     let recorded = history.iter().filter_map(|e| e.release).max().unwrap_or(0);
     let present = all.iter().map(release_of).max().unwrap_or(0);
     recorded.max(present) + 1
 }
 
 /// Removes releases beyond the newest `keep` previous ones.
-async fn prune(
+pub(super) async fn prune(
     engine: &Engine,
     settings: &Settings,
     history: &[Entry],
@@ -411,7 +414,7 @@ async fn locked_deploy(
                     "{} release {number} ({}) serves at {}",
                     site.environment,
                     settings.version,
-                    gateway::url(settings)
+                    gateway::url(engine, settings)
                 ),
             );
             finish(&store, settings, entry, timeline, out).await
@@ -532,8 +535,9 @@ pub(super) async fn finish(
     };
     Ok(Outcome {
         entry,
-        gateway_url: gateway::url(settings),
+        gateway_url: gateway::url(store.engine(), settings),
         notified,
+        hosts: Vec::new(),
     })
 }
 
@@ -549,7 +553,7 @@ fn strategy_name(s: Strategy) -> &'static str {
 /// must pass for each) and runs the smoke suite through it: the same
 /// gateway, port and TLS that will serve them. The route is closed again
 /// whatever happens; `then` runs while it is open.
-async fn on_trial<T>(
+pub(super) async fn on_trial<T>(
     job: &Job<'_>,
     names: &[String],
     timeline: &mut Timeline,
@@ -572,7 +576,7 @@ async fn on_trial<T>(
             }
         };
     let result = async {
-        let (base, route) = gateway::check_route(settings, vec![candidate.header()])
+        let (base, route) = gateway::check_route(engine, settings, vec![candidate.header()])
             .map_err(|e| Failure::new("smoke", e))?;
         let paths = settings.paths.clone();
         let deadline = settings.smoke_timeout;
@@ -617,7 +621,7 @@ async fn on_trial<T>(
 }
 
 /// Starts replicas and gates them on health; on failure removes them all.
-async fn start_healthy(
+pub(super) async fn start_healthy(
     job: &Job<'_>,
     number: u64,
     indexes: std::ops::Range<usize>,
@@ -746,7 +750,7 @@ pub(super) async fn promote(
         "switched",
         &format!(
             "the gateway serves release {number} at {}",
-            gateway::url(settings)
+            gateway::url(engine, settings)
         ),
     );
     if let Some(cur) = current {
@@ -761,7 +765,7 @@ pub(super) async fn promote(
 }
 
 /// Routes the gateway back to `release` after a failed switch.
-async fn restore(job: &Job<'_>, release: &Release) {
+pub(super) async fn restore(job: &Job<'_>, release: &Release) {
     let back = async {
         let servers = gateway::servers(job.engine, job.settings, &release.replicas).await?;
         gateway::switch(job.engine, job.settings, &servers, release.number).await

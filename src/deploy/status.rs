@@ -92,7 +92,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
             Some(GatewayStatus {
                 container: g.name,
                 state: g.state,
-                url: gateway::url(settings),
+                url: gateway::url(engine, settings),
                 upstreams: serving
                     .as_ref()
                     .map(|s| s.upstreams.clone())

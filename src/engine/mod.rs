@@ -13,14 +13,19 @@ use futures_util::StreamExt;
 
 use crate::error::Error;
 
+pub mod endpoint;
 pub mod runtime;
+pub mod transfer;
 
+pub use endpoint::Endpoint;
 pub use runtime::{ContainerInfo, ContainerSpec, ExecSession, Upload};
 
 pub struct Engine {
     pub(crate) docker: Docker,
     /// Where the engine was looked for, for messages.
     pub address: String,
+    /// Where the ports it publishes answer from here (the gateway's host).
+    pub published_host: String,
 }
 
 /// What happened while building, for progress output.
@@ -43,34 +48,94 @@ pub enum PushEvent<'a> {
     },
 }
 
+/// How long one request to an engine may take (image transfers stream within it).
+const TIMEOUT_SECS: u64 = 600;
+/// How long connecting (version and ping) may take before the engine is unreachable.
+const CONNECT_LIMIT: Duration = Duration::from_secs(20);
+
 pub struct ImageInfo {
     pub size: i64,
 }
 
 impl Engine {
-    /// Connects as `DOCKER_HOST` says (unix socket by default; tcp; https or
-    /// tcp with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`; ssh://), agrees on
-    /// an API version and checks that the engine answers.
+    /// Connects as `DOCKER_HOST` says (unix socket by default; tcp; tcp with
+    /// `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`; ssh://), agrees on an API
+    /// version and checks that the engine answers.
     pub async fn connect() -> Result<Engine, Error> {
-        let address = std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
-        let unreachable = |message: String| {
-            Error::Engine {
+        let address = std::env::var("DOCKER_HOST").unwrap_or_else(|_| endpoint::LOCAL_SOCKET.into());
+        let endpoint = Endpoint::from_env().map_err(|message| Error::Engine {
             address: address.clone(),
             message,
-            help: "start the Docker engine, or point DOCKER_HOST at one (unix://, tcp://, https:// with DOCKER_CERT_PATH, ssh://)".into(),
-        }
+            help: "point DOCKER_HOST at an engine: unix:///path, tcp://host:port, ssh://[user@]host".into(),
+        })?;
+        Engine::connect_to(&endpoint, None, None).await
+    }
+
+    /// Connects to one engine: `cert_path` holds a tcp:// engine's client
+    /// certificates (else `DOCKER_CERT_PATH` when `DOCKER_TLS_VERIFY` or
+    /// `DOCKER_CERT_PATH` is set); `published_host` is where its published
+    /// ports answer, when not at the engine's own host name.
+    pub async fn connect_to(
+        endpoint: &Endpoint,
+        cert_path: Option<&str>,
+        published_host: Option<&str>,
+    ) -> Result<Engine, Error> {
+        let address = endpoint.to_string();
+        let unreachable = |message: String| Error::Engine {
+            address: address.clone(),
+            message,
+            help: match endpoint {
+                Endpoint::Unix(_) => "start the Docker engine, or point DOCKER_HOST (or deploy.hosts) at one".into(),
+                Endpoint::Tcp { .. } => "check that the engine listens there; with TLS, that cert_path (or DOCKER_CERT_PATH) holds ca.pem, cert.pem and key.pem".into(),
+                Endpoint::Ssh { .. } => "check `ssh HOST docker version` works: the system ssh is used, with your ~/.ssh/config, agent and known_hosts".into(),
+            },
         };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok(Engine { docker, address })
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = match endpoint {
+            Endpoint::Unix(path) => Docker::connect_with_unix(path, TIMEOUT_SECS, version),
+            Endpoint::Tcp { host, port } => {
+                let certs = cert_path
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| {
+                        let verify = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+                        let path = std::env::var("DOCKER_CERT_PATH").ok().filter(|p| !p.is_empty());
+                        match (verify, path) {
+                            (_, Some(p)) => Some(p.into()),
+                            (true, None) => std::env::var("HOME").ok().map(|h| std::path::Path::new(&h).join(".docker")),
+                            _ => None,
+                        }
+                    });
+                match certs {
+                    Some(dir) => Docker::connect_with_ssl(
+                        &format!("{host}:{port}"),
+                        &dir.join("key.pem"),
+                        &dir.join("cert.pem"),
+                        &dir.join("ca.pem"),
+                        TIMEOUT_SECS,
+                        version,
+                    ),
+                    None => Docker::connect_with_http(&format!("tcp://{host}:{port}"), TIMEOUT_SECS, version),
+                }
+            }
+            Endpoint::Ssh { .. } => Docker::connect_with_ssh(&address, TIMEOUT_SECS, version, None),
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let docker = tokio::time::timeout(CONNECT_LIMIT, async {
+            let docker = docker.negotiate_version().await?;
+            docker.ping().await?;
+            Ok::<_, bollard::errors::Error>(docker)
+        })
+        .await
+        .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_LIMIT.as_secs())))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Engine {
+            docker,
+            address,
+            published_host: published_host
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| endpoint.published_host()),
+        })
     }
 
     /// Builds from a tar stream; returns the image id. The image is left

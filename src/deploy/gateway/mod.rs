@@ -122,18 +122,19 @@ pub async fn certificate_days_left(engine: &Engine, settings: &Settings) -> Opti
     super::tls::days_left(&pem, super::now())
 }
 
-/// The URL the gateway answers on, from here (plain HTTP).
-pub fn url(settings: &Settings) -> String {
-    format!("http://{}:{}", super::engine_host(), settings.gateway_port)
+/// The URL the gateway on `engine`'s host answers on, from here (plain HTTP).
+pub fn url(engine: &Engine, settings: &Settings) -> String {
+    format!("http://{}:{}", engine.published_host, settings.gateway_port)
 }
 
 /// Where shipit's own checks reach the gateway, and how: over HTTPS with the
 /// first server name (SNI, Host) when TLS is on, so they test the real path.
 pub fn check_route(
+    engine: &Engine,
     settings: &Settings,
     headers: Vec<(String, String)>,
 ) -> Result<(String, crate::http::Route), String> {
-    let host = super::engine_host();
+    let host = &engine.published_host;
     match &settings.tls {
         Some(tls) => {
             let name = tls
@@ -152,7 +153,7 @@ pub fn check_route(
             ))
         }
         None => Ok((
-            url(settings),
+            url(engine, settings),
             crate::http::Route {
                 connect: None,
                 headers,
@@ -287,7 +288,7 @@ pub async fn switch(
 
 /// Waits until answers through the gateway announce `release`.
 async fn verify(engine: &Engine, settings: &Settings, release: u64) -> Result<(), String> {
-    let (base, route) = check_route(settings, Vec::new())?;
+    let (base, route) = check_route(engine, settings, Vec::new())?;
     let url = format!("{base}{}", settings.paths.health);
     let want = release.to_string();
     let start = Instant::now();

@@ -1,0 +1,171 @@
+//! The release and gateway images on every host: pulled from the registry
+//! (credentials passed per pull) or, with `deploy.transfer = "stream"`,
+//! streamed from the engine they were built on. A host that already has
+//! the image id gets nothing; every host's id is checked against the built one.
+
+use std::time::{Duration, Instant};
+
+use super::Settings;
+use super::host::Host;
+use crate::config::model::Transfer;
+use crate::engine::Engine;
+use crate::engine::transfer::Progress;
+use crate::output::Output;
+
+/// One image every host needs.
+#[derive(Debug, Clone)]
+pub struct Need {
+    /// `release` or `gateway`, for messages.
+    pub what: &'static str,
+    pub reference: String,
+    /// The id on the engine it was built on (the one every host must end with),
+    /// when that engine has it.
+    pub id: Option<String>,
+}
+
+impl Need {
+    pub async fn of(source: &Engine, what: &'static str, reference: &str) -> Need {
+        Need {
+            what,
+            reference: reference.to_string(),
+            id: source.image_id(reference).await,
+        }
+    }
+}
+
+fn credentials(settings: &Settings, reference: &str) -> Option<bollard::auth::DockerCredentials> {
+    let registry = reference.split('/').next().unwrap_or_default();
+    let registry = if registry.contains(['.', ':']) || registry == "localhost" {
+        registry
+    } else {
+        settings.registry.as_str()
+    };
+    crate::build::credentials::for_registry(registry).0
+}
+
+/// What is missing for `host` to get every image: nothing when each is
+/// there with the right id, or can be streamed or pulled.
+pub async fn problems(
+    host: &Host,
+    settings: &Settings,
+    needs: &[Need],
+    same_engine_as_source: bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for need in needs {
+        let have = host.engine.image_id(&need.reference).await;
+        if have.is_some() && (need.id.is_none() || have == need.id) {
+            continue;
+        }
+        match (settings.transfer, &need.id) {
+            (Transfer::Stream, Some(_)) if !same_engine_as_source => {}
+            (Transfer::Stream, _) => problems.push(format!(
+                "the {} image {} is not on the engine it would be streamed from: {}",
+                need.what,
+                need.reference,
+                hint(need.what, settings)
+            )),
+            (Transfer::Pull, _) => {
+                let found = host
+                    .engine
+                    .registry_has(&need.reference, credentials(settings, &need.reference))
+                    .await;
+                if let Err(why) = found {
+                    problems.push(format!(
+                        "the {} image {} is not on this host and cannot be pulled ({why}): {}",
+                        need.what,
+                        need.reference,
+                        if need.id.is_some() {
+                            "push it (`shipit build --push`), or set deploy.transfer = \"stream\" to send it from this engine".to_string()
+                        } else {
+                            hint(need.what, settings)
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn hint(what: &str, settings: &Settings) -> String {
+    if what == "gateway" {
+        "make it with `shipit image gateway`".into()
+    } else {
+        format!("build it first: `shipit build {}`", settings.site.environment)
+    }
+}
+
+/// Gets every image onto `host`, saying how many bytes moved; returns an
+/// error naming the image when it could not, or when the id differs.
+pub async fn deliver(
+    source: &Engine,
+    host: &Host,
+    settings: &Settings,
+    needs: &[Need],
+    out: &Output,
+) -> Result<(), String> {
+    for need in needs {
+        let have = host.engine.image_id(&need.reference).await;
+        if have.is_some() && (need.id.is_none() || have == need.id) {
+            continue;
+        }
+        let progress = Progress::default();
+        let start = Instant::now();
+        let ticker = {
+            let (progress, out, what) = (progress.clone(), out.clone(), need.what);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    out.status(
+                        "sending",
+                        &format!("{what} image: {} so far", megabytes(progress.bytes())),
+                    );
+                }
+            })
+        };
+        let (how, result) = match settings.transfer {
+            Transfer::Stream => (
+                "streamed",
+                host.engine
+                    .stream_image_from(source, &need.reference, &progress)
+                    .await,
+            ),
+            Transfer::Pull => (
+                "pulled",
+                host.engine
+                    .pull_with(
+                        &need.reference,
+                        credentials(settings, &need.reference),
+                        &progress,
+                    )
+                    .await,
+            ),
+        };
+        ticker.abort();
+        let id = result.map_err(|e| format!("the {} image {}: {e}", need.what, need.reference))?;
+        if let Some(want) = &need.id
+            && &id != want
+        {
+            return Err(format!(
+                "the {} image {} is {id} on this host, not {want} as built: refusing to run another build under the same tag",
+                need.what, need.reference
+            ));
+        }
+        out.status(
+            "delivered",
+            &format!(
+                "{} image {} ({} {how} in {:.1} s)",
+                need.what,
+                need.reference,
+                megabytes(progress.bytes()),
+                start.elapsed().as_secs_f64()
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}

@@ -1,0 +1,103 @@
+//! A Docker host that a site deploys to: its engine (reached over unix,
+//! tcp+TLS or the system ssh) and the address its gateway answers at. Its
+//! lock and history live on its own engine.
+
+use std::time::Duration;
+
+use super::Settings;
+use crate::engine::{Endpoint, Engine};
+use crate::error::Error;
+
+pub struct Host {
+    /// The engine's address (`ssh://web1`), as the configuration names it.
+    pub name: String,
+    pub engine: Engine,
+}
+
+/// A host that could not be used, and why.
+#[derive(Debug, Clone)]
+pub struct Unreachable {
+    pub name: String,
+    pub why: String,
+}
+
+/// The configured hosts' endpoints, in the fixed order locks are taken in.
+pub fn endpoints(settings: &Settings) -> Result<Vec<(Endpoint, &crate::config::model::Host)>, Error> {
+    let mut list = Vec::new();
+    for h in &settings.hosts {
+        let endpoint = Endpoint::parse(&h.engine).map_err(Error::Usage)?;
+        list.push((endpoint, h));
+    }
+    list.sort_by_key(|(e, _)| e.to_string());
+    Ok(list)
+}
+
+/// Connects to every host at once. With no `deploy.hosts`, the one engine
+/// of `DOCKER_HOST` (or the local socket), which must answer.
+pub async fn connect_all(settings: &Settings) -> Result<(Vec<Host>, Vec<Unreachable>), Error> {
+    if settings.hosts.is_empty() {
+        let engine = Engine::connect().await?;
+        return Ok((
+            vec![Host {
+                name: engine.address.clone(),
+                engine,
+            }],
+            Vec::new(),
+        ));
+    }
+    let endpoints = endpoints(settings)?;
+    let tries = endpoints.iter().map(|(endpoint, h)| async move {
+        let name = endpoint.to_string();
+        let cert_path = (!h.cert_path.is_empty()).then_some(h.cert_path.as_str());
+        let connected = tokio::time::timeout(
+            Duration::from_secs(30),
+            Engine::connect_to(endpoint, cert_path, Some(&h.address)),
+        )
+        .await;
+        match connected {
+            Ok(Ok(engine)) => Ok(Host { name, engine }),
+            Ok(Err(e)) => Err(Unreachable {
+                name,
+                why: e.to_string().lines().next().unwrap_or_default().to_string(),
+            }),
+            Err(_) => Err(Unreachable {
+                name,
+                why: "no answer within 30 s".into(),
+            }),
+        }
+    });
+    let mut hosts = Vec::new();
+    let mut unreachable = Vec::new();
+    for result in futures_util::future::join_all(tries).await {
+        match result {
+            Ok(h) => hosts.push(h),
+            Err(u) => unreachable.push(u),
+        }
+    }
+    Ok((hosts, unreachable))
+}
+
+/// Runs `work` on every item (a host, or what a step knows of one) at once,
+/// each bounded by `limit`: a host that stops answering fails its own step
+/// (`Err`, naming it), not the others'. Results come in the items' order.
+pub async fn on_each<'i, I, T, F, Fut>(
+    items: &'i [I],
+    name: impl Fn(&I) -> &str,
+    limit: Duration,
+    work: F,
+) -> Vec<Result<T, String>>
+where
+    F: Fn(&'i I) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let runs = items.iter().map(|item| {
+        let who = name(item).to_string();
+        let run = work(item);
+        async move {
+            tokio::time::timeout(limit, run).await.map_err(|_| {
+                format!("{who} did not answer within {} s (lost?)", limit.as_secs())
+            })
+        }
+    });
+    futures_util::future::join_all(runs).await
+}

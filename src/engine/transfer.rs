@@ -1,0 +1,121 @@
+//! Getting an image onto an engine: streamed from another engine through
+//! the API (`GET /images/NAME/get` into `POST /images/load`, never touching
+//! a disk or a registry), or pulled with credentials passed per pull.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{CreateImageOptions, ImportImageOptionsBuilder};
+use futures_util::StreamExt;
+
+use super::Engine;
+use crate::error::Error;
+
+/// Bytes moved so far, shared with whoever shows progress.
+#[derive(Clone, Default)]
+pub struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    pub fn bytes(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Streams `reference` (with its tag) from `source` into this engine and
+    /// returns the image id it loaded, as this engine reports it.
+    pub async fn stream_image_from(
+        &self,
+        source: &Engine,
+        reference: &str,
+        progress: &Progress,
+    ) -> Result<String, Error> {
+        let counter = progress.clone();
+        let export = source.docker.export_image(reference).map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                counter.add(bytes.len());
+            }
+            chunk
+        });
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut load = self.docker.import_image_stream(options, export, None);
+        while let Some(item) = load.next().await {
+            let info = item.map_err(|e| Error::Docker {
+                action: format!("stream {reference} from {}", source.address),
+                message: e.to_string(),
+                address: self.address.clone(),
+            })?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::Docker {
+                    action: format!("load {reference}"),
+                    message: detail.message.unwrap_or_default(),
+                    address: self.address.clone(),
+                });
+            }
+        }
+        self.image_id(reference).await.ok_or_else(|| Error::Docker {
+            action: format!("load {reference}"),
+            message: "the engine loaded the stream but has no such image".into(),
+            address: self.address.clone(),
+        })
+    }
+
+    /// Whether the registry has `reference`, asked by this engine (so with
+    /// its network and the credentials given): the error says why not.
+    pub async fn registry_has(
+        &self,
+        reference: &str,
+        credentials: Option<DockerCredentials>,
+    ) -> Result<(), String> {
+        self.docker
+            .inspect_registry_image(reference, credentials)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Pulls `reference` with `credentials` (sent with this pull only);
+    /// progress counts the layers' downloaded bytes.
+    pub async fn pull_with(
+        &self,
+        reference: &str,
+        credentials: Option<DockerCredentials>,
+        progress: &Progress,
+    ) -> Result<String, Error> {
+        let options = CreateImageOptions {
+            from_image: Some(reference.to_string()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        let mut layers: std::collections::HashMap<String, i64> = Default::default();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| Error::Docker {
+                action: format!("pull {reference}"),
+                message: e.to_string(),
+                address: self.address.clone(),
+            })?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::Docker {
+                    action: format!("pull {reference}"),
+                    message: detail.message.unwrap_or_default(),
+                    address: self.address.clone(),
+                });
+            }
+            if let (Some(id), Some(p)) = (info.id, info.progress_detail)
+                && let Some(current) = p.current
+            {
+                let before = layers.insert(id, current).unwrap_or(0);
+                progress.add((current - before).max(0) as usize);
+            }
+        }
+        self.image_id(reference).await.ok_or_else(|| Error::Docker {
+            action: format!("pull {reference}"),
+            message: "the pull ended but the engine has no such image".into(),
+            address: self.address.clone(),
+        })
+    }
+}
