@@ -236,7 +236,9 @@ fn report(ctx: &Context, outcome: Result<run::Outcome, Error>) -> Result<(), Err
                             "{}: {} release {} ({}) at {}",
                             h.host,
                             h.result,
-                            h.serving_release.map(|r| r.to_string()).unwrap_or("-".into()),
+                            h.serving_release
+                                .map(|r| r.to_string())
+                                .unwrap_or("-".into()),
                             h.serving_version.clone().unwrap_or_default(),
                             h.gateway_url
                         ),
@@ -268,6 +270,11 @@ pub fn rollback(ctx: &Context, args: &Args) -> Result<(), Error> {
     let settings = settings(ctx, &args.environment)?;
     let options = options(args)?;
     runtime(ctx)?.block_on(async {
+        if !settings.hosts.is_empty() {
+            let cancel = Cancel::install();
+            let outcome = fleet::rollback(&settings, &options, &ctx.out, &cancel).await;
+            return report(ctx, outcome);
+        }
         let engine = Engine::connect().await?;
         let cancel = Cancel::install();
         let outcome =

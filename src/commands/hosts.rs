@@ -291,13 +291,14 @@ pub async fn locks(
             (Some(info), false) => ctx
                 .out
                 .status("locked", &format!("{}: {}", h.name, info.describe())),
-            (None, _) => ctx.out.status("unlocked", &format!("{}: not locked", h.name)),
+            (None, _) => ctx
+                .out
+                .status("unlocked", &format!("{}: not locked", h.name)),
         }
         rows.push(serde_json::json!({ "host": h.name, "lock": held, "released": release && held.is_some() }));
     }
     for u in &unreachable {
-        ctx.out
-            .warn(&format!("{}: unreachable: {}", u.name, u.why));
+        ctx.out.warn(&format!("{}: unreachable: {}", u.name, u.why));
         rows.push(serde_json::json!({ "host": u.name, "error": u.why }));
     }
     if ctx.out.is_json() {
@@ -337,6 +338,11 @@ pub async fn smoke_targets(
         .unwrap_or(settings.gateway_port);
     Ok(chosen(&hosts, only)?
         .into_iter()
-        .map(|h| (h.name.clone(), format!("{}:{port}", h.engine.published_host)))
+        .map(|h| {
+            (
+                h.name.clone(),
+                format!("{}:{port}", h.engine.published_host),
+            )
+        })
         .collect())
 }

@@ -52,7 +52,11 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     let targets: Vec<(Option<String>, Option<String>)> =
         if c.deploy.hosts.is_empty() || args.url.is_some() || args.connect.is_some() {
             super::deploy::no_hosts(args.host.as_deref()).or_else(|e| {
-                if c.deploy.hosts.is_empty() { Err(e) } else { Ok(()) }
+                if c.deploy.hosts.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
             })?;
             vec![(None, args.connect.clone())]
         } else {
@@ -71,7 +75,9 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
             &format!(
                 "{} at {url}{} (retrying up to {text})",
                 args.environment,
-                host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default()
+                host.as_ref()
+                    .map(|h| format!(" on {h}"))
+                    .unwrap_or_default()
             ),
         );
         let route = crate::http::Route {
@@ -178,7 +184,11 @@ fn several(
     } else {
         Err(Error::Reported {
             code: 1,
-            message: format!("smoke tests failed on {} host(s):\n  {}", failed.len(), failed.join("\n  ")),
+            message: format!(
+                "smoke tests failed on {} host(s):\n  {}",
+                failed.len(),
+                failed.join("\n  ")
+            ),
         })
     }
 }

@@ -92,7 +92,10 @@ fn hint(what: &str, settings: &Settings) -> String {
     if what == "gateway" {
         "make it with `shipit image gateway`".into()
     } else {
-        format!("build it first: `shipit build {}`", settings.site.environment)
+        format!(
+            "build it first: `shipit build {}`",
+            settings.site.environment
+        )
     }
 }
 
@@ -108,6 +111,26 @@ pub async fn deliver(
     for need in needs {
         let have = host.engine.image_id(&need.reference).await;
         if have.is_some() && (need.id.is_none() || have == need.id) {
+            continue;
+        }
+        // The same image under another tag: only the tag is new.
+        if let Some(want) = &need.id
+            && host.engine.image_id(want).await.as_ref() == Some(want)
+            && let Some((repo, tag)) = split_tag(&need.reference)
+        {
+            host.engine
+                .tag(want, repo, tag)
+                .await
+                .map_err(|e| format!("the {} image {}: {e}", need.what, need.reference))?;
+            out.status(
+                "delivered",
+                &format!(
+                    "{} image {} (already there as {}: tagged, 0 bytes sent)",
+                    need.what,
+                    need.reference,
+                    short(want)
+                ),
+            );
             continue;
         }
         let progress = Progress::default();
@@ -168,4 +191,33 @@ pub async fn deliver(
 
 fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// `registry:5000/name:tag` into `("registry:5000/name", "tag")`; `None` for a digest or no tag.
+fn split_tag(reference: &str) -> Option<(&str, &str)> {
+    if reference.contains('@') {
+        return None;
+    }
+    let (repo, tag) = reference.rsplit_once(':')?;
+    (!tag.contains('/')).then_some((repo, tag))
+}
+
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn tags() {
+        assert_eq!(
+            split_tag("127.0.0.1:5000/shipit/calculator:0.2.0"),
+            Some(("127.0.0.1:5000/shipit/calculator", "0.2.0"))
+        );
+        assert_eq!(split_tag("127.0.0.1:5000/shipit/calculator"), None);
+        assert_eq!(split_tag("a/b:1@sha256:00"), None);
+    }
 }

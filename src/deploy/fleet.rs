@@ -94,22 +94,27 @@ async fn preflight(
         .iter()
         .map(|u| format!("{}: unreachable: {}", u.name, u.why))
         .collect();
-    let checks = host::on_each(hosts, |h| &h.name, Duration::from_secs(60), |h| async move {
-        let mut found = Vec::new();
-        let same = source.is_some_and(|s| s.address == h.engine.address);
-        found.extend(deliver::problems(h, settings, needs, same).await);
-        if options.lock_wait.is_zero() {
-            match lock::inspect(&h.engine, &settings.site).await {
-                Ok(Some(info)) if info.stale != Some(true) => {
-                    found.push(format!("locked: {}", info.describe()))
+    let checks = host::on_each(
+        hosts,
+        |h| &h.name,
+        Duration::from_secs(60),
+        |h| async move {
+            let mut found = Vec::new();
+            let same = source.is_some_and(|s| s.address == h.engine.address);
+            found.extend(deliver::problems(h, settings, needs, same).await);
+            if options.lock_wait.is_zero() {
+                match lock::inspect(&h.engine, &settings.site).await {
+                    Ok(Some(info)) if info.stale != Some(true) => {
+                        found.push(format!("locked: {}", info.describe()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => found.push(e.to_string()),
                 }
-                Ok(_) => {}
-                Err(e) => found.push(e.to_string()),
             }
-        }
-        found.extend(ports_taken(&h.engine, settings).await);
-        found
-    })
+            found.extend(ports_taken(&h.engine, settings).await);
+            found
+        },
+    )
     .await;
     for (h, result) in hosts.iter().zip(checks) {
         match result {
@@ -185,43 +190,48 @@ async fn inspect_all<'h>(
 ) -> Result<Vec<Member<'h>>, Error> {
     let settings = base.settings;
     let site = &settings.site;
-    let results = host::on_each(hosts, |h| &h.name, Duration::from_secs(120), |h| {
-        let o = out.for_host(&h.name);
-        async move {
-            let engine = &h.engine;
-            engine
-                .ensure_network(&site.network(), &site.labels("network"))
-                .await?;
-            let store = Store::open(engine, settings).await?;
-            let history = store.read().await?;
-            let gateway_was_there = engine.container(&site.gateway()).await?.is_some();
-            let job = Job {
-                engine,
-                settings,
-                out: &o,
-                cancel: base.cancel,
-                image_ref: base.image_ref,
-                secrets: base.secrets,
-                tls: base.tls,
-            };
-            super::run::prepare_gateway(&job).await?;
-            let (current, repaired) = repair(engine, settings, &store, &history, &o).await?;
-            let history = if repaired.is_empty() {
-                history
-            } else {
-                store.read().await?
-            };
-            Ok::<_, Error>(Member {
-                host: h,
-                out: o,
-                store,
-                history,
-                current,
-                repaired,
-                gateway_was_there,
-            })
-        }
-    })
+    let results = host::on_each(
+        hosts,
+        |h| &h.name,
+        Duration::from_secs(120),
+        |h| {
+            let o = out.for_host(&h.name);
+            async move {
+                let engine = &h.engine;
+                engine
+                    .ensure_network(&site.network(), &site.labels("network"))
+                    .await?;
+                let store = Store::open(engine, settings).await?;
+                let history = store.read().await?;
+                let gateway_was_there = engine.container(&site.gateway()).await?.is_some();
+                let job = Job {
+                    engine,
+                    settings,
+                    out: &o,
+                    cancel: base.cancel,
+                    image_ref: base.image_ref,
+                    secrets: base.secrets,
+                    tls: base.tls,
+                };
+                super::run::prepare_gateway(&job).await?;
+                let (current, repaired) = repair(engine, settings, &store, &history, &o).await?;
+                let history = if repaired.is_empty() {
+                    history
+                } else {
+                    store.read().await?
+                };
+                Ok::<_, Error>(Member {
+                    host: h,
+                    out: o,
+                    store,
+                    history,
+                    current,
+                    repaired,
+                    gateway_was_there,
+                })
+            }
+        },
+    )
     .await;
     let mut members = Vec::new();
     let mut problems = Vec::new();
@@ -302,7 +312,11 @@ struct Prepared {
     tls: Option<(super::tls::Material, Vec<String>)>,
 }
 
-async fn prepare(settings: &Settings, options: &Options, image_ref: &str) -> Result<Prepared, Error> {
+async fn prepare(
+    settings: &Settings,
+    options: &Options,
+    image_ref: &str,
+) -> Result<Prepared, Error> {
     // The engine the image was built on: where it is streamed from.
     let source = Engine::connect().await.ok();
     let needs = match &source {
@@ -358,7 +372,10 @@ async fn prepare(settings: &Settings, options: &Options, image_ref: &str) -> Res
 }
 
 /// The preflight alone (`deploy --dry-run`): every problem, and the hosts that answered.
-pub async fn check(settings: &Settings, options: &Options) -> Result<(Vec<String>, Vec<Host>), Error> {
+pub async fn check(
+    settings: &Settings,
+    options: &Options,
+) -> Result<(Vec<String>, Vec<Host>), Error> {
     let image_ref = options
         .image
         .clone()
@@ -406,11 +423,16 @@ pub async fn deploy(
     timeline.mark("preflight");
 
     if let Some(source) = &source {
-        let deliveries = host::on_each(&hosts, |h| &h.name, Duration::from_secs(1800), |h| {
-            let o = out.for_host(&h.name);
-            let needs = &needs;
-            async move { deliver::deliver(source, h, settings, needs, &o).await }
-        })
+        let deliveries = host::on_each(
+            &hosts,
+            |h| &h.name,
+            Duration::from_secs(1800),
+            |h| {
+                let o = out.for_host(&h.name);
+                let needs = &needs;
+                async move { deliver::deliver(source, h, settings, needs, &o).await }
+            },
+        )
         .await;
         let failed: Vec<String> = hosts
             .iter()
@@ -510,7 +532,11 @@ async fn locked_deploy(
                 let mut e = entry_for(m);
                 e.result = "no-op".into();
                 e.release = m.current.as_ref().map(|c| c.number);
-                e.replicas = m.current.as_ref().map(|c| c.replicas.clone()).unwrap_or_default();
+                e.replicas = m
+                    .current
+                    .as_ref()
+                    .map(|c| c.replicas.clone())
+                    .unwrap_or_default();
                 e
             })
             .collect();
@@ -538,20 +564,79 @@ async fn locked_deploy(
         ),
     );
 
-    // 3. Stage everywhere.
-    let staged = host::on_each(&members, |m| &m.host.name, limit_for_stage(settings), |m| async move {
-        let job = m.job(base);
-        let mut t = Timeline::new();
-        let names = start_healthy(&job, number, 0..settings.replicas, &mut t).await?;
-        m.out.status("healthy", &names.join(", "));
-        let trial = on_trial(&job, &names, &mut t, async |servers| Ok(servers.to_vec())).await;
-        if trial.is_err() {
-            for n in &names {
-                let _ = m.host.engine.remove_container(n).await;
+    let plan = Plan {
+        action: "deploy",
+        number,
+        kept: Vec::new(),
+        drifted,
+    };
+    go(&members, base, out, plan, entry_for, timeline).await
+}
+
+/// What the shared steps do: start a new release (deploy) or kept replicas
+/// (rollback, `kept` per host in host order).
+struct Plan {
+    action: &'static str,
+    number: u64,
+    kept: Vec<Vec<String>>,
+    drifted: Option<String>,
+}
+
+/// Steps 3 to 7 over every host: stage, switch, drain, record.
+async fn go(
+    members: &[Member<'_>],
+    base: &Base<'_>,
+    out: &Output,
+    plan: Plan,
+    entry_for: impl Fn(&Member<'_>) -> Entry,
+    mut timeline: Timeline,
+) -> Result<Outcome, Error> {
+    let settings = base.settings;
+    let site = &settings.site;
+    let number = plan.number;
+    let created = plan.kept.is_empty();
+    // Staged replicas that are not to serve: new ones go, kept ones stop again.
+    let let_go = async |engine: &Engine, names: &[String]| {
+        for n in names {
+            if created {
+                let _ = engine.remove_container(n).await;
+            } else {
+                let _ = engine.stop(n, Duration::from_secs(1)).await;
             }
         }
-        trial.map(|servers| (names, servers))
-    })
+    };
+
+    // 3. Stage everywhere.
+    let staged = host::on_each(
+        members,
+        |m| &m.host.name,
+        limit_for_stage(settings),
+        |m| {
+            let kept = plan
+                .kept
+                .get(members_index(members, m))
+                .cloned()
+                .unwrap_or_default();
+            let let_go = &let_go;
+            async move {
+                let job = m.job(base);
+                let mut t = Timeline::new();
+                let names = if created {
+                    start_healthy(&job, number, 0..settings.replicas, &mut t).await?
+                } else {
+                    start_kept(&job, &kept).await?;
+                    kept
+                };
+                m.out.status("healthy", &names.join(", "));
+                let trial =
+                    on_trial(&job, &names, &mut t, async |servers| Ok(servers.to_vec())).await;
+                if trial.is_err() {
+                    let_go(&m.host.engine, &names).await;
+                }
+                trial.map(|servers| (names, servers))
+            }
+        },
+    )
     .await;
     timeline.mark("stage");
     let mut failures: Vec<(usize, String, String)> = Vec::new();
@@ -578,30 +663,37 @@ async fn locked_deploy(
     }
     if !failures.is_empty() {
         // Nothing switched anywhere: the staged replicas go.
-        let cleanup = members.iter().zip(&ready).map(|(m, s)| async move {
-            if let Some((names, _)) = s {
-                for n in names {
-                    let _ = m.host.engine.remove_container(n).await;
+        let cleanup = members.iter().zip(&ready).map(|(m, s)| {
+            let let_go = &let_go;
+            async move {
+                if let Some((names, _)) = s {
+                    let_go(&m.host.engine, names).await;
                 }
-            }
-            if m.current.is_none() && !m.gateway_was_there {
-                let _ = m.host.engine.remove_container(&site.gateway()).await;
+                if m.current.is_none() && !m.gateway_was_there {
+                    let _ = m.host.engine.remove_container(&site.gateway()).await;
+                }
             }
         });
         futures_util::future::join_all(cleanup).await;
-        return fail(&members, base, entry_for, number, failures, timeline, out, "staging").await;
+        return fail(
+            members, base, &plan, entry_for, failures, timeline, out, "staging",
+        )
+        .await;
     }
 
     // 4. Switch everywhere, only now.
-    let switches = host::on_each(&members, |m| &m.host.name, limit_for_switch(settings), |m| {
-        let servers = ready[members_index(&members, m)]
-            .as_ref()
-            .map(|(_, s)| s.clone())
-            .unwrap_or_default();
-        async move {
-            gateway::switch(&m.host.engine, settings, &servers, number).await
-        }
-    })
+    let switches = host::on_each(
+        members,
+        |m| &m.host.name,
+        limit_for_switch(settings),
+        |m| {
+            let servers = ready[members_index(members, m)]
+                .as_ref()
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            async move { gateway::switch(&m.host.engine, settings, &servers, number).await }
+        },
+    )
     .await;
     timeline.mark("switch");
     let mut switch_failures = Vec::new();
@@ -620,6 +712,7 @@ async fn locked_deploy(
         // 5. Back, on every host that can still be reached.
         let back = members.iter().enumerate().zip(&ready).map(|((i, m), s)| {
             let lost = lost.contains(&i);
+            let let_go = &let_go;
             async move {
                 if lost {
                     return;
@@ -629,10 +722,9 @@ async fn locked_deploy(
                     restore(&job, cur).await;
                 }
                 if let Some((names, _)) = s {
+                    // They may have taken traffic: drained before they go.
                     drain(&m.host.engine, settings, names).await;
-                    for n in names {
-                        let _ = m.host.engine.remove_container(n).await;
-                    }
+                    let_go(&m.host.engine, names).await;
                 }
                 if m.current.is_none() && !m.gateway_was_there {
                     let _ = m.host.engine.remove_container(&site.gateway()).await;
@@ -640,16 +732,29 @@ async fn locked_deploy(
             }
         });
         futures_util::future::join_all(back).await;
-        return fail(&members, base, entry_for, number, switch_failures, timeline, out, "switch").await;
+        return fail(
+            members,
+            base,
+            &plan,
+            entry_for,
+            switch_failures,
+            timeline,
+            out,
+            "switch",
+        )
+        .await;
     }
-    for m in &members {
+    for m in members {
         m.out.status(
             "switched",
-            &format!("the gateway serves release {number} at {}", gateway::url(&m.host.engine, settings)),
+            &format!(
+                "the gateway serves release {number} at {}",
+                gateway::url(&m.host.engine, settings)
+            ),
         );
     }
 
-    // 6. Drain the old release everywhere.
+    // 6. Drain the old release everywhere (kept, stopped, for rollback).
     let drains = members.iter().map(|m| async move {
         if let Some(cur) = &m.current {
             drain(&m.host.engine, settings, &cur.replicas).await;
@@ -664,29 +769,200 @@ async fn locked_deploy(
         let mut e = entry_for(m);
         e.release = Some(number);
         e.replicas = s.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
-        if let Some(d) = &drifted {
+        if let Some(d) = &plan.drifted {
             e.reason = Some(format!("brought drifted hosts together ({d})"));
         }
         let mut with_this = m.history.clone();
         with_this.push(e.clone());
-        if let Ok(removed) = prune(&m.host.engine, settings, &with_this, number).await
+        if created
+            && let Ok(removed) = prune(&m.host.engine, settings, &with_this, number).await
             && !removed.is_empty()
         {
-            m.out.detail(&format!("removed old releases: {}", removed.join(", ")));
+            m.out
+                .detail(&format!("removed old releases: {}", removed.join(", ")));
         }
         entries.push(e);
     }
     timeline.mark("cleanup");
     out.status(
-        "deployed",
+        if created { "deployed" } else { "rolled back" },
         &format!(
-            "{} release {number} ({}) serves on all {} hosts",
+            "{} release {number} serves on all {} hosts",
             site.environment,
-            settings.version,
             members.len()
         ),
     );
-    record(&members, settings, entries, timeline, out, "succeeded").await
+    record(members, settings, entries, timeline, out, "succeeded").await
+}
+
+/// Starts kept replicas again and waits for them to report healthy; on
+/// failure they are stopped again.
+async fn start_kept(job: &Job<'_>, names: &[String]) -> Result<(), super::run::Failure> {
+    let engine = job.engine;
+    for n in names {
+        if let Err(e) = engine.start(n).await {
+            for m in names {
+                let _ = engine.stop(m, Duration::from_secs(1)).await;
+            }
+            return Err(super::run::Failure::new("start", e.to_string()));
+        }
+    }
+    let cancel = job.cancel;
+    let gated = super::replicas::wait_healthy(engine, names, job.settings.health_timeout, &|| {
+        cancel.is_set()
+    })
+    .await;
+    if let Err(u) = gated {
+        for m in names {
+            let _ = engine.stop(m, Duration::from_secs(1)).await;
+        }
+        return Err(super::run::Failure {
+            phase: "health",
+            reason: u.reason,
+            container: Some(u.container),
+            logs: u.logs,
+        });
+    }
+    Ok(())
+}
+
+/// `shipit rollback ENV [--to VERSION]` on every host together: the same
+/// kept release started, gated and switched to on all of them, or on none.
+pub async fn rollback(
+    settings: &Settings,
+    options: &Options,
+    out: &Output,
+    cancel: &Cancel,
+) -> Result<Outcome, Error> {
+    let started = super::now();
+    let mut timeline = Timeline::new();
+    let (hosts, unreachable) = host::connect_all(settings).await?;
+    if !unreachable.is_empty() {
+        return Err(Error::Deploy {
+            message: format!(
+                "a rollback moves every host together, and some cannot be reached; nothing was changed:\n{}",
+                indent(
+                    &unreachable
+                        .iter()
+                        .map(|u| format!("{}: {}", u.name, u.why))
+                        .collect::<Vec<_>>()
+                )
+            ),
+        });
+    }
+    let tls = settings.load_tls()?;
+    let command = format!("shipit rollback {}", settings.site.environment);
+    let guards = lock_all(&hosts, settings, out, cancel, &command, options.lock_wait).await?;
+    timeline.mark("lock");
+    let base = Base {
+        settings,
+        cancel,
+        image_ref: "",
+        secrets: &[],
+        tls: tls.as_ref().map(|(m, _)| m),
+    };
+    let result = locked_rollback(&hosts, &base, options, out, started, timeline).await;
+    unlock_all(&hosts, guards).await;
+    result
+}
+
+async fn locked_rollback(
+    hosts: &[Host],
+    base: &Base<'_>,
+    options: &Options,
+    out: &Output,
+    started: i64,
+    mut timeline: Timeline,
+) -> Result<Outcome, Error> {
+    let settings = base.settings;
+    let site = &settings.site;
+    let members = inspect_all(hosts, base, out).await?;
+    timeline.mark("inspect");
+    if let Some(d) = drift(&members) {
+        return Err(Error::Deploy {
+            message: format!(
+                "the hosts serve different releases ({d}); nothing was changed.\n`shipit deploy {}` brings them together first",
+                site.environment
+            ),
+        });
+    }
+    let Some(current) = members[0].current.clone() else {
+        return Err(Error::Deploy {
+            message: format!(
+                "no release serves {} on these hosts: deploy one with `shipit deploy {}`",
+                site.environment, site.environment
+            ),
+        });
+    };
+    // The newest release that served, is kept on every host, and is not the current one.
+    let mut kept_everywhere: Vec<(u64, Entry, Vec<Vec<String>>)> = Vec::new();
+    for e in members[0].history.iter().rev().filter(|e| e.served()) {
+        let Some(r) = e.release.filter(|r| *r != current.number) else {
+            continue;
+        };
+        if kept_everywhere.iter().any(|(n, _, _)| *n == r) {
+            continue;
+        }
+        let mut names = Vec::new();
+        for m in &members {
+            let all = replicas_of(&m.host.engine, settings).await?;
+            names.push(
+                all.iter()
+                    .filter(|c| super::run::release_of(c) == r)
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if names.iter().all(|n| !n.is_empty()) {
+            kept_everywhere.push((r, e.clone(), names));
+        }
+    }
+    let target = kept_everywhere
+        .into_iter()
+        .find(|(_, e, _)| match &options.to_version {
+            Some(v) => e.version.as_deref() == Some(v.as_str()),
+            None => true,
+        });
+    let Some((number, target, kept)) = target else {
+        return Err(Error::Deploy {
+            message: match &options.to_version {
+                Some(v) => {
+                    format!("no release of version {v} is kept on every host to roll back to")
+                }
+                None => "no previous release is kept on every host to roll back to".into(),
+            },
+        });
+    };
+    let id = deploy_id();
+    out.status(
+        "rolling back",
+        &format!(
+            "{} on {} hosts from release {} ({}) to release {number} ({}), deploy {id}",
+            site.environment,
+            members.len(),
+            current.number,
+            current.version,
+            target.version.clone().unwrap_or_default()
+        ),
+    );
+    let entry_for = |m: &Member<'_>| {
+        let mut e = Entry::new("rollback", "succeeded", started);
+        e.deploy_id = Some(id.clone());
+        e.version = target.version.clone();
+        e.image = target.image.clone();
+        e.image_id = target.image_id.clone();
+        e.repaired = m.repaired.clone();
+        e.previous_release = m.current.as_ref().map(|r| r.number);
+        e.previous_version = m.current.as_ref().map(|r| r.version.clone());
+        e
+    };
+    let plan = Plan {
+        action: "rollback",
+        number,
+        kept,
+        drifted: None,
+    };
+    go(&members, base, out, plan, entry_for, timeline).await
 }
 
 fn members_index(members: &[Member<'_>], m: &Member<'_>) -> usize {
@@ -712,7 +988,8 @@ async fn record(
     }
     for (m, e) in members.iter().zip(&entries) {
         if let Err(why) = m.store.append(e).await {
-            m.out.warn(&format!("the history could not be written: {why}"));
+            m.out
+                .warn(&format!("the history could not be written: {why}"));
         }
     }
     let first = entries[0].clone();
@@ -751,21 +1028,27 @@ async fn record(
 async fn fail(
     members: &[Member<'_>],
     base: &Base<'_>,
+    plan: &Plan,
     entry_for: impl Fn(&Member<'_>) -> Entry,
-    number: u64,
     failures: Vec<(usize, String, String)>,
     timeline: Timeline,
     out: &Output,
     during: &str,
 ) -> Result<Outcome, Error> {
     let settings = base.settings;
+    let number = plan.number;
     let interrupted = base.cancel.signal();
     let mut entries = Vec::new();
     let mut lines = Vec::new();
     for (i, m) in members.iter().enumerate() {
         let mut e = entry_for(m);
         e.release = Some(number);
-        e.result = if interrupted != 0 { "interrupted" } else { "rolled-back" }.into();
+        e.result = match (interrupted != 0, plan.action) {
+            (true, _) => "interrupted",
+            (false, "deploy") => "rolled-back",
+            _ => "failed",
+        }
+        .into();
         let own = failures.iter().find(|(j, _, _)| *j == i);
         e.reason = Some(match own {
             Some((_, step, why)) => format!("{step} failed on this host: {why}"),
@@ -789,13 +1072,17 @@ async fn fail(
         lines.insert(0, why.clone());
     }
     let _ = record(members, settings, entries, timeline, out, "rolled-back").await;
-    let code = if interrupted != 0 { 128 + interrupted } else { 1 };
+    let code = if interrupted != 0 {
+        128 + interrupted
+    } else {
+        1
+    };
     Err(Error::Reported {
         code,
         message: format!(
-            "deploy of {} {} (release {number}) failed during {during} and was rolled back on every host ({}):\n{}\nfix the cause and deploy again; `shipit status {}` shows every host",
+            "{} of {} to release {number} failed during {during} and was undone on every host ({}):\n{}\nfix the cause and try again; `shipit status {}` shows every host",
+            plan.action,
             settings.site.environment,
-            settings.version,
             if during == "staging" {
                 "no host had switched to it"
             } else {

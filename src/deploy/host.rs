@@ -22,7 +22,9 @@ pub struct Unreachable {
 }
 
 /// The configured hosts' endpoints, in the fixed order locks are taken in.
-pub fn endpoints(settings: &Settings) -> Result<Vec<(Endpoint, &crate::config::model::Host)>, Error> {
+pub fn endpoints(
+    settings: &Settings,
+) -> Result<Vec<(Endpoint, &crate::config::model::Host)>, Error> {
     let mut list = Vec::new();
     for h in &settings.hosts {
         let endpoint = Endpoint::parse(&h.engine).map_err(Error::Usage)?;
@@ -94,9 +96,9 @@ where
         let who = name(item).to_string();
         let run = work(item);
         async move {
-            tokio::time::timeout(limit, run).await.map_err(|_| {
-                format!("{who} did not answer within {} s (lost?)", limit.as_secs())
-            })
+            tokio::time::timeout(limit, run)
+                .await
+                .map_err(|_| format!("{who} did not answer within {} s (lost?)", limit.as_secs()))
         }
     });
     futures_util::future::join_all(runs).await

@@ -40,7 +40,9 @@ impl Endpoint {
             return if path.starts_with('/') {
                 Ok(Endpoint::Unix(path.to_string()))
             } else {
-                Err(format!("\"{text}\": a unix socket needs an absolute path (unix:///var/run/docker.sock)"))
+                Err(format!(
+                    "\"{text}\": a unix socket needs an absolute path (unix:///var/run/docker.sock)"
+                ))
             };
         }
         if let Some(rest) = text.strip_prefix("tcp://") {

@@ -62,11 +62,14 @@ impl Engine {
     /// `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`; ssh://), agrees on an API
     /// version and checks that the engine answers.
     pub async fn connect() -> Result<Engine, Error> {
-        let address = std::env::var("DOCKER_HOST").unwrap_or_else(|_| endpoint::LOCAL_SOCKET.into());
+        let address =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| endpoint::LOCAL_SOCKET.into());
         let endpoint = Endpoint::from_env().map_err(|message| Error::Engine {
             address: address.clone(),
             message,
-            help: "point DOCKER_HOST at an engine: unix:///path, tcp://host:port, ssh://[user@]host".into(),
+            help:
+                "point DOCKER_HOST at an engine: unix:///path, tcp://host:port, ssh://[user@]host"
+                    .into(),
         })?;
         Engine::connect_to(&endpoint, None, None).await
     }
@@ -81,7 +84,8 @@ impl Engine {
         published_host: Option<&str>,
     ) -> Result<Engine, Error> {
         let address = endpoint.to_string();
-        let unreachable = |message: String| Error::Engine {
+        let unreachable = |message: String| {
+            Error::Engine {
             address: address.clone(),
             message,
             help: match endpoint {
@@ -89,22 +93,26 @@ impl Engine {
                 Endpoint::Tcp { .. } => "check that the engine listens there; with TLS, that cert_path (or DOCKER_CERT_PATH) holds ca.pem, cert.pem and key.pem".into(),
                 Endpoint::Ssh { .. } => "check `ssh HOST docker version` works: the system ssh is used, with your ~/.ssh/config, agent and known_hosts".into(),
             },
+        }
         };
         let version = bollard::API_DEFAULT_VERSION;
         let docker = match endpoint {
             Endpoint::Unix(path) => Docker::connect_with_unix(path, TIMEOUT_SECS, version),
             Endpoint::Tcp { host, port } => {
-                let certs = cert_path
-                    .map(std::path::PathBuf::from)
-                    .or_else(|| {
-                        let verify = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
-                        let path = std::env::var("DOCKER_CERT_PATH").ok().filter(|p| !p.is_empty());
-                        match (verify, path) {
-                            (_, Some(p)) => Some(p.into()),
-                            (true, None) => std::env::var("HOME").ok().map(|h| std::path::Path::new(&h).join(".docker")),
-                            _ => None,
-                        }
-                    });
+                let certs = cert_path.map(std::path::PathBuf::from).or_else(|| {
+                    let verify =
+                        std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+                    let path = std::env::var("DOCKER_CERT_PATH")
+                        .ok()
+                        .filter(|p| !p.is_empty());
+                    match (verify, path) {
+                        (_, Some(p)) => Some(p.into()),
+                        (true, None) => std::env::var("HOME")
+                            .ok()
+                            .map(|h| std::path::Path::new(&h).join(".docker")),
+                        _ => None,
+                    }
+                });
                 match certs {
                     Some(dir) => Docker::connect_with_ssl(
                         &format!("{host}:{port}"),
@@ -114,7 +122,11 @@ impl Engine {
                         TIMEOUT_SECS,
                         version,
                     ),
-                    None => Docker::connect_with_http(&format!("tcp://{host}:{port}"), TIMEOUT_SECS, version),
+                    None => Docker::connect_with_http(
+                        &format!("tcp://{host}:{port}"),
+                        TIMEOUT_SECS,
+                        version,
+                    ),
                 }
             }
             Endpoint::Ssh { .. } => Docker::connect_with_ssh(&address, TIMEOUT_SECS, version, None),
