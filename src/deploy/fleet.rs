@@ -174,13 +174,18 @@ async fn lock_all(
     Ok(guards)
 }
 
+/// Lets go of every lock; a host that does not answer keeps its lock, which
+/// its holder's pid marks as stale for the next run.
 async fn unlock_all(hosts: &[Host], guards: Vec<Guard>) {
     let releases = guards
         .into_iter()
         .zip(hosts)
-        .map(|(g, h)| g.release(&h.engine));
+        .map(|(g, h)| tokio::time::timeout(ANSWER, g.release(&h.engine)));
     futures_util::future::join_all(releases).await;
 }
+
+/// How long a small request to a host may take before it counts as lost.
+const ANSWER: Duration = Duration::from_secs(20);
 
 /// Network, store, gateway and repair on every host: what serves on each.
 async fn inspect_all<'h>(

@@ -1,0 +1,370 @@
+//! `shipit deploy` to several real Docker hosts, from outside them: four
+//! engines in their own network namespaces (`.ci/test-hosts`), three over
+//! ssh:// and one over tcp:// with TLS client certificates, the images
+//! streamed from this engine (no registry). All hosts switch together or
+//! none does, under load on every host's gateway, through faults.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use super::support::{Load, Site, Wrk, no_failures};
+
+const DIR: &str = "/tmp/shipit-test-hosts";
+
+/// The hosts, brought down on drop.
+struct TestHosts {
+    count: usize,
+}
+
+impl TestHosts {
+    /// `None` (with a note) when SHIPIT_SKIP_HOSTS=1; otherwise they must come up.
+    fn up(count: usize) -> Option<TestHosts> {
+        if std::env::var_os("SHIPIT_SKIP_HOSTS").is_some_and(|v| v == "1") {
+            eprintln!("SHIPIT_SKIP_HOSTS=1: skipping the test on several Docker hosts");
+            return None;
+        }
+        let out = Command::new("bash")
+            .arg(crate::harness::repo().join(".ci/test-hosts"))
+            .args(["up", &count.to_string()])
+            .output()
+            .expect("bash .ci/test-hosts");
+        assert!(
+            out.status.success(),
+            "the test hosts did not come up (root, openssh-server and iproute2 are needed; set SHIPIT_SKIP_HOSTS=1 to skip):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(TestHosts { count })
+    }
+
+    fn script(&self, args: &[&str]) {
+        let ok = Command::new("bash")
+            .arg(crate::harness::repo().join(".ci/test-hosts"))
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "test-hosts {args:?}");
+    }
+
+    fn cut(&self, i: usize) {
+        self.script(&["cut", &i.to_string()]);
+    }
+
+    fn mend(&self, i: usize) {
+        self.script(&["mend", &i.to_string()]);
+    }
+
+    fn address(i: usize) -> String {
+        format!("10.231.{i}.2")
+    }
+
+    /// `docker` on host `i`, through its own socket (the test's back door).
+    fn docker(i: usize, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{DIR}/h{i}/docker.sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for TestHosts {
+    fn drop(&mut self) {
+        let _ = self.count;
+        let _ = Command::new("bash")
+            .arg(crate::harness::repo().join(".ci/test-hosts"))
+            .arg("down")
+            .status();
+    }
+}
+
+/// The release host `i`'s gateway answers with.
+fn serving(i: usize, port: u16) -> Option<String> {
+    shipit::http::request(
+        &format!("http://{}:{port}/health", TestHosts::address(i)),
+        "GET",
+        &[],
+        b"",
+        Duration::from_secs(3),
+    )
+    .ok()
+    .and_then(|r| r.header("X-Shipit-Release").map(String::from))
+}
+
+#[track_caller]
+fn all_serve(hosts: &[usize], port: u16, release: &str, after: &str) {
+    for &i in hosts {
+        assert_eq!(
+            serving(i, port).as_deref(),
+            Some(release),
+            "host {i} after {after}"
+        );
+    }
+}
+
+/// Keepalive load (paced wrk) on every listed host's gateway, and a client
+/// opening a new connection per request on the first.
+struct FleetLoad {
+    wrks: Vec<(usize, Wrk)>,
+    fresh: Load,
+}
+
+impl FleetLoad {
+    fn start(hosts: &[usize], port: u16) -> FleetLoad {
+        let url = |i: usize| format!("http://{}:{port}", TestHosts::address(i));
+        let load = FleetLoad {
+            wrks: hosts.iter().map(|&i| (i, Wrk::start(&url(i), true))).collect(),
+            fresh: Load::start(&url(hosts[0])),
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        load
+    }
+
+    #[track_caller]
+    fn no_failures(self, during: &str) {
+        no_failures(self.fresh, during);
+        for (i, wrk) in self.wrks {
+            let r = wrk.finish();
+            assert!(
+                r.socket_errors == 0 && r.non_2xx == 0 && r.requests > 100,
+                "host {i} during {during}: {} socket errors, {} non-2xx of {} requests\n{}",
+                r.socket_errors,
+                r.non_2xx,
+                r.requests,
+                r.text
+            );
+        }
+    }
+}
+
+/// A deploy running in the background, its stderr lines readable as they come.
+struct Running {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `count` lines containing `text` were printed.
+    #[track_caller]
+    fn wait_for(&mut self, text: &str, count: usize) {
+        let start = Instant::now();
+        while self.seen.iter().filter(|l| l.contains(text)).count() < count {
+            match self.lines.recv_timeout(Duration::from_secs(1)) {
+                Ok(line) => self.seen.push(line),
+                Err(_) if start.elapsed() > Duration::from_secs(120) => {
+                    panic!("no {count} line(s) with {text:?}:\n{}", self.seen.join("\n"))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn finish(mut self) -> (i32, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.code().unwrap_or(-1), self.seen.join("\n"))
+    }
+}
+
+#[test]
+fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
+    let Some(mut site) = Site::new("fleet") else {
+        return;
+    };
+    let Some(hosts) = TestHosts::up(4) else {
+        return;
+    };
+    let env = site.project.read("environments/staging.toml");
+    site.project.write(
+        "environments/staging.toml",
+        &format!(
+            "{env}\n[[deploy.hosts]]\nengine = \"ssh://shipit-h1\"\naddress = \"10.231.1.2\"\n\n[[deploy.hosts]]\nengine = \"ssh://shipit-h2\"\naddress = \"10.231.2.2\"\n\n[[deploy.hosts]]\nengine = \"ssh://shipit-h3\"\naddress = \"10.231.3.2\"\n\n[[deploy.hosts]]\nengine = \"tcp://10.231.4.2:2376\"\ncert_path = \"{DIR}/certs\"\n"
+        ),
+    );
+    site.extra.push("deploy.transfer=stream".into());
+    site.extra.push("deploy.health_timeout=30s".into());
+    let port = site.port;
+    let all = [1, 2, 3, 4];
+    let v1 = site.image("1.0.0", "");
+    let v2 = site.image("2.0.0", "");
+    let v3 = site.image("3.0.0", "");
+
+    // v1, streamed to every host: no registry runs anywhere.
+    let run = site.deploy("1.0.0", &v1, &["--output", "json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["hosts"].as_array().map(Vec::len), Some(4), "{report}");
+    assert_eq!(
+        run.stderr.matches("release image").filter(|_| true).count(),
+        4,
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("streamed"), "{}", run.stderr);
+    let id = report["entry"]["deploy_id"].as_str().unwrap().to_string();
+    all_serve(&all, port, "1", "deploying v1");
+    for i in all {
+        let image = TestHosts::docker(i, &["image", "inspect", "--format", "{{.Id}}", &v1]);
+        let (_, local) = crate::docker::docker(&["image", "inspect", "--format", "{{.Id}}", &v1]);
+        assert_eq!(image.trim(), local, "host {i} runs the image as built");
+    }
+
+    // v2 under load on every gateway, then back.
+    let load = FleetLoad::start(&all, port);
+    site.deploy("2.0.0", &v2, &[]).success();
+    all_serve(&all, port, "2", "deploying v2");
+    load.no_failures("deploying v2 to four hosts");
+    let load = FleetLoad::start(&all, port);
+    site.shipit(&["rollback", "staging"], &[]).success();
+    all_serve(&all, port, "1", "the rollback");
+    load.no_failures("rolling four hosts back");
+
+    // Every host recorded the first deploy under one id.
+    let status = site.status();
+    for h in status["hosts"].as_array().unwrap() {
+        let history = h["status"]["history"].as_array().unwrap();
+        assert!(
+            history.iter().any(|e| e["deploy_id"] == id.as_str()),
+            "{h}"
+        );
+    }
+
+    // Fault: v3 crashes on host 3 only, under load: no host switches.
+    let load = FleetLoad::start(&all, port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let ids = TestHosts::docker(
+                    3,
+                    &["ps", "-q", "--filter", "label=dev.shipit.version=3.0.0"],
+                );
+                for id in ids.split_whitespace() {
+                    TestHosts::docker(3, &["kill", id]);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let run = site.deploy("3.0.0", &v3, &[]).code(1);
+    stop.store(true, Ordering::SeqCst);
+    killer.join().unwrap();
+    assert!(
+        run.stderr.contains("ssh://shipit-h3") && run.stderr.contains("health"),
+        "{}",
+        run.stderr
+    );
+    all_serve(&all, port, "1", "v3 failing on one host");
+    load.no_failures("v3 failing on one host");
+    for i in all {
+        let left = TestHosts::docker(
+            i,
+            &["ps", "-aq", "--filter", "label=dev.shipit.version=3.0.0"],
+        );
+        assert!(left.trim().is_empty(), "host {i} kept v3 containers");
+    }
+
+    // Fault: a host unreachable at preflight: nothing changes anywhere.
+    hosts.cut(2);
+    let run = site.deploy("3.0.0", &v3, &[]).code(1);
+    assert!(
+        run.stderr.contains("ssh://shipit-h2")
+            && run.stderr.contains("unreachable")
+            && run.stderr.contains("nothing was changed"),
+        "{}",
+        run.stderr
+    );
+    all_serve(&[1, 3, 4], port, "1", "host 2 unreachable at preflight");
+    hosts.mend(2);
+
+    // Fault: SIGINT while staging.
+    let load = FleetLoad::start(&all, port);
+    let set = "app.version=3.0.0".to_string();
+    let mut running = Running::start(site.command(&[
+        "deploy", "staging", "--image", &v3, "--set", &set,
+    ]));
+    running.wait_for("healthy", 1);
+    let _ = Command::new("kill")
+        .args(["-INT", &running.child.id().to_string()])
+        .status();
+    let (code, stderr) = running.finish();
+    assert_eq!(code, 130, "{stderr}");
+    all_serve(&all, port, "1", "SIGINT while staging");
+    load.no_failures("SIGINT while staging");
+
+    // Fault: a second deploy from another process, while the first one runs.
+    let mut first = Running::start(site.command(&[
+        "deploy", "staging", "--image", &v3, "--set", &set,
+    ]));
+    first.wait_for("deploying", 1);
+    let second = site.deploy("3.0.0", &v3, &[]).code(1);
+    assert!(second.stderr.contains("locked"), "{}", second.stderr);
+    let (code, stderr) = first.finish();
+    assert_eq!(code, 0, "the deploy after the faults: {stderr}");
+    let serving_now = |site: &Site| {
+        let status = site.status();
+        assert!(
+            status["drift"].as_array().is_some_and(Vec::is_empty),
+            "{status}"
+        );
+        status["hosts"][0]["status"]["release"].to_string()
+    };
+    let v3_release = serving_now(&site);
+    all_serve(&all, port, &v3_release, "deploying v3 after the faults");
+
+    // Fault: a host lost after staging, before the switch (its link cut).
+    let load = FleetLoad::start(&[1, 2, 3], port);
+    let set = "app.version=2.0.0".to_string();
+    let mut running = Running::start(site.command(&[
+        "deploy", "staging", "--image", &v2, "--set", &set,
+    ]));
+    running.wait_for("passed through the gateway's candidate route", 4);
+    hosts.cut(4);
+    let (code, stderr) = running.finish();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("tcp://10.231.4.2:2376"), "{stderr}");
+    all_serve(&[1, 2, 3], port, &v3_release, "host 4 lost before the switch");
+    load.no_failures("host 4 lost before the switch");
+    hosts.mend(4);
+
+    // The next deploy repairs whatever the lost host was left with, and succeeds.
+    let run = site.deploy("2.0.0", &v2, &[]).success();
+    let status = site.status();
+    assert!(
+        status["drift"].as_array().is_some_and(Vec::is_empty),
+        "{status}\n{}",
+        run.stderr
+    );
+    let release = status["hosts"][0]["status"]["release"].to_string();
+    assert_ne!(release, v3_release);
+    all_serve(&all, port, &release, "the deploy after host 4 came back");
+}
