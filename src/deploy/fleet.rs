@@ -159,6 +159,14 @@ async fn lock_all(
     let mut guards: Vec<Guard> = Vec::new();
     for h in hosts {
         let o = out.for_host(&h.name);
+        // A lock whose holder died on this machine (a run killed, or one that
+        // lost this host before it could let go) is taken over, and said so.
+        if let Ok(Some(info)) = lock::inspect(&h.engine, &settings.site).await
+            && info.stale == Some(true)
+        {
+            o.warn(&format!("taking over a stale lock: {}", info.describe()));
+            let _ = lock::release(&h.engine, &settings.site).await;
+        }
         match super::run::take_lock(&h.engine, settings, &o, cancel, command, wait).await {
             Ok(g) => guards.push(g),
             Err(e) => {
