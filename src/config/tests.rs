@@ -382,3 +382,25 @@ fn cargo_version_source_reads_the_manifest() {
     let err = load(dir.path(), Some("test"), &Overrides::default()).unwrap_err();
     assert_eq!(err.problems[0].key, "app.manifest");
 }
+
+#[test]
+fn deploy_hosts_are_engine_addresses_each_listed_once() {
+    let found = problems(
+        "[deploy]\ntransfer = \"stream\"\n\n[[deploy.hosts]]\nengine = \"ssh://deploy@web1\"\naddress = \"10.0.0.5\"\n\n[[deploy.hosts]]\nengine = \"web2:22\"\n\n[[deploy.hosts]]\nengine = \"ssh://deploy@web1\"\ncert_path = \"/certs\"\n\n[[deploy.hosts]]\nengine = \"tcp://10.0.0.7:2376\"\naddress = \"not a host\"\nport = 1\n",
+    );
+    let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(keys.contains(&"deploy.hosts.1.engine"), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|(k, m)| k == "deploy.hosts.2.engine" && m.contains("listed twice")),
+        "{found:?}"
+    );
+    assert!(keys.contains(&"deploy.hosts.2.cert_path"), "{found:?}");
+    assert!(keys.contains(&"deploy.hosts.3.address"), "{found:?}");
+    assert!(
+        found.iter().any(|(_, m)| m.contains("port")),
+        "an unknown key in a host entry: {found:?}"
+    );
+    assert!(!keys.contains(&"deploy.hosts.0.engine"), "{found:?}");
+}

@@ -119,7 +119,10 @@ impl FleetLoad {
     fn start(hosts: &[usize], port: u16) -> FleetLoad {
         let url = |i: usize| format!("http://{}:{port}", TestHosts::address(i));
         let load = FleetLoad {
-            wrks: hosts.iter().map(|&i| (i, Wrk::start(&url(i), true))).collect(),
+            wrks: hosts
+                .iter()
+                .map(|&i| (i, Wrk::start(&url(i), true)))
+                .collect(),
             fresh: Load::start(&url(hosts[0])),
         };
         std::thread::sleep(Duration::from_millis(500));
@@ -179,7 +182,10 @@ impl Running {
             match self.lines.recv_timeout(Duration::from_secs(1)) {
                 Ok(line) => self.seen.push(line),
                 Err(_) if start.elapsed() > Duration::from_secs(120) => {
-                    panic!("no {count} line(s) with {text:?}:\n{}", self.seen.join("\n"))
+                    panic!(
+                        "no {count} line(s) with {text:?}:\n{}",
+                        self.seen.join("\n")
+                    )
                 }
                 Err(_) => {}
             }
@@ -221,9 +227,13 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     // v1, streamed to every host: no registry runs anywhere.
     let run = site.deploy("1.0.0", &v1, &["--output", "json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(report["hosts"].as_array().map(Vec::len), Some(4), "{report}");
     assert_eq!(
-        run.stderr.matches("release image").filter(|_| true).count(),
+        report["hosts"].as_array().map(Vec::len),
+        Some(4),
+        "{report}"
+    );
+    assert_eq!(
+        run.stderr.matches("release image").count(),
         4,
         "{}",
         run.stderr
@@ -251,10 +261,7 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     let status = site.status();
     for h in status["hosts"].as_array().unwrap() {
         let history = h["status"]["history"].as_array().unwrap();
-        assert!(
-            history.iter().any(|e| e["deploy_id"] == id.as_str()),
-            "{h}"
-        );
+        assert!(history.iter().any(|e| e["deploy_id"] == id.as_str()), "{h}");
     }
 
     // Fault: v3 crashes on host 3 only, under load: no host switches.
@@ -309,9 +316,8 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     // Fault: SIGINT while staging.
     let load = FleetLoad::start(&all, port);
     let set = "app.version=3.0.0".to_string();
-    let mut running = Running::start(site.command(&[
-        "deploy", "staging", "--image", &v3, "--set", &set,
-    ]));
+    let mut running =
+        Running::start(site.command(&["deploy", "staging", "--image", &v3, "--set", &set]));
     running.wait_for("healthy", 1);
     let _ = Command::new("kill")
         .args(["-INT", &running.child.id().to_string()])
@@ -322,9 +328,8 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     load.no_failures("SIGINT while staging");
 
     // Fault: a second deploy from another process, while the first one runs.
-    let mut first = Running::start(site.command(&[
-        "deploy", "staging", "--image", &v3, "--set", &set,
-    ]));
+    let mut first =
+        Running::start(site.command(&["deploy", "staging", "--image", &v3, "--set", &set]));
     first.wait_for("deploying", 1);
     let second = site.deploy("3.0.0", &v3, &[]).code(1);
     assert!(second.stderr.contains("locked"), "{}", second.stderr);
@@ -344,15 +349,19 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     // Fault: a host lost after staging, before the switch (its link cut).
     let load = FleetLoad::start(&[1, 2, 3], port);
     let set = "app.version=2.0.0".to_string();
-    let mut running = Running::start(site.command(&[
-        "deploy", "staging", "--image", &v2, "--set", &set,
-    ]));
+    let mut running =
+        Running::start(site.command(&["deploy", "staging", "--image", &v2, "--set", &set]));
     running.wait_for("passed through the gateway's candidate route", 4);
     hosts.cut(4);
     let (code, stderr) = running.finish();
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("tcp://10.231.4.2:2376"), "{stderr}");
-    all_serve(&[1, 2, 3], port, &v3_release, "host 4 lost before the switch");
+    all_serve(
+        &[1, 2, 3],
+        port,
+        &v3_release,
+        "host 4 lost before the switch",
+    );
     load.no_failures("host 4 lost before the switch");
     hosts.mend(4);
 
