@@ -33,13 +33,14 @@ validate-generated:
 install-tools:
     bash .ci/install-tools
 
-# Benchmarks: shipit render (hyperfine) and the calculator beside nginx (wrk), release builds
+# Benchmarks: shipit render (hyperfine), the calculator beside nginx (wrk), release builds, deploys (one host, several hosts)
 bench:
     bash .ci/bench
     bash .ci/bench-calculator
     bash .ci/bench-build
     bash .ci/bench-release
     bash .ci/bench-deploy
+    bash .ci/bench-hosts
 
 # Make the base images the Dockerfiles need on an engine that cannot pull
 offline-images:
