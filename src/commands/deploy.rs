@@ -109,10 +109,7 @@ async fn plan(
     settings: &Settings,
     options: &Options,
 ) -> Result<(), Error> {
-    let image = options
-        .image
-        .clone()
-        .unwrap_or_else(|| settings.image_ref.clone());
+    let image = options.image_ref(settings);
     let image_id = engine.image_id(&image).await;
     // The same checks the deploy makes before it changes anything.
     let certificate = settings
@@ -292,7 +289,7 @@ pub fn lock_release(ctx: &Context, environment: &str, host: Option<&str>) -> Res
         }
         no_hosts(host)?;
         let engine = Engine::connect().await?;
-        let held = lock::release(&engine, &settings.site).await?;
+        let held = lock::release_recorded(&engine, &settings.site).await?;
         if ctx.out.is_json() {
             ctx.out
                 .json(&serde_json::json!({ "environment": environment, "released": held }));
@@ -303,17 +300,6 @@ pub fn lock_release(ctx: &Context, environment: &str, host: Option<&str>) -> Res
                     "released",
                     &format!("the lock on {environment}, {}", info.describe()),
                 );
-                if let Ok(Some(store)) =
-                    crate::deploy::history::Store::existing(&engine, &settings.site).await
-                {
-                    let mut entry = crate::deploy::history::Entry::new(
-                        "lock-release",
-                        "succeeded",
-                        crate::deploy::now(),
-                    );
-                    entry.reason = Some(format!("released a lock {}", info.describe()));
-                    store.append(&entry).await?;
-                }
             }
             None => ctx
                 .out

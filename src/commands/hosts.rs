@@ -186,10 +186,7 @@ struct HostPlan {
 /// `shipit deploy ENV --dry-run` across hosts: what serves where, and every
 /// problem the preflight would stop at (exit 1 when there is one).
 pub async fn plan(ctx: &Context, settings: &Settings, options: &Options) -> Result<(), Error> {
-    let image = options
-        .image
-        .clone()
-        .unwrap_or_else(|| settings.image_ref.clone());
+    let image = options.image_ref(settings);
     let (problems, hosts) = crate::deploy::fleet::check(settings, options).await?;
     let mut rows = Vec::new();
     for h in &hosts {
@@ -267,20 +264,7 @@ pub async fn locks(
     let mut rows = Vec::new();
     for h in chosen(&hosts, only)? {
         let held = if release {
-            let held = lock::release(&h.engine, &settings.site).await?;
-            if let Some(info) = &held
-                && let Ok(Some(store)) =
-                    crate::deploy::history::Store::existing(&h.engine, &settings.site).await
-            {
-                let mut entry = crate::deploy::history::Entry::new(
-                    "lock-release",
-                    "succeeded",
-                    crate::deploy::now(),
-                );
-                entry.reason = Some(format!("released a lock {}", info.describe()));
-                store.append(&entry).await?;
-            }
-            held
+            lock::release_recorded(&h.engine, &settings.site).await?
         } else {
             lock::inspect(&h.engine, &settings.site).await?
         };

@@ -389,10 +389,7 @@ pub async fn check(
     settings: &Settings,
     options: &Options,
 ) -> Result<(Vec<String>, Vec<Host>), Error> {
-    let image_ref = options
-        .image
-        .clone()
-        .unwrap_or_else(|| settings.image_ref.clone());
+    let image_ref = options.image_ref(settings);
     let p = prepare(settings, options, &image_ref).await?;
     Ok((p.problems, p.hosts))
 }
@@ -406,10 +403,7 @@ pub async fn deploy(
 ) -> Result<Outcome, Error> {
     let started = super::now();
     let mut timeline = Timeline::new();
-    let image_ref = options
-        .image
-        .clone()
-        .unwrap_or_else(|| settings.image_ref.clone());
+    let image_ref = options.image_ref(settings);
     let Prepared {
         source,
         needs,
@@ -1006,15 +1000,7 @@ async fn record(
         }
     }
     let first = entries[0].clone();
-    let notified = match notify::send(settings, &first).await {
-        Ok(sent) => sent.then_some(true),
-        Err(why) => {
-            out.warn(&format!(
-                "the webhook was not delivered: {why} (the deploy result stands)"
-            ));
-            Some(false)
-        }
-    };
+    let notified = notify::announce(settings, &first, out).await;
     let hosts = members
         .iter()
         .zip(&entries)

@@ -146,3 +146,17 @@ pub async fn release(engine: &Engine, site: &Site) -> Result<Option<LockInfo>, E
     }
     Ok(info)
 }
+
+/// Removes the lock by hand (`shipit lock release`) and records who held it
+/// in the environment's history, when there is one.
+pub async fn release_recorded(engine: &Engine, site: &Site) -> Result<Option<LockInfo>, Error> {
+    let held = release(engine, site).await?;
+    if let Some(info) = &held
+        && let Ok(Some(store)) = super::history::Store::existing(engine, site).await
+    {
+        let mut entry = super::history::Entry::new("lock-release", "succeeded", super::now());
+        entry.reason = Some(format!("released a lock {}", info.describe()));
+        store.append(&entry).await?;
+    }
+    Ok(held)
+}

@@ -67,3 +67,21 @@ pub async fn send(settings: &Settings, entry: &Entry) -> Result<bool, String> {
         Err(format!("the webhook answered {}", response.status))
     }
 }
+
+/// Sends the notice for `entry`; a webhook that fails is a warning, never the
+/// result: `Some(true)` sent, `Some(false)` failed, `None` none configured.
+pub async fn announce(
+    settings: &Settings,
+    entry: &Entry,
+    out: &crate::output::Output,
+) -> Option<bool> {
+    match send(settings, entry).await {
+        Ok(sent) => sent.then_some(true),
+        Err(why) => {
+            out.warn(&format!(
+                "the webhook was not delivered: {why} (the deploy result stands)"
+            ));
+            Some(false)
+        }
+    }
+}

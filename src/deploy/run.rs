@@ -60,6 +60,15 @@ pub struct Options {
     pub to_version: Option<String>,
 }
 
+impl Options {
+    /// The image to deploy: `--image`, else the environment's.
+    pub fn image_ref(&self, settings: &Settings) -> String {
+        self.image
+            .clone()
+            .unwrap_or_else(|| settings.image_ref.clone())
+    }
+}
+
 /// What a deploy or rollback did.
 #[derive(Debug, Serialize)]
 pub struct Outcome {
@@ -261,10 +270,7 @@ pub async fn deploy(
 ) -> Result<Outcome, Error> {
     let started = super::now();
     let mut timeline = Timeline::new();
-    let image_ref = options
-        .image
-        .clone()
-        .unwrap_or_else(|| settings.image_ref.clone());
+    let image_ref = options.image_ref(settings);
     let strategy = options.strategy.unwrap_or(settings.strategy);
     let image_id = ensure_image(
         engine,
@@ -524,15 +530,7 @@ pub(super) async fn finish(
     entry.duration_ms = timeline.total_ms();
     entry.phases = timeline.phases;
     store.append(&entry).await?;
-    let notified = match notify::send(settings, &entry).await {
-        Ok(sent) => sent.then_some(true),
-        Err(why) => {
-            out.warn(&format!(
-                "the webhook was not delivered: {why} (the deploy result stands)"
-            ));
-            Some(false)
-        }
-    };
+    let notified = notify::announce(settings, &entry, out).await;
     Ok(Outcome {
         entry,
         gateway_url: gateway::url(store.engine(), settings),
