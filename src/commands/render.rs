@@ -183,7 +183,15 @@ fn plan_target(ctx: &Context, target: &str, environments: &[String]) -> Result<T
     let (loaded, root, artifacts, owned) = if target == CI_TARGET {
         let loaded: Loaded =
             config::load(&ctx.project, None, &ctx.overrides).map_err(Error::Config)?;
-        let artifacts = render::ci_workflows(&loaded, environments.to_vec())?;
+        let deploys = loaded
+            .config
+            .ci
+            .deploy_environments
+            .iter()
+            .filter(|e| environments.contains(e))
+            .map(|e| config::load(&ctx.project, Some(e), &ctx.overrides).map_err(Error::Config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let artifacts = render::ci_workflows(&loaded, environments.to_vec(), &deploys)?;
         (loaded, String::new(), artifacts, false)
     } else {
         let loaded =

@@ -31,6 +31,18 @@ impl Need {
             id: source.image_id(reference).await,
         }
     }
+
+    /// How this image travels: the release as `deploy.transfer` says; the
+    /// gateway (shipit's own, made with `shipit image gateway`) is streamed
+    /// whenever this engine has it, so a fleet that pulls its releases needs
+    /// no registry copy of the gateway.
+    fn transfer(&self, settings: &Settings) -> Transfer {
+        if self.what == "gateway" && self.id.is_some() {
+            Transfer::Stream
+        } else {
+            settings.transfer
+        }
+    }
 }
 
 fn credentials(settings: &Settings, reference: &str) -> Option<bollard::auth::DockerCredentials> {
@@ -57,7 +69,7 @@ pub async fn problems(
         if have.is_some() && (need.id.is_none() || have == need.id) {
             continue;
         }
-        match (settings.transfer, &need.id) {
+        match (need.transfer(settings), &need.id) {
             (Transfer::Stream, Some(_)) if !same_engine_as_source => {}
             (Transfer::Stream, _) => problems.push(format!(
                 "the {} image {} is not on the engine it would be streamed from: {}",
@@ -147,7 +159,7 @@ pub async fn deliver(
                 }
             })
         };
-        let (how, result) = match settings.transfer {
+        let (how, result) = match need.transfer(settings) {
             Transfer::Stream => (
                 "streamed",
                 host.engine

@@ -102,6 +102,58 @@ impl Endpoint {
     }
 }
 
+/// Checks, with the system `ssh` and `StrictHostKeyChecking=yes`, that an
+/// ssh:// engine's host key is already known (known_hosts, or the user's ssh
+/// config), and that the login works without a prompt. bollard's own ssh
+/// connection would accept a key it has never seen; this refuses it first.
+pub async fn verify_host_key(
+    endpoint: &Endpoint,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    let Endpoint::Ssh { user, host, port } = endpoint else {
+        return Ok(());
+    };
+    let destination = match user {
+        Some(u) => format!("{u}@{host}"),
+        None => host.clone(),
+    };
+    let mut ssh = tokio::process::Command::new("ssh");
+    ssh.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .args(["-o", &format!("ConnectTimeout={}", limit.as_secs().max(1))]);
+    if let Some(p) = port {
+        ssh.args(["-p", &p.to_string()]);
+    }
+    ssh.args(["--", &destination, "true"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(limit, ssh.output())
+        .await
+        .map_err(|_| format!("ssh {destination}: no answer within {} s", limit.as_secs()))?
+        .map_err(|e| format!("cannot run ssh (the system OpenSSH client is needed): {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Warning: Permanently added"))
+        .last()
+        .unwrap_or("ssh failed")
+        .trim()
+        .to_string();
+    if stderr.contains("Host key verification failed") || stderr.contains("No ED25519 host key is known")
+        || stderr.contains("host key is known")
+    {
+        Err(format!(
+            "{last}: the host key of {host} is not in known_hosts; add it (`ssh-keyscan` it once, then check its fingerprint; in CI, the SHIPIT_SSH_KNOWN_HOSTS secret)"
+        ))
+    } else {
+        Err(last)
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

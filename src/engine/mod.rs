@@ -129,7 +129,14 @@ impl Engine {
                     ),
                 }
             }
-            Endpoint::Ssh { .. } => Docker::connect_with_ssh(&address, TIMEOUT_SECS, version, None),
+            Endpoint::Ssh { .. } => {
+                // bollard's ssh accepts a host key it has never seen
+                // (StrictHostKeyChecking=accept-new): check it first, strictly.
+                endpoint::verify_host_key(endpoint, CONNECT_LIMIT)
+                    .await
+                    .map_err(&unreachable)?;
+                Docker::connect_with_ssh(&address, TIMEOUT_SECS, version, None)
+            }
         }
         .map_err(|e| unreachable(e.to_string()))?;
         let docker = tokio::time::timeout(CONNECT_LIMIT, async {

@@ -137,7 +137,12 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
 }
 
 /// The CI workflows, rendered from the shared base configuration.
-pub fn ci_workflows(loaded: &Loaded, environments: Vec<String>) -> Result<Vec<Artifact>, Error> {
+/// `deploys`: each of `ci.deploy_environments`, loaded (their hosts and secrets shape the deploy jobs).
+pub fn ci_workflows(
+    loaded: &Loaded,
+    environments: Vec<String>,
+    deploys: &[Loaded],
+) -> Result<Vec<Artifact>, Error> {
     let missing: Vec<&String> = loaded
         .config
         .ci
@@ -156,7 +161,7 @@ pub fn ci_workflows(loaded: &Loaded, environments: Vec<String>) -> Result<Vec<Ar
             environments.join(", ")
         )));
     }
-    let c = ci::CiCtx::new(loaded, environments);
+    let c = ci::CiCtx::new(loaded, environments, deploys);
     let c = &c;
     Ok(vec![
         artifact(t::CiWorkflow::OUTPUT, t::CiWorkflow { c }.render())?,
