@@ -464,6 +464,18 @@ pub struct Ci {
     pub timeout_minutes: i64,
     /// Environments the deploy workflow rolls out, in order (each waits for the one before).
     pub deploy_environments: Vec<String>,
+    /// How the release workflow builds the image (`shipit build --mode`).
+    pub build_mode: CiBuildMode,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CiBuildMode {
+    /// The Dockerfile's builder stage compiles the service.
+    #[default]
+    Source,
+    /// A static binary compiled on the runner, packaged FROM scratch.
+    Prebuilt,
 }
 
 impl Default for Ci {
@@ -475,6 +487,7 @@ impl Default for Ci {
             kubernetes_version: "1.30.0".into(),
             timeout_minutes: 30,
             deploy_environments: vec!["staging".into(), "production".into()],
+            build_mode: CiBuildMode::Source,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The view the CI workflow templates read.
 
 use crate::config::Loaded;
-use crate::config::model::Transfer;
+use crate::config::model::{CiBuildMode, Transfer};
 
 use super::escape;
 
@@ -31,6 +31,8 @@ pub struct CiCtx {
     /// The registry credentials CI passes (expressions).
     pub registry_username: String,
     pub registry_password: String,
+    /// ` --mode prebuilt` when `ci.build_mode` says so; empty for the default.
+    pub build_mode_flag: &'static str,
     pub checkout: &'static str,
     pub setup_python: &'static str,
     pub rust_toolchain_action: &'static str,
@@ -142,6 +144,10 @@ impl CiCtx {
             ghcr,
             registry_username: registry_username.into(),
             registry_password: registry_password.into(),
+            build_mode_flag: match ci.build_mode {
+                CiBuildMode::Source => "",
+                CiBuildMode::Prebuilt => " --mode prebuilt",
+            },
             runner: ci.runner.clone(),
             rust_toolchain: ci.rust_toolchain.clone(),
             main_branch: ci.main_branch.clone(),

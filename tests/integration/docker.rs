@@ -58,10 +58,15 @@ impl Registry {
 
     /// A registry with extra configuration appended (auth, maintenance, ...).
     pub fn with_extra(extra: &str) -> Registry {
+        Registry::serve(&format!("127.0.0.1:{}", free_port()), extra, "")
+    }
+
+    /// A registry on `address`, with `extra` top-level and `http_extra`
+    /// (indented two spaces: tls, ...) configuration.
+    pub fn serve(address: &str, extra: &str, http_extra: &str) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: {address}\n{http_extra}",
             dir.path().join("data").display()
         );
         let path = dir.path().join("config.yml");
@@ -75,7 +80,7 @@ impl Registry {
             .expect(
                 "docker-registry (Debian package docker-registry; .ci/install-tools installs it)",
             );
-        let address = format!("127.0.0.1:{port}");
+        let address = address.to_string();
         let start = Instant::now();
         while std::net::TcpStream::connect(&address).is_err() {
             assert!(

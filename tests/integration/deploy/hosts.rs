@@ -12,20 +12,25 @@ use std::time::{Duration, Instant};
 
 use super::support::{Load, Site, Wrk, no_failures};
 
-const DIR: &str = "/tmp/shipit-test-hosts";
+pub(super) const DIR: &str = "/tmp/shipit-test-hosts";
 
-/// The hosts, brought down on drop.
-struct TestHosts {
+/// The hosts, brought down on drop. One set at a time: the tests that use
+/// them take turns (the namespaces and the state directory are shared).
+pub(super) struct TestHosts {
     count: usize,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl TestHosts {
     /// `None` (with a note) when SHIPIT_SKIP_HOSTS=1; otherwise they must come up.
-    fn up(count: usize) -> Option<TestHosts> {
+    pub(super) fn up(count: usize) -> Option<TestHosts> {
         if std::env::var_os("SHIPIT_SKIP_HOSTS").is_some_and(|v| v == "1") {
             eprintln!("SHIPIT_SKIP_HOSTS=1: skipping the test on several Docker hosts");
             return None;
         }
+        let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = Command::new("bash")
             .arg(crate::harness::repo().join(".ci/test-hosts"))
             .args(["up", &count.to_string()])
@@ -37,7 +42,10 @@ impl TestHosts {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(TestHosts { count })
+        Some(TestHosts {
+            count,
+            _turn: turn,
+        })
     }
 
     fn script(&self, args: &[&str]) {
@@ -58,12 +66,12 @@ impl TestHosts {
         self.script(&["mend", &i.to_string()]);
     }
 
-    fn address(i: usize) -> String {
+    pub(super) fn address(i: usize) -> String {
         format!("10.231.{i}.2")
     }
 
     /// `docker` on host `i`, through its own socket (the test's back door).
-    fn docker(i: usize, args: &[&str]) -> String {
+    pub(super) fn docker(i: usize, args: &[&str]) -> String {
         let out = Command::new("docker")
             .arg("-H")
             .arg(format!("unix://{DIR}/h{i}/docker.sock"))
@@ -85,7 +93,7 @@ impl Drop for TestHosts {
 }
 
 /// The release host `i`'s gateway answers with.
-fn serving(i: usize, port: u16) -> Option<String> {
+pub(super) fn serving(i: usize, port: u16) -> Option<String> {
     shipit::http::request(
         &format!("http://{}:{port}/health", TestHosts::address(i)),
         "GET",

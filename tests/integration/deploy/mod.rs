@@ -5,8 +5,10 @@
 
 mod bench;
 mod hosts;
+mod runner;
 mod support;
 mod tls;
+mod workflows;
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
