@@ -138,12 +138,12 @@ pub async fn verify_host_key(
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr
         .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("Warning: Permanently added"))
-        .last()
+        .rfind(|l| !l.trim().is_empty() && !l.starts_with("Warning: Permanently added"))
         .unwrap_or("ssh failed")
         .trim()
         .to_string();
-    if stderr.contains("Host key verification failed") || stderr.contains("No ED25519 host key is known")
+    if stderr.contains("Host key verification failed")
+        || stderr.contains("No ED25519 host key is known")
         || stderr.contains("host key is known")
     {
         Err(format!(

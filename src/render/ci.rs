@@ -172,10 +172,21 @@ mod tests {
 
     #[test]
     fn loopback_registries() {
-        for r in ["127.0.0.1:5000", "localhost:5000", "localhost", "[::1]:5000", "127.1.2.3"] {
+        for r in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback(r), "{r}");
         }
-        for r in ["ghcr.io", "10.231.0.1:5000", "registry.example.com:443", "127x.io"] {
+        for r in [
+            "ghcr.io",
+            "10.231.0.1:5000",
+            "registry.example.com:443",
+            "127x.io",
+        ] {
             assert!(!is_loopback(r), "{r}");
         }
     }

@@ -42,10 +42,7 @@ impl TestHosts {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(TestHosts {
-            count,
-            _turn: turn,
-        })
+        Some(TestHosts { count, _turn: turn })
     }
 
     fn script(&self, args: &[&str]) {

@@ -18,15 +18,25 @@ use crate::harness::repo;
 const REGISTRY: &str = "10.231.0.1:5000";
 const USER: &str = "ci-user";
 
-/// This repository's tracked files, copied as a checkout, committed.
-fn checkout(into: &Path) -> String {
-    let files = Command::new("git")
+/// `git` in `dir`, as a CI bot; its output.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
         .arg("-C")
-        .arg(repo())
-        .args(["ls-files", "-z"])
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "ci")
+        .env("GIT_AUTHOR_EMAIL", "ci@example.com")
+        .env("GIT_COMMITTER_NAME", "ci")
+        .env("GIT_COMMITTER_EMAIL", "ci@example.com")
         .output()
         .unwrap();
-    for file in String::from_utf8_lossy(&files.stdout).split('\0') {
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// This repository's tracked files, copied as a checkout, in a new repository.
+fn checkout(into: &Path) {
+    for file in git(&repo(), &["ls-files", "-z"]).split('\0') {
         let source = repo().join(file);
         if file.is_empty() || !source.is_file() {
             continue;
@@ -35,24 +45,14 @@ fn checkout(into: &Path) -> String {
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::copy(&source, &target).unwrap();
     }
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(into)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "ci")
-            .env("GIT_AUTHOR_EMAIL", "ci@example.com")
-            .env("GIT_COMMITTER_NAME", "ci")
-            .env("GIT_COMMITTER_EMAIL", "ci@example.com")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "release"]);
-    git(&["rev-parse", "HEAD"])
+    git(into, &["init", "-q", "-b", "main"]);
+}
+
+/// Commits everything in `dir`; the commit's id.
+fn commit(dir: &Path) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "release"]);
+    git(dir, &["rev-parse", "HEAD"])
 }
 
 fn replace(path: &Path, from: &str, to: &str) {
@@ -113,7 +113,9 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
             "auth:\n  htpasswd:\n    realm: shipit-test\n    path: {}\n",
             htpasswd.display()
         ),
-        &format!("  tls:\n    certificate: {DIR}/certs/registry.pem\n    key: {DIR}/certs/registry-key.pem\n"),
+        &format!(
+            "  tls:\n    certificate: {DIR}/certs/registry.pem\n    key: {DIR}/certs/registry-key.pem\n"
+        ),
     );
     let repository = format!("shipit-test/{}", site.app);
     let _built = Built(format!("{REGISTRY}/{repository}"));
@@ -123,9 +125,21 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
     let ws = work.path();
     checkout(ws);
     let base = ws.join("environments/base.toml");
-    replace(&base, "name = \"calculator\"", &format!("name = \"{}\"", site.app));
-    replace(&base, "registry = \"127.0.0.1:5000\"", &format!("registry = \"{REGISTRY}\""));
-    replace(&base, "repository = \"shipit/calculator\"", &format!("repository = \"{repository}\""));
+    replace(
+        &base,
+        "name = \"calculator\"",
+        &format!("name = \"{}\"", site.app),
+    );
+    replace(
+        &base,
+        "registry = \"127.0.0.1:5000\"",
+        &format!("registry = \"{REGISTRY}\""),
+    );
+    replace(
+        &base,
+        "repository = \"shipit/calculator\"",
+        &format!("repository = \"{repository}\""),
+    );
     replace(
         &base,
         "deploy_environments = [\"staging\", \"production\"]",
@@ -138,7 +152,11 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
         "strategy = \"blue-green\"\nhealth_timeout = \"30s\"\nsmoke_timeout = \"5s\"\ndrain_timeout = \"3s\"",
     );
     replace(&staging, "port = 8081", &format!("port = {}", site.port));
-    replace(&staging, "localhost:8081", &format!("localhost:{}", site.port));
+    replace(
+        &staging,
+        "localhost:8081",
+        &format!("localhost:{}", site.port),
+    );
     let mut text = std::fs::read_to_string(&staging).unwrap();
     text.push_str("\n[[deploy.hosts]]\nengine = \"ssh://root@10.231.1.2\"\n\n[[deploy.hosts]]\nengine = \"tcp://10.231.2.2:2376\"\n");
     std::fs::write(&staging, text).unwrap();
@@ -151,7 +169,7 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
         .output()
         .unwrap();
     assert!(rendered.status.success(), "{rendered:?}");
-    let sha = checkout_commit(ws);
+    let sha = commit(ws);
     let plan = Command::new(shipit)
         .arg("-C")
         .arg(ws)
@@ -178,11 +196,23 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
             ("github.event.workflow_run.head_sha", sha.clone()),
             ("secrets.SHIPIT_REGISTRY_USERNAME", USER.into()),
             ("secrets.SHIPIT_REGISTRY_PASSWORD", password.clone()),
-            ("secrets.SHIPIT_SSH_PRIVATE_KEY", read(&format!("{DIR}/id_ed25519"))),
+            (
+                "secrets.SHIPIT_SSH_PRIVATE_KEY",
+                read(&format!("{DIR}/id_ed25519")),
+            ),
             ("secrets.SHIPIT_SSH_KNOWN_HOSTS", known_hosts.to_string()),
-            ("secrets.SHIPIT_DOCKER_TLS_CA", read(&format!("{DIR}/certs/ca.pem"))),
-            ("secrets.SHIPIT_DOCKER_TLS_CERT", read(&format!("{DIR}/certs/cert.pem"))),
-            ("secrets.SHIPIT_DOCKER_TLS_KEY", read(&format!("{DIR}/certs/key.pem"))),
+            (
+                "secrets.SHIPIT_DOCKER_TLS_CA",
+                read(&format!("{DIR}/certs/ca.pem")),
+            ),
+            (
+                "secrets.SHIPIT_DOCKER_TLS_CERT",
+                read(&format!("{DIR}/certs/cert.pem")),
+            ),
+            (
+                "secrets.SHIPIT_DOCKER_TLS_KEY",
+                read(&format!("{DIR}/certs/key.pem")),
+            ),
             ("secrets.STAGING_WEBHOOK_URL", webhook.clone()),
         ]
         .into_iter()
@@ -200,7 +230,10 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
             ("GITHUB_SHA", sha.clone()),
             ("NO_COLOR", "1".into()),
             // What rust-cache restores: the crates already compiled.
-            ("CARGO_TARGET_DIR", repo().join("target").display().to_string()),
+            (
+                "CARGO_TARGET_DIR",
+                repo().join("target").display().to_string(),
+            ),
         ] {
             r.base_env.insert(k.into(), v);
         }
@@ -226,8 +259,18 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
     // A tag that does not name the version: refused before anything is pushed.
     let mut r = runner("v9.9.9", &host_key(1));
     let job = r.run_job(&release, "image", &["install-shipit"]);
-    assert_eq!(job.named("the tag names the version").outcome, "failure", "{}", job.log());
-    assert_eq!(job.named("build and push").outcome, "skipped", "{}", job.log());
+    assert_eq!(
+        job.named("the tag names the version").outcome,
+        "failure",
+        "{}",
+        job.log()
+    );
+    assert_eq!(
+        job.named("build and push").outcome,
+        "skipped",
+        "{}",
+        job.log()
+    );
     assert!(
         !registry_tags(&repository, &password).contains(&version),
         "a refused release pushed nothing"
@@ -256,7 +299,11 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
     for i in [1, 2] {
         assert_eq!(serving(i, site.port).as_deref(), Some("1"), "host {i}");
         let id = TestHosts::docker(i, &["image", "inspect", "--format", "{{.Id}}", &image]);
-        assert_eq!(id.trim(), built_id, "host {i} runs the image the release built");
+        assert_eq!(
+            id.trim(),
+            built_id,
+            "host {i} runs the image the release built"
+        );
     }
     wait_for("the deploy notice", || {
         notices
@@ -280,8 +327,15 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
         "the ssh agent outlived the job ({state}): {}",
         job.named("remove the host access").output
     );
-    let tls = r.env.get("DOCKER_CERT_PATH").expect("DOCKER_CERT_PATH").clone();
-    assert!(tls.starts_with("/dev/shm/") && !Path::new(&tls).exists(), "{tls}");
+    let tls = r
+        .env
+        .get("DOCKER_CERT_PATH")
+        .expect("DOCKER_CERT_PATH")
+        .clone();
+    assert!(
+        tls.starts_with("/dev/shm/") && !Path::new(&tls).exists(),
+        "{tls}"
+    );
     let ssh_files: Vec<String> = std::fs::read_dir(&r.ssh_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -293,30 +347,14 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
     let mut r = runner(&tag, &host_key(2));
     let job = r.run_job(&deploy, "staging", &["install-shipit"]);
     assert_eq!(job.step("deploy").outcome, "failure", "{}", job.log());
-    assert!(job.step("deploy").output.contains("known_hosts"), "{}", job.log());
+    assert!(
+        job.step("deploy").output.contains("known_hosts"),
+        "{}",
+        job.log()
+    );
     assert_eq!(job.step("smoke").outcome, "skipped");
     assert_eq!(job.named("roll back").outcome, "skipped", "{}", job.log());
     for i in [1, 2] {
         assert_eq!(serving(i, site.port).as_deref(), Some("1"), "host {i}");
     }
-}
-
-fn checkout_commit(ws: &Path) -> String {
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(ws)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "ci")
-            .env("GIT_AUTHOR_EMAIL", "ci@example.com")
-            .env("GIT_COMMITTER_NAME", "ci")
-            .env("GIT_COMMITTER_EMAIL", "ci@example.com")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "configure the hosts"]);
-    git(&["rev-parse", "HEAD"])
 }
