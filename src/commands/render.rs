@@ -47,7 +47,9 @@ struct TargetReport<'a> {
 
 pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     let environments = config::environment_names(&ctx.project);
-    let targets = targets(args, &environments)?;
+    let mut targets = targets(args, &environments)?;
+    // `ci` last: it reads the deploy environments, planned (and reported) first.
+    targets.sort_by_key(|t| t == CI_TARGET);
     if !ctx.overrides.set.is_empty() || !ctx.overrides.env.is_empty() {
         let mut names: Vec<String> = ctx
             .overrides
@@ -71,6 +73,11 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     let mut plans = Vec::new();
     let mut failed = Vec::new();
     for target in &targets {
+        // The workflows read the deploy environments: an environment that
+        // already failed is not reported a second time under `ci`.
+        if target == CI_TARGET && !failed.is_empty() {
+            continue;
+        }
         match plan_target(ctx, target, &environments) {
             Ok(plan) => plans.push(plan),
             Err(Error::Config(errors)) => {
