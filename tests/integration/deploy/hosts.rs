@@ -89,6 +89,52 @@ impl Drop for TestHosts {
     }
 }
 
+/// Drops, on their way out of this namespace, the requests to host `i`'s
+/// gateway that carry the candidate header: the smoke suite through that
+/// host's candidate route fails, and nothing else does (health comes from the
+/// engine, the load carries no such header). Removed on drop.
+struct CandidateBlocked(Vec<String>);
+
+impl CandidateBlocked {
+    fn on(i: usize, port: u16) -> CandidateBlocked {
+        let rule: Vec<String> = [
+            "OUTPUT",
+            "-d",
+            &TestHosts::address(i),
+            "-p",
+            "tcp",
+            "--dport",
+            &port.to_string(),
+            "-m",
+            "string",
+            "--string",
+            "X-Shipit-Candidate",
+            "--algo",
+            "bm",
+            "--icase",
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let ok = Command::new("iptables")
+            .arg("-A")
+            .args(&rule)
+            .status()
+            .expect("iptables")
+            .success();
+        assert!(ok, "iptables -A {rule:?}");
+        CandidateBlocked(rule)
+    }
+}
+
+impl Drop for CandidateBlocked {
+    fn drop(&mut self) {
+        let _ = Command::new("iptables").arg("-D").args(&self.0).status();
+    }
+}
+
 /// The release host `i`'s gateway answers with.
 pub(super) fn serving(i: usize, port: u16) -> Option<String> {
     shipit::http::request(
@@ -305,6 +351,22 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
         assert!(left.trim().is_empty(), "host {i} kept v3 containers");
     }
 
+    // Fault: v3 healthy everywhere, but its smoke tests fail through host 2's
+    // candidate route only: no host switches.
+    let load = FleetLoad::start(&all, port);
+    let blocked = CandidateBlocked::on(2, port);
+    let run = site.deploy("3.0.0", &v3, &[]).code(1);
+    drop(blocked);
+    assert!(
+        run.stderr.contains("ssh://shipit-h2 (smoke)")
+            && run.stderr.contains("failed during staging")
+            && run.stderr.contains("no host had switched to it"),
+        "{}",
+        run.stderr
+    );
+    all_serve(&all, port, "1", "v3 failing smoke on host 2");
+    load.no_failures("v3 failing smoke on host 2");
+
     // Fault: a host unreachable at preflight: nothing changes anywhere.
     hosts.cut(2);
     let run = site.deploy("3.0.0", &v3, &[]).code(1);
@@ -351,7 +413,9 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     let v3_release = serving_now(&site);
     all_serve(&all, port, &v3_release, "deploying v3 after the faults");
 
-    // Fault: a host lost after staging, before the switch (its link cut).
+    // Fault: a host lost at the switch (its link cut the moment every host
+    // has passed staging, as the switches start): the hosts that switched
+    // are switched back.
     let load = FleetLoad::start(&[1, 2, 3], port);
     let set = "app.version=2.0.0".to_string();
     let mut running =
@@ -360,14 +424,14 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     hosts.cut(4);
     let (code, stderr) = running.finish();
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("tcp://10.231.4.2:2376"), "{stderr}");
-    all_serve(
-        &[1, 2, 3],
-        port,
-        &v3_release,
-        "host 4 lost before the switch",
+    assert!(
+        stderr.contains("tcp://10.231.4.2:2376 (switch)")
+            && stderr.contains("failed during switch")
+            && stderr.contains("the hosts that had switched were switched back"),
+        "{stderr}"
     );
-    load.no_failures("host 4 lost before the switch");
+    all_serve(&[1, 2, 3], port, &v3_release, "host 4 lost at the switch");
+    load.no_failures("host 4 lost at the switch");
     hosts.mend(4);
 
     // The next deploy repairs whatever the lost host was left with, and succeeds.
