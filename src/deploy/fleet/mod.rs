@@ -1,0 +1,116 @@
+//! One deploy or rollback across several Docker hosts, all or nothing:
+//! preflight every host, lock them all in a fixed order, stage the release
+//! on each (healthy, then smoke-tested through that host's candidate route),
+//! and only when every host passed switch every gateway; a failed switch is
+//! switched back on the hosts already switched. Every host records the run
+//! under one deploy id.
+
+mod entry;
+mod preflight;
+mod steps;
+
+pub use entry::{deploy, rollback};
+pub use preflight::check;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::deliver::{self, Need};
+use super::history::{Entry, Store};
+use super::host::{self, Host, Unreachable};
+use super::lock::{self, Guard};
+use super::repair::repair;
+use super::run::{
+    Cancel, Job, Options, Outcome, Release, Timeline, drain, next_number, on_trial, prune,
+    replicas_of, restore, start_healthy,
+};
+use super::{Settings, gateway, notify};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::output::Output;
+
+/// What one host did in a run across hosts.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub gateway_url: String,
+    /// `succeeded`, `rolled-back`, `no-op`, `unreachable`, ...
+    pub result: String,
+    /// The step that failed here, and why.
+    pub step: Option<String>,
+    pub reason: Option<String>,
+    /// What serves on this host now.
+    pub serving_release: Option<u64>,
+    pub serving_version: Option<String>,
+}
+
+/// What one host knows once locked and inspected.
+struct Member<'a> {
+    host: &'a Host,
+    out: Output,
+    store: Store<'a>,
+    history: Vec<Entry>,
+    current: Option<Release>,
+    repaired: Vec<String>,
+    gateway_was_there: bool,
+}
+
+impl Member<'_> {
+    fn job<'j>(&'j self, base: &Base<'j>) -> Job<'j> {
+        Job {
+            engine: &self.host.engine,
+            settings: base.settings,
+            out: &self.out,
+            cancel: base.cancel,
+            image_ref: base.image_ref,
+            secrets: base.secrets,
+            tls: base.tls,
+        }
+    }
+}
+
+/// What every host's steps share.
+struct Base<'a> {
+    settings: &'a Settings,
+    cancel: &'a Cancel,
+    image_ref: &'a str,
+    secrets: &'a [(String, String)],
+    tls: Option<&'a super::tls::Material>,
+}
+
+fn indent(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("  - {}", l.replace('\n', "\n    ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A new deploy id: the time and 32 random bits, shared by every host's entry.
+fn deploy_id() -> String {
+    let mut bytes = [0u8; 4];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    let suffix = if random {
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    } else {
+        format!("{:08x}", std::process::id())
+    };
+    format!("{}-{suffix}", super::now())
+}
+
+fn describe(current: &Option<Release>) -> String {
+    current
+        .as_ref()
+        .map(|c| format!("release {} ({})", c.number, c.version))
+        .unwrap_or_else(|| "nothing".into())
+}
+
+fn members_index(members: &[Member<'_>], m: &Member<'_>) -> usize {
+    members
+        .iter()
+        .position(|x| std::ptr::eq(x, m))
+        .unwrap_or_default()
+}

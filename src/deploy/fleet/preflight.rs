@@ -1,0 +1,289 @@
+//! Before anything changes: every host reached, checked and locked, and
+//! inspected (repaired, drift found), every problem reported at once.
+
+use super::*;
+
+/// Every problem that would stop the run, from every host, before anything
+/// changes anywhere.
+pub(super) async fn preflight(
+    source: Option<&Engine>,
+    hosts: &[Host],
+    unreachable: &[Unreachable],
+    settings: &Settings,
+    needs: &[Need],
+    options: &Options,
+) -> Vec<String> {
+    let mut problems: Vec<String> = unreachable
+        .iter()
+        .map(|u| format!("{}: unreachable: {}", u.name, u.why))
+        .collect();
+    let checks = host::on_each(
+        hosts,
+        |h| &h.name,
+        Duration::from_secs(60),
+        |h| async move {
+            let mut found = Vec::new();
+            let same = source.is_some_and(|s| s.address == h.engine.address);
+            found.extend(deliver::problems(h, settings, needs, same).await);
+            if options.lock_wait.is_zero() {
+                match lock::inspect(&h.engine, &settings.site).await {
+                    Ok(Some(info)) if info.stale != Some(true) => {
+                        found.push(format!("locked: {}", info.describe()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => found.push(e.to_string()),
+                }
+            }
+            found.extend(ports_taken(&h.engine, settings).await);
+            found
+        },
+    )
+    .await;
+    for (h, result) in hosts.iter().zip(checks) {
+        match result {
+            Ok(found) => problems.extend(found.into_iter().map(|p| format!("{}: {p}", h.name))),
+            Err(why) => problems.push(why),
+        }
+    }
+    problems
+}
+
+/// The gateway's ports, published by a container that is not this site's gateway.
+pub(super) async fn ports_taken(engine: &Engine, settings: &Settings) -> Vec<String> {
+    let mut wanted = vec![settings.gateway_port];
+    if let Some(tls) = &settings.tls {
+        wanted.push(tls.port);
+    }
+    let Ok(all) = engine.containers(&[]).await else {
+        return vec!["cannot list the containers".into()];
+    };
+    let gateway = settings.site.gateway();
+    all.iter()
+        .filter(|c| c.name != gateway && c.running)
+        .flat_map(|c| {
+            c.ports
+                .values()
+                .filter(|p| wanted.contains(p))
+                .map(|p| format!("port {p} is published by the container {}", c.name))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Takes every host's lock in host order; all or none.
+pub(super) async fn lock_all(
+    hosts: &[Host],
+    settings: &Settings,
+    out: &Output,
+    cancel: &Cancel,
+    command: &str,
+    wait: Duration,
+) -> Result<Vec<Guard>, Error> {
+    let mut guards: Vec<Guard> = Vec::new();
+    for h in hosts {
+        let o = out.for_host(&h.name);
+        // A lock whose holder died on this machine (a run killed, or one that
+        // lost this host before it could let go) is taken over, and said so.
+        if let Ok(Some(info)) = lock::inspect(&h.engine, &settings.site).await
+            && info.stale == Some(true)
+        {
+            o.warn(&format!("taking over a stale lock: {}", info.describe()));
+            let _ = lock::release(&h.engine, &settings.site).await;
+        }
+        match super::super::run::take_lock(&h.engine, settings, &o, cancel, command, wait).await {
+            Ok(g) => guards.push(g),
+            Err(e) => {
+                for (g, h) in guards.into_iter().zip(hosts) {
+                    g.release(&h.engine).await;
+                }
+                return Err(Error::Deploy {
+                    message: format!("{}: {e}\nno host was changed.", h.name),
+                });
+            }
+        }
+    }
+    Ok(guards)
+}
+
+/// Lets go of every lock; a host that does not answer keeps its lock, which
+/// its holder's pid marks as stale for the next run.
+pub(super) async fn unlock_all(hosts: &[Host], guards: Vec<Guard>) {
+    let releases = guards
+        .into_iter()
+        .zip(hosts)
+        .map(|(g, h)| tokio::time::timeout(ANSWER, g.release(&h.engine)));
+    futures_util::future::join_all(releases).await;
+}
+
+/// How long a small request to a host may take before it counts as lost.
+pub(super) const ANSWER: Duration = Duration::from_secs(20);
+
+/// Network, store, gateway and repair on every host: what serves on each.
+pub(super) async fn inspect_all<'h>(
+    hosts: &'h [Host],
+    base: &Base<'_>,
+    out: &Output,
+) -> Result<Vec<Member<'h>>, Error> {
+    let settings = base.settings;
+    let site = &settings.site;
+    let results = host::on_each(
+        hosts,
+        |h| &h.name,
+        Duration::from_secs(120),
+        |h| {
+            let o = out.for_host(&h.name);
+            async move {
+                let engine = &h.engine;
+                engine
+                    .ensure_network(&site.network(), &site.labels("network"))
+                    .await?;
+                let store = Store::open(engine, settings).await?;
+                let history = store.read().await?;
+                let gateway_was_there = engine.container(&site.gateway()).await?.is_some();
+                let job = Job {
+                    engine,
+                    settings,
+                    out: &o,
+                    cancel: base.cancel,
+                    image_ref: base.image_ref,
+                    secrets: base.secrets,
+                    tls: base.tls,
+                };
+                super::super::run::prepare_gateway(&job).await?;
+                let (current, repaired) = repair(engine, settings, &store, &history, &o).await?;
+                let history = if repaired.is_empty() {
+                    history
+                } else {
+                    store.read().await?
+                };
+                Ok::<_, Error>(Member {
+                    host: h,
+                    out: o,
+                    store,
+                    history,
+                    current,
+                    repaired,
+                    gateway_was_there,
+                })
+            }
+        },
+    )
+    .await;
+    let mut members = Vec::new();
+    let mut problems = Vec::new();
+    for (h, r) in hosts.iter().zip(results) {
+        match r {
+            Ok(Ok(m)) => members.push(m),
+            Ok(Err(e)) => problems.push(format!("{}: {e}", h.name)),
+            Err(why) => problems.push(why),
+        }
+    }
+    if problems.is_empty() {
+        Ok(members)
+    } else {
+        Err(Error::Deploy {
+            message: format!(
+                "the hosts could not be prepared; no release was changed:\n{}",
+                indent(&problems)
+            ),
+        })
+    }
+}
+
+/// Hosts on different releases (a run killed between switches, a host that
+/// was down): said plainly, and brought together by this run.
+pub(super) fn drift(members: &[Member<'_>]) -> Option<String> {
+    let first = members.first()?.current.as_ref().map(|c| c.number);
+    if members
+        .iter()
+        .all(|m| m.current.as_ref().map(|c| c.number) == first)
+    {
+        return None;
+    }
+    Some(
+        members
+            .iter()
+            .map(|m| format!("{} serves {}", m.host.name, describe(&m.current)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// What the preflight found, and what the run goes on with.
+pub(super) struct Prepared {
+    pub(super) source: Option<Engine>,
+    pub(super) needs: Vec<Need>,
+    pub(super) hosts: Vec<Host>,
+    pub(super) problems: Vec<String>,
+    pub(super) secrets: Vec<(String, String)>,
+    pub(super) tls: Option<(super::super::tls::Material, Vec<String>)>,
+}
+
+pub(super) async fn prepare(
+    settings: &Settings,
+    options: &Options,
+    image_ref: &str,
+) -> Result<Prepared, Error> {
+    // The engine the image was built on: where it is streamed from.
+    let source = Engine::connect().await.ok();
+    let needs = match &source {
+        Some(s) => vec![
+            Need::of(s, "release", image_ref).await,
+            Need::of(s, "gateway", &settings.gateway_image).await,
+        ],
+        None => vec![
+            Need {
+                what: "release",
+                reference: image_ref.to_string(),
+                id: None,
+            },
+            Need {
+                what: "gateway",
+                reference: settings.gateway_image.clone(),
+                id: None,
+            },
+        ],
+    };
+    let (hosts, unreachable) = host::connect_all(settings).await?;
+    let mut problems = preflight(
+        source.as_ref(),
+        &hosts,
+        &unreachable,
+        settings,
+        &needs,
+        options,
+    )
+    .await;
+    let secrets = match settings.resolve_secrets() {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(e.to_string());
+            Vec::new()
+        }
+    };
+    let tls = match settings.load_tls() {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    Ok(Prepared {
+        source,
+        needs,
+        hosts,
+        problems,
+        secrets,
+        tls,
+    })
+}
+
+/// The preflight alone (`deploy --dry-run`): every problem, and the hosts that answered.
+pub async fn check(
+    settings: &Settings,
+    options: &Options,
+) -> Result<(Vec<String>, Vec<Host>), Error> {
+    let image_ref = options.image_ref(settings);
+    let p = prepare(settings, options, &image_ref).await?;
+    Ok((p.problems, p.hosts))
+}

@@ -1,0 +1,383 @@
+//! The steps over every host once they are locked: stage, switch (or switch
+//! back), drain, record; and the report of a run that failed.
+
+use super::*;
+
+pub(super) fn limit_for_stage(settings: &Settings) -> Duration {
+    settings.health_timeout + settings.smoke_timeout + Duration::from_secs(60)
+}
+
+pub(super) fn limit_for_switch(settings: &Settings) -> Duration {
+    settings.drain + Duration::from_secs(60)
+}
+
+/// What the shared steps do: start a new release (deploy) or kept replicas
+/// (rollback, `kept` per host in host order).
+pub(super) struct Plan {
+    pub(super) action: &'static str,
+    pub(super) number: u64,
+    pub(super) kept: Vec<Vec<String>>,
+    pub(super) drifted: Option<String>,
+}
+
+/// Steps 3 to 7 over every host: stage, switch, drain, record.
+pub(super) async fn go(
+    members: &[Member<'_>],
+    base: &Base<'_>,
+    out: &Output,
+    plan: Plan,
+    entry_for: impl Fn(&Member<'_>) -> Entry,
+    mut timeline: Timeline,
+) -> Result<Outcome, Error> {
+    let settings = base.settings;
+    let site = &settings.site;
+    let number = plan.number;
+    let created = plan.kept.is_empty();
+    // Staged replicas that are not to serve: new ones go, kept ones stop again.
+    let let_go = async |engine: &Engine, names: &[String]| {
+        for n in names {
+            if created {
+                let _ = engine.remove_container(n).await;
+            } else {
+                let _ = engine.stop(n, Duration::from_secs(1)).await;
+            }
+        }
+    };
+
+    // 3. Stage everywhere.
+    let staged = host::on_each(
+        members,
+        |m| &m.host.name,
+        limit_for_stage(settings),
+        |m| {
+            let kept = plan
+                .kept
+                .get(members_index(members, m))
+                .cloned()
+                .unwrap_or_default();
+            let let_go = &let_go;
+            async move {
+                let job = m.job(base);
+                let mut t = Timeline::new();
+                let names = if created {
+                    start_healthy(&job, number, 0..settings.replicas, &mut t).await?
+                } else {
+                    start_kept(&job, &kept).await?;
+                    kept
+                };
+                m.out.status("healthy", &names.join(", "));
+                let trial =
+                    on_trial(&job, &names, &mut t, async |servers| Ok(servers.to_vec())).await;
+                if trial.is_err() {
+                    let_go(&m.host.engine, &names).await;
+                }
+                trial.map(|servers| (names, servers))
+            }
+        },
+    )
+    .await;
+    timeline.mark("stage");
+    let mut failures: Vec<(usize, String, String)> = Vec::new();
+    let mut ready = Vec::new();
+    for (i, r) in staged.into_iter().enumerate() {
+        match r {
+            Ok(Ok(s)) => ready.push(Some(s)),
+            Ok(Err(f)) => {
+                failures.push((i, f.phase.to_string(), f.text()));
+                ready.push(None);
+            }
+            Err(why) => {
+                failures.push((i, "stage".into(), why));
+                ready.push(None);
+            }
+        }
+    }
+    if failures.is_empty() && base.cancel.is_set() {
+        failures.push((
+            usize::MAX,
+            "stage".into(),
+            format!("interrupted by signal {}", base.cancel.signal()),
+        ));
+    }
+    if !failures.is_empty() {
+        // Nothing switched anywhere: the staged replicas go.
+        let cleanup = members.iter().zip(&ready).map(|(m, s)| {
+            let let_go = &let_go;
+            async move {
+                if let Some((names, _)) = s {
+                    let_go(&m.host.engine, names).await;
+                }
+                if m.current.is_none() && !m.gateway_was_there {
+                    let _ = m.host.engine.remove_container(&site.gateway()).await;
+                }
+            }
+        });
+        futures_util::future::join_all(cleanup).await;
+        return fail(
+            members, base, &plan, entry_for, failures, timeline, out, "staging",
+        )
+        .await;
+    }
+
+    // 4. Switch everywhere, only now.
+    let switches = host::on_each(
+        members,
+        |m| &m.host.name,
+        limit_for_switch(settings),
+        |m| {
+            let servers = ready[members_index(members, m)]
+                .as_ref()
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            async move { gateway::switch(&m.host.engine, settings, &servers, number).await }
+        },
+    )
+    .await;
+    timeline.mark("switch");
+    let mut switch_failures = Vec::new();
+    let mut lost = Vec::new();
+    for (i, r) in switches.iter().enumerate() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => switch_failures.push((i, "switch".to_string(), why.clone())),
+            Err(why) => {
+                lost.push(i);
+                switch_failures.push((i, "switch".to_string(), why.clone()));
+            }
+        }
+    }
+    if !switch_failures.is_empty() {
+        // 5. Back, on every host that can still be reached.
+        let back = members.iter().enumerate().zip(&ready).map(|((i, m), s)| {
+            let lost = lost.contains(&i);
+            let let_go = &let_go;
+            async move {
+                if lost {
+                    return;
+                }
+                let job = m.job(base);
+                if let Some(cur) = &m.current {
+                    restore(&job, cur).await;
+                }
+                if let Some((names, _)) = s {
+                    // They may have taken traffic: drained before they go.
+                    drain(&m.host.engine, settings, names).await;
+                    let_go(&m.host.engine, names).await;
+                }
+                if m.current.is_none() && !m.gateway_was_there {
+                    let _ = m.host.engine.remove_container(&site.gateway()).await;
+                }
+            }
+        });
+        futures_util::future::join_all(back).await;
+        return fail(
+            members,
+            base,
+            &plan,
+            entry_for,
+            switch_failures,
+            timeline,
+            out,
+            "switch",
+        )
+        .await;
+    }
+    for m in members {
+        m.out.status(
+            "switched",
+            &format!(
+                "the gateway serves release {number} at {}",
+                gateway::url(&m.host.engine, settings)
+            ),
+        );
+    }
+
+    // 6. Drain the old release everywhere (kept, stopped, for rollback).
+    let drains = members.iter().map(|m| async move {
+        if let Some(cur) = &m.current {
+            drain(&m.host.engine, settings, &cur.replicas).await;
+        }
+    });
+    futures_util::future::join_all(drains).await;
+    timeline.mark("drain");
+
+    // 7. Record everywhere, under one id.
+    let mut entries = Vec::new();
+    for (m, s) in members.iter().zip(&ready) {
+        let mut e = entry_for(m);
+        e.release = Some(number);
+        e.replicas = s.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
+        if let Some(d) = &plan.drifted {
+            e.reason = Some(format!("brought drifted hosts together ({d})"));
+        }
+        let mut with_this = m.history.clone();
+        with_this.push(e.clone());
+        if created
+            && let Ok(removed) = prune(&m.host.engine, settings, &with_this, number).await
+            && !removed.is_empty()
+        {
+            m.out
+                .detail(&format!("removed old releases: {}", removed.join(", ")));
+        }
+        entries.push(e);
+    }
+    timeline.mark("cleanup");
+    out.status(
+        if created { "deployed" } else { "rolled back" },
+        &format!(
+            "{} release {number} serves on all {} hosts",
+            site.environment,
+            members.len()
+        ),
+    );
+    record(members, settings, entries, timeline, out, "succeeded").await
+}
+
+/// Starts kept replicas again and waits for them to report healthy; on
+/// failure they are stopped again.
+pub(super) async fn start_kept(
+    job: &Job<'_>,
+    names: &[String],
+) -> Result<(), super::super::run::Failure> {
+    let engine = job.engine;
+    for n in names {
+        if let Err(e) = engine.start(n).await {
+            for m in names {
+                let _ = engine.stop(m, Duration::from_secs(1)).await;
+            }
+            return Err(super::super::run::Failure::new("start", e.to_string()));
+        }
+    }
+    let cancel = job.cancel;
+    let gated =
+        super::super::replicas::wait_healthy(engine, names, job.settings.health_timeout, &|| {
+            cancel.is_set()
+        })
+        .await;
+    if let Err(u) = gated {
+        for m in names {
+            let _ = engine.stop(m, Duration::from_secs(1)).await;
+        }
+        return Err(super::super::run::Failure {
+            phase: "health",
+            reason: u.reason,
+            container: Some(u.container),
+            logs: u.logs,
+        });
+    }
+    Ok(())
+}
+
+/// Appends each host's entry to its history and sends the webhook once.
+pub(super) async fn record(
+    members: &[Member<'_>],
+    settings: &Settings,
+    mut entries: Vec<Entry>,
+    timeline: Timeline,
+    out: &Output,
+    result: &str,
+) -> Result<Outcome, Error> {
+    let total = timeline.total_ms();
+    for e in &mut entries {
+        e.duration_ms = total;
+        e.phases = timeline.phases.clone();
+    }
+    for (m, e) in members.iter().zip(&entries) {
+        if let Err(why) = m.store.append(e).await {
+            m.out
+                .warn(&format!("the history could not be written: {why}"));
+        }
+    }
+    let first = entries[0].clone();
+    let notified = notify::announce(settings, &first, out).await;
+    let hosts = members
+        .iter()
+        .zip(&entries)
+        .map(|(m, e)| HostReport {
+            host: m.host.name.clone(),
+            gateway_url: gateway::url(&m.host.engine, settings),
+            result: result.into(),
+            step: None,
+            reason: e.reason.clone(),
+            serving_release: e.release,
+            serving_version: e.version.clone(),
+        })
+        .collect();
+    Ok(Outcome {
+        gateway_url: gateway::url(&members[0].host.engine, settings),
+        entry: first,
+        notified,
+        hosts,
+    })
+}
+
+/// Records a failed run on every host and reports it per host.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn fail(
+    members: &[Member<'_>],
+    base: &Base<'_>,
+    plan: &Plan,
+    entry_for: impl Fn(&Member<'_>) -> Entry,
+    failures: Vec<(usize, String, String)>,
+    timeline: Timeline,
+    out: &Output,
+    during: &str,
+) -> Result<Outcome, Error> {
+    let settings = base.settings;
+    let number = plan.number;
+    let interrupted = base.cancel.signal();
+    let mut entries = Vec::new();
+    let mut lines = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let mut e = entry_for(m);
+        e.release = Some(number);
+        e.result = match (interrupted != 0, plan.action) {
+            (true, _) => "interrupted",
+            (false, "deploy") => "rolled-back",
+            _ => "failed",
+        }
+        .into();
+        let own = failures.iter().find(|(j, _, _)| *j == i);
+        e.reason = Some(match own {
+            Some((_, step, why)) => format!("{step} failed on this host: {why}"),
+            None => format!("another host failed during {during}; this one was put back"),
+        });
+        match own {
+            Some((_, step, why)) => lines.push(format!(
+                "{} ({step}): {why}\n  now serves {}",
+                m.host.name,
+                describe(&m.current)
+            )),
+            None => lines.push(format!(
+                "{}: passed, put back; serves {}",
+                m.host.name,
+                describe(&m.current)
+            )),
+        }
+        entries.push(e);
+    }
+    if let Some((_, _, why)) = failures.iter().find(|(j, _, _)| *j == usize::MAX) {
+        lines.insert(0, why.clone());
+    }
+    let _ = record(members, settings, entries, timeline, out, "rolled-back").await;
+    let code = if interrupted != 0 {
+        128 + interrupted
+    } else {
+        1
+    };
+    Err(Error::Reported {
+        code,
+        message: format!(
+            "{} of {} to release {number} failed during {during} and was undone on every host ({}):\n{}\nfix the cause and try again; `shipit status {}` shows every host",
+            plan.action,
+            settings.site.environment,
+            if during == "staging" {
+                "no host had switched to it"
+            } else {
+                "the hosts that had switched were switched back"
+            },
+            indent(&lines),
+            settings.site.environment
+        ),
+    })
+}
