@@ -328,12 +328,7 @@ async fn locked_deploy(
     let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
     let image_ref = job.image_ref;
     let site = &settings.site;
-    engine
-        .ensure_network(&site.network(), &site.labels("network"))
-        .await?;
-    let store = Store::open(engine, settings).await?;
-    let history = store.read().await?;
-    let gateway_was_there = engine.container(&site.gateway()).await?.is_some();
+    let (store, history, gateway_was_there) = open_site(engine, settings).await?;
     let ensured = prepare_gateway(job).await?;
     let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
     let history = if repaired.is_empty() {
@@ -483,6 +478,22 @@ async fn locked_deploy(
 
 /// Brings the gateway in line with the configuration before anything else
 /// changes (created, recreated, reloaded, certificate rotated), and says so.
+/// The site on one engine, as every deploy starts it: its network ensured,
+/// its history store opened and read, and whether its gateway already runs.
+pub(super) async fn open_site<'e>(
+    engine: &'e Engine,
+    settings: &Settings,
+) -> Result<(Store<'e>, Vec<Entry>, bool), Error> {
+    let site = &settings.site;
+    engine
+        .ensure_network(&site.network(), &site.labels("network"))
+        .await?;
+    let store = Store::open(engine, settings).await?;
+    let history = store.read().await?;
+    let gateway_was_there = engine.container(&site.gateway()).await?.is_some();
+    Ok((store, history, gateway_was_there))
+}
+
 pub(super) async fn prepare_gateway(job: &Job<'_>) -> Result<gateway::Ensured, Error> {
     let ensured = gateway::ensure(job.engine, job.settings, job.tls)
         .await

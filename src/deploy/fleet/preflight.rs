@@ -125,7 +125,6 @@ pub(super) async fn inspect_all<'h>(
     out: &Output,
 ) -> Result<Vec<Member<'h>>, Error> {
     let settings = base.settings;
-    let site = &settings.site;
     let results = host::on_each(
         hosts,
         |h| &h.name,
@@ -134,12 +133,8 @@ pub(super) async fn inspect_all<'h>(
             let o = out.for_host(&h.name);
             async move {
                 let engine = &h.engine;
-                engine
-                    .ensure_network(&site.network(), &site.labels("network"))
-                    .await?;
-                let store = Store::open(engine, settings).await?;
-                let history = store.read().await?;
-                let gateway_was_there = engine.container(&site.gateway()).await?.is_some();
+                let (store, history, gateway_was_there) =
+                    super::super::run::open_site(engine, settings).await?;
                 let job = Job {
                     engine,
                     settings,
