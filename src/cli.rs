@@ -57,7 +57,7 @@ pub enum Command {
     },
     /// Render deployment files into generated/ENV (or the CI workflows for `ci`)
     Render {
-        /// Environments to render, or `ci` for .github/workflows
+        /// Environments to render, or `ci` for the repository files (workflows, dependabot, .dockerignore, trivy)
         targets: Vec<String>,
         /// Render every environment and `ci`
         #[arg(long)]

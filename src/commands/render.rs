@@ -230,7 +230,7 @@ fn report_plan(ctx: &Context, plan: &TargetPlan, check: bool) {
         count(Status::Unchanged),
     );
     let directory = if plan.root.is_empty() {
-        ".github/workflows".to_string()
+        "the repository (workflows, dependabot, .dockerignore, trivy)".to_string()
     } else {
         plan.root.clone()
     };

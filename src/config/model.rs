@@ -91,6 +91,10 @@ pub struct Image {
     /// Numeric, non-root user the service runs as.
     pub user: i64,
     pub build_args: BTreeMap<String, String>,
+    /// The digest `shipit build --push` reported (`sha256:...`): the
+    /// Kubernetes manifests then pin the image by it. Empty: by tag only
+    /// (pulled on every start, `imagePullPolicy: Always`).
+    pub digest: String,
 }
 
 impl Default for Image {
@@ -104,6 +108,7 @@ impl Default for Image {
             platform: "linux/amd64".into(),
             user: 10001,
             build_args: BTreeMap::new(),
+            digest: String::new(),
         }
     }
 }
@@ -156,6 +161,10 @@ pub struct Deploy {
     pub smoke_timeout: String,
     /// How long the old release drains in-flight requests before it stops.
     pub drain_timeout: String,
+    /// How long a stopping replica keeps accepting requests after SIGTERM
+    /// while endpoints and gateways stop sending it traffic (compose and
+    /// Kubernetes; `shipit deploy` switches its gateway first).
+    pub shutdown_delay: String,
     /// How many previous releases are kept (stopped) for rollback.
     pub keep_releases: i64,
     /// How often the engine runs a new container's health check while shipit waits.
@@ -204,6 +213,7 @@ impl Default for Deploy {
             health_timeout: "60s".into(),
             smoke_timeout: "60s".into(),
             drain_timeout: "10s".into(),
+            shutdown_delay: "5s".into(),
             keep_releases: 3,
             health_interval: "1s".into(),
             webhook: String::new(),
@@ -248,6 +258,9 @@ pub struct Gateway {
     pub connect_timeout: String,
     pub read_timeout: String,
     pub send_timeout: String,
+    /// Client networks (CIDR) that may read the metrics path through the
+    /// gateway and the Ingress; everyone else gets 403.
+    pub metrics_allow: Vec<String>,
     pub tls: Tls,
 }
 
@@ -263,6 +276,14 @@ impl Default for Gateway {
             connect_timeout: "5s".into(),
             read_timeout: "30s".into(),
             send_timeout: "30s".into(),
+            metrics_allow: [
+                "127.0.0.0/8",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+            ]
+            .map(String::from)
+            .to_vec(),
             tls: Tls::default(),
         }
     }
@@ -392,6 +413,9 @@ pub struct Monitoring {
     pub prometheus_image: String,
     pub grafana_image: String,
     pub scrape_interval: String,
+    /// Alertmanagers (`host:port`) that Prometheus sends its alerts to;
+    /// required when `prometheus` is on.
+    pub alertmanagers: Vec<String>,
     pub alerts: Alerts,
 }
 
@@ -403,6 +427,7 @@ impl Default for Monitoring {
             prometheus_image: "prom/prometheus:v2.55.1".into(),
             grafana_image: "grafana/grafana:11.3.1".into(),
             scrape_interval: "15s".into(),
+            alertmanagers: Vec::new(),
             alerts: Alerts::default(),
         }
     }

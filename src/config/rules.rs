@@ -245,6 +245,28 @@ pub fn is_digest(s: &str) -> bool {
     })
 }
 
+/// An IPv4 or IPv6 network in CIDR notation with no host bits set: `10.0.0.0/8`, `fd00::/8`.
+pub fn is_cidr(s: &str) -> bool {
+    let Some((addr, bits)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(bits) = bits.parse::<u32>() else {
+        return false;
+    };
+    if bits.to_string().len() != s.len() - addr.len() - 1 {
+        return false;
+    }
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) if bits <= 32 => {
+            u32::from(a).checked_shl(bits).unwrap_or(0) == 0
+        }
+        Ok(std::net::IpAddr::V6(a)) if bits <= 128 => {
+            u128::from(a).checked_shl(bits).unwrap_or(0) == 0
+        }
+        _ => false,
+    }
+}
+
 pub fn is_registry_host(s: &str) -> bool {
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
@@ -342,6 +364,27 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        for ok in [
+            "10.0.0.0/8",
+            "127.0.0.0/8",
+            "0.0.0.0/0",
+            "192.168.1.7/32",
+            "fd00::/8",
+            "::/0",
+        ] {
+            assert!(is_cidr(ok), "{ok}");
+        }
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/08",
+            "x/8",
+            "fd00::1/8",
+            "10.0.0.0/+8",
+        ] {
+            assert!(!is_cidr(bad), "{bad}");
+        }
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86_400)));
         for bad in ["", "30", "s", "1.5s", "10 s", "3w", "-1s"] {

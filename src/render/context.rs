@@ -39,6 +39,10 @@ pub struct Ctx {
     pub metrics_path: String,
 
     pub image_ref: String,
+    /// `image_ref@sha256:...` when `image.digest` is set, else `image_ref`.
+    pub image_pinned: String,
+    /// `IfNotPresent` for an image pinned by digest (immutable), else `Always`.
+    pub pull_policy: &'static str,
     pub builder: String,
     pub runtime: String,
     pub runtime_is_scratch: bool,
@@ -48,6 +52,11 @@ pub struct Ctx {
     pub build_args: Vec<(String, String)>,
 
     pub env: Vec<(String, String)>,
+    /// The environment compose and Kubernetes give the service: `env` with
+    /// the shutdown delay, and a grace period that covers delay plus drain.
+    pub service_env: Vec<(String, String)>,
+    /// `service_env` without what the Deployment sets beside its port (HOST, PORT).
+    pub config_env: Vec<(String, String)>,
     pub secrets: Vec<SecretView>,
     pub has_secrets: bool,
     pub has_file_secrets: bool,
@@ -69,6 +78,8 @@ pub struct Ctx {
     pub target: String,
     pub strategy: String,
     pub drain_seconds: u64,
+    pub delay_seconds: u64,
+    /// The platform's stop grace period: delay plus drain plus 10 s.
     pub grace_seconds: u64,
     pub keep_releases: i64,
 
@@ -82,6 +93,19 @@ pub struct Ctx {
     /// name (never the client's Host header) and the HTTPS port.
     pub redirect_authority: String,
     pub body_size_bytes: u64,
+    /// Networks allowed to read the metrics path through a gateway or the Ingress.
+    pub metrics_allow: Vec<String>,
+    /// The health and metrics paths: what probes that come by address may read.
+    pub probe_paths: Vec<String>,
+    /// The security headers every gateway adds to its answers (name, value).
+    pub response_headers: Vec<(String, String)>,
+    /// Their names, comma-separated (ingress-nginx's allow list).
+    pub response_header_names: String,
+    /// The ingress-nginx annotation for the rate (`limit-rps` or `limit-rpm`) and its value.
+    pub ingress_rate_key: &'static str,
+    pub ingress_rate: u64,
+    /// ingress-nginx allows `rate * multiplier` as the burst.
+    pub ingress_burst_multiplier: u64,
     /// The deploy gateway's rate limit: a sliding window and the requests
     /// it allows (rate times window, plus the burst).
     pub rate_window: String,
@@ -101,6 +125,8 @@ pub struct Ctx {
     pub tls_certificate_key: String,
     pub tls_dir: String,
     pub hsts_seconds: u64,
+    /// TLS 1.2 suites of Mozilla's "intermediate" profile: forward secret, AEAD.
+    pub tls_ciphers: &'static str,
 
     pub namespace: String,
     pub instance: String,
@@ -120,11 +146,28 @@ pub struct Ctx {
     pub prometheus_image: String,
     pub grafana_image: String,
     pub scrape_interval: String,
+    pub alertmanagers: Vec<String>,
     pub alert_error_rate: String,
     pub alert_p95_seconds: String,
     pub alert_for: String,
     pub alert_down_for: String,
 }
+
+/// The security headers every gateway (nginx, HAProxy, the Ingress) adds.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+];
+
+/// Mozilla "intermediate" TLS 1.2 suites (ECDHE and DHE, AEAD only): every
+/// gateway uses this one list.
+pub const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 
 /// The first server name that is not a wildcard (else a wildcard's domain),
 /// with the HTTPS port unless it is 443.
@@ -149,6 +192,23 @@ fn rate_window(rate: &str) -> (&'static str, u64) {
         Some((n, _)) => ("10s", u64::from(n) * 10),
         None => ("10s", 0),
     }
+}
+
+/// `20r/s` -> (`limit-rps`, 20, burst / 20 rounded up, at least 1).
+fn ingress_rate(rate: &str, burst: i64) -> (&'static str, u64, u64) {
+    let (n, unit) = rules::parse_rate(rate).unwrap_or((0, 's'));
+    let n = u64::from(n);
+    let key = if unit == 'm' {
+        "limit-rpm"
+    } else {
+        "limit-rps"
+    };
+    let multiplier = if n == 0 {
+        1
+    } else {
+        (burst.max(0) as u64).div_ceil(n).max(1)
+    };
+    (key, n, multiplier)
 }
 
 /// Seconds, for nginx and Kubernetes fields that take whole seconds.
@@ -216,6 +276,28 @@ impl Ctx {
         env.retain(|(k, _)| !c.env.contains_key(k));
         env.extend(c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.sort();
+        let drain = seconds(&c.deploy.drain_timeout);
+        let delay = rules::parse_duration(&c.deploy.shutdown_delay).map_or(0, |d| d.as_secs());
+        let mut service_env: Vec<(String, String)> = vec![
+            ("SHUTDOWN_DELAY_SECONDS".into(), delay.to_string()),
+            // Counted from SIGTERM: the delay, then the drain.
+            ("SHUTDOWN_GRACE_SECONDS".into(), (delay + drain).to_string()),
+        ];
+        service_env.retain(|(k, _)| !c.env.contains_key(k));
+        service_env.extend(
+            env.iter()
+                .filter(|(k, _)| !service_env.iter().any(|(s, _)| s == k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        service_env.sort();
+        let config_env = service_env
+            .iter()
+            .filter(|(k, _)| k != "HOST" && k != "PORT")
+            .cloned()
+            .collect();
+        let (ingress_rate_key, ingress_rate, ingress_burst_multiplier) =
+            ingress_rate(&c.gateway.rate_limit, c.gateway.burst);
         let secrets: Vec<SecretView> = c
             .secrets
             .iter()
@@ -229,7 +311,6 @@ impl Ctx {
                 }
             })
             .collect();
-        let drain = seconds(&c.deploy.drain_timeout);
         let tls_dir = std::path::Path::new(&c.gateway.tls.certificate)
             .parent()
             .map(|p| p.display().to_string())
@@ -248,6 +329,16 @@ impl Ctx {
             readiness_path: c.app.readiness_path.clone(),
             metrics_path: c.app.metrics_path.clone(),
             image_ref: loaded.image_ref(),
+            image_pinned: if c.image.digest.is_empty() {
+                loaded.image_ref()
+            } else {
+                format!("{}@{}", loaded.image_ref(), c.image.digest)
+            },
+            pull_policy: if c.image.digest.is_empty() {
+                "Always"
+            } else {
+                "IfNotPresent"
+            },
             builder: c.image.builder.clone(),
             runtime: c.image.runtime.clone(),
             runtime_is_scratch: c.image.runtime == "scratch",
@@ -261,6 +352,8 @@ impl Ctx {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             env,
+            service_env,
+            config_env,
             has_secrets: !secrets.is_empty(),
             has_file_secrets: secrets.iter().any(|s| s.from_file.is_some()),
             secrets,
@@ -287,12 +380,27 @@ impl Ctx {
                 Strategy::Canary => "canary".into(),
             },
             drain_seconds: drain,
-            grace_seconds: drain + 10,
+            delay_seconds: delay,
+            grace_seconds: delay + drain + 10,
             keep_releases: c.deploy.keep_releases,
             gateway_image: c.gateway.image.clone(),
             upstream_servers: vec![format!("{}:{}", c.app.name, c.app.port)],
             gateway_servers: vec![(c.app.name.clone(), format!("{}:{}", c.app.name, c.app.port))],
             redirect_authority: redirect_authority(&c.gateway.server_names, c.gateway.tls.port),
+            metrics_allow: c.gateway.metrics_allow.clone(),
+            response_headers: SECURITY_HEADERS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            response_header_names: SECURITY_HEADERS
+                .iter()
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(","),
+            probe_paths: vec![c.app.health_path.clone(), c.app.metrics_path.clone()],
+            ingress_rate_key,
+            ingress_rate,
+            ingress_burst_multiplier,
             body_size_bytes: rules::parse_size(&c.gateway.body_size).unwrap_or(0),
             rate_window: rate_window(&c.gateway.rate_limit).0.into(),
             rate_allowance: rate_window(&c.gateway.rate_limit).1 + c.gateway.burst.max(0) as u64,
@@ -312,6 +420,7 @@ impl Ctx {
             tls_dir,
             hsts_seconds: rules::parse_duration(&c.gateway.tls.hsts_max_age)
                 .map_or(0, |d| d.as_secs()),
+            tls_ciphers: TLS12_CIPHERS,
             namespace: c.kubernetes.namespace.clone(),
             service_port: c.kubernetes.service_port,
             ingress: c.kubernetes.ingress.enabled,
@@ -328,6 +437,7 @@ impl Ctx {
             prometheus_image: c.monitoring.prometheus_image.clone(),
             grafana_image: c.monitoring.grafana_image.clone(),
             scrape_interval: duration(&c.monitoring.scrape_interval),
+            alertmanagers: c.monitoring.alertmanagers.clone(),
             alert_error_rate: format!("{}", c.monitoring.alerts.error_rate),
             alert_p95_seconds: format!(
                 "{}",
@@ -348,6 +458,7 @@ impl Ctx {
         template
             .replace("$APP", &self.app_name)
             .replace("$ENV", &self.environment)
+            .replace("$NS", &self.namespace)
             .replace("$JOB", &format!("job=\"{}\"", self.app_name))
             .replace(
                 "$ERROR_PERCENT",
@@ -422,5 +533,9 @@ mod tests {
         assert_eq!(compose_memory("128Mi"), "128m");
         assert_eq!(compose_memory("1Gi"), "1g");
         assert_eq!(compose_memory("500M"), "500000000b");
+        assert_eq!(ingress_rate("20r/s", 40), ("limit-rps", 20, 2));
+        assert_eq!(ingress_rate("600r/m", 40), ("limit-rpm", 600, 1));
+        assert_eq!(ingress_rate("10r/s", 25), ("limit-rps", 10, 3));
+        assert_eq!(ingress_rate("10r/s", 0), ("limit-rps", 10, 1));
     }
 }

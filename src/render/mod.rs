@@ -76,15 +76,31 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
         artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?,
         artifact(t::Haproxy::OUTPUT, t::Haproxy { c }.render())?,
     ];
+    // Cluster-level objects an administrator applies once: not in the kustomization.
+    let mut cluster = vec![artifact(t::Namespace::OUTPUT, t::Namespace { c }.render())?];
     let mut k8s = vec![
-        artifact(t::Namespace::OUTPUT, t::Namespace { c }.render())?,
         artifact(t::ServiceAccount::OUTPUT, t::ServiceAccount { c }.render())?,
         artifact(t::ConfigMap::OUTPUT, t::ConfigMap { c }.render())?,
         artifact(t::Deployment::OUTPUT, t::Deployment { c }.render())?,
         artifact(t::Service::OUTPUT, t::Service { c }.render())?,
     ];
     if c.ingress {
-        k8s.push(artifact(t::Ingress::OUTPUT, t::Ingress { c }.render())?);
+        k8s.push(artifact(
+            t::ResponseHeaders::OUTPUT,
+            t::ResponseHeaders { c }.render(),
+        )?);
+        k8s.push(artifact(
+            t::Ingress::OUTPUT,
+            t::Ingress { c, metrics: false }.render(),
+        )?);
+        k8s.push(artifact(
+            t::Ingress::METRICS_OUTPUT,
+            t::Ingress { c, metrics: true }.render(),
+        )?);
+        cluster.push(artifact(
+            t::IngressController::OUTPUT,
+            t::IngressController { c }.render(),
+        )?);
     }
     if c.autoscaling {
         k8s.push(artifact(t::Hpa::OUTPUT, t::Hpa { c }.render())?);
@@ -111,14 +127,18 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
         t::Kustomization { c, files: &files }.render(),
     )?);
     out.extend(k8s);
-    out.push(artifact(
-        t::PrometheusConfig::OUTPUT,
-        t::PrometheusConfig { c }.render(),
-    )?);
-    out.push(artifact(
-        t::PrometheusAlerts::OUTPUT,
-        t::PrometheusAlerts { c }.render(),
-    )?);
+    out.extend(cluster);
+    // Only where something runs it: the compose stack's Prometheus.
+    if c.prometheus {
+        out.push(artifact(
+            t::PrometheusConfig::OUTPUT,
+            t::PrometheusConfig { c }.render(),
+        )?);
+        out.push(artifact(
+            t::PrometheusAlerts::OUTPUT,
+            t::PrometheusAlerts { c }.render(),
+        )?);
+    }
     if c.grafana {
         out.push(artifact(
             t::GrafanaDatasource::OUTPUT,
@@ -170,6 +190,16 @@ pub fn ci_workflows(
             t::ReleaseWorkflow { c }.render(),
         )?,
         artifact(t::DeployWorkflow::OUTPUT, t::DeployWorkflow { c }.render())?,
+        artifact(t::Dependabot::OUTPUT, t::Dependabot { c }.render())?,
+        artifact(
+            t::RootDockerIgnore::OUTPUT,
+            t::RootDockerIgnore { c }.render(),
+        )?,
+        artifact(t::TrivyIgnore::OUTPUT, t::TrivyIgnore { c }.render())?,
+        artifact(
+            t::TrivyRegistries::OUTPUT,
+            t::TrivyRegistries { c }.render(),
+        )?,
     ])
 }
 

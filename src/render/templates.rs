@@ -68,13 +68,36 @@ impl Haproxy<'_> {
 }
 
 #[derive(Template)]
-#[template(path = "env/k8s/namespace.yaml", escape = "none")]
+#[template(path = "env/k8s/cluster/namespace.yaml", escape = "none")]
 pub struct Namespace<'a> {
     pub c: &'a Ctx,
 }
 
 impl Namespace<'_> {
-    pub const OUTPUT: &'static str = "k8s/namespace.yaml";
+    pub const OUTPUT: &'static str = "k8s/cluster/namespace.yaml";
+}
+
+#[derive(Template)]
+#[template(
+    path = "env/k8s/cluster/ingress-nginx-controller.yaml",
+    escape = "none"
+)]
+pub struct IngressController<'a> {
+    pub c: &'a Ctx,
+}
+
+impl IngressController<'_> {
+    pub const OUTPUT: &'static str = "k8s/cluster/ingress-nginx-controller.yaml";
+}
+
+#[derive(Template)]
+#[template(path = "env/k8s/response-headers.yaml", escape = "none")]
+pub struct ResponseHeaders<'a> {
+    pub c: &'a Ctx,
+}
+
+impl ResponseHeaders<'_> {
+    pub const OUTPUT: &'static str = "k8s/response-headers.yaml";
 }
 
 #[derive(Template)]
@@ -121,10 +144,13 @@ impl Service<'_> {
 #[template(path = "env/k8s/ingress.yaml", escape = "none")]
 pub struct Ingress<'a> {
     pub c: &'a Ctx,
+    /// The metrics path's own Ingress (allow-listed), else the service's.
+    pub metrics: bool,
 }
 
 impl Ingress<'_> {
     pub const OUTPUT: &'static str = "k8s/ingress.yaml";
+    pub const METRICS_OUTPUT: &'static str = "k8s/ingress-metrics.yaml";
 }
 
 #[derive(Template)]
@@ -262,4 +288,44 @@ pub struct DeployWorkflow<'a> {
 
 impl DeployWorkflow<'_> {
     pub const OUTPUT: &'static str = ".github/workflows/deploy.yml";
+}
+
+#[derive(Template)]
+#[template(path = "ci/.github/dependabot.yml", escape = "none")]
+pub struct Dependabot<'a> {
+    pub c: &'a CiCtx,
+}
+
+impl Dependabot<'_> {
+    pub const OUTPUT: &'static str = ".github/dependabot.yml";
+}
+
+#[derive(Template)]
+#[template(path = "ci/.dockerignore", escape = "none")]
+pub struct RootDockerIgnore<'a> {
+    pub c: &'a CiCtx,
+}
+
+impl RootDockerIgnore<'_> {
+    pub const OUTPUT: &'static str = ".dockerignore";
+}
+
+#[derive(Template)]
+#[template(path = "ci/.trivyignore.yaml", escape = "none")]
+pub struct TrivyIgnore<'a> {
+    pub c: &'a CiCtx,
+}
+
+impl TrivyIgnore<'_> {
+    pub const OUTPUT: &'static str = ".trivyignore.yaml";
+}
+
+#[derive(Template)]
+#[template(path = "ci/.trivy/registries.yaml", escape = "none")]
+pub struct TrivyRegistries<'a> {
+    pub c: &'a CiCtx,
+}
+
+impl TrivyRegistries<'_> {
+    pub const OUTPUT: &'static str = ".trivy/registries.yaml";
 }

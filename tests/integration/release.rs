@@ -595,7 +595,7 @@ fn the_release_commit_re_renders_committed_generated_files() {
     repo.git(&["tag", "-a", "v0.1.0", "-m", "v0.1.0"]);
     repo.commit("feat: modulo");
     let compose = repo.project.read("generated/production/docker-compose.yml");
-    assert!(compose.contains("shipit/calculator:0.1.0"), "{compose}");
+    assert!(compose.contains("/calculator:0.1.0"), "{compose}");
 
     let run = repo.release(&["minor", "--output", "json"]).success();
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -616,7 +616,7 @@ fn the_release_commit_re_renders_committed_generated_files() {
 
     repo.release(&["minor", "--execute"]).success();
     let compose = repo.project.read("generated/production/docker-compose.yml");
-    assert!(compose.contains("shipit/calculator:0.2.0"), "{compose}");
+    assert!(compose.contains("/calculator:0.2.0"), "{compose}");
     // What shipit renders now is what the release committed.
     repo.project
         .shipit(&["render", "--all", "--check", "-q"])

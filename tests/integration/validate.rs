@@ -47,7 +47,7 @@ fn unknown_key_exact_message() {
   |
 2 | rate_limt = \"5r/s\"
   | ^^^^^^^^^
-  = help: did you mean `rate_limit`? valid keys here: body_size, burst, connect_timeout, image, port, rate_limit, read_timeout, send_timeout, server_names, tls
+  = help: did you mean `rate_limit`? valid keys here: body_size, burst, connect_timeout, image, metrics_allow, port, rate_limit, read_timeout, send_timeout, server_names, tls
 ";
     assert!(run.stderr.starts_with(expected), "got:\n{}", run.stderr);
 }
@@ -171,7 +171,7 @@ fn overrides_from_env_vars_and_set_are_validated_too() {
         .success();
     assert!(
         run.stderr
-            .contains("image 127.0.0.1:5000/shipit/calculator:sha-abc1234"),
+            .contains("image ghcr.io/shipit-dev/calculator:sha-abc1234"),
         "{}",
         run.stderr
     );
