@@ -222,6 +222,15 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
                 .status("pushed", &format!("{}:{tag} {pushed}", plan.repository));
         }
         durations.push_seconds = Some(started.elapsed().as_secs_f64());
+        if let Some(d) = &digest {
+            ctx.out.status(
+                "pin",
+                &format!(
+                    "the manifests to it: shipit render {} --set image.digest={d}",
+                    plan.environment
+                ),
+            );
+        }
     }
 
     if ctx.out.is_json() {

@@ -8,6 +8,8 @@ mod harness;
 mod hostile;
 mod release;
 mod render;
+mod review;
+mod review_engine;
 mod snapshots;
 mod tls;
 mod tls_checks;

@@ -6,7 +6,7 @@
 mod bench;
 mod hosts;
 mod runner;
-mod support;
+pub(crate) mod support;
 mod tls;
 mod workflows;
 

@@ -15,7 +15,7 @@ use crate::docker::{self, docker, free_port};
 use crate::harness::{Project, Run, repo};
 
 /// The calculator image (prebuilt mode) and the offline gateway image, made once per run.
-pub(super) fn images() -> &'static (String, String) {
+pub(crate) fn images() -> &'static (String, String) {
     static IMAGES: OnceLock<(String, String)> = OnceLock::new();
     IMAGES.get_or_init(|| {
         // The documented offline command, as a user runs it.

@@ -151,6 +151,16 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
         "strategy = \"blue-green\"",
         "strategy = \"blue-green\"\nhealth_timeout = \"30s\"\nsmoke_timeout = \"5s\"\ndrain_timeout = \"3s\"",
     );
+    replace(
+        &staging,
+        "registry = \"ghcr.io\"",
+        &format!("registry = \"{REGISTRY}\""),
+    );
+    replace(
+        &staging,
+        "repository = \"shipit-dev/calculator\"",
+        &format!("repository = \"{repository}\""),
+    );
     replace(&staging, "port = 8081", &format!("port = {}", site.port));
     replace(
         &staging,
@@ -237,8 +247,8 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
         ] {
             r.base_env.insert(k.into(), v);
         }
-        // The toolchain step puts cargo on PATH; the test's shipit stands in
-        // for the step that compiles it.
+        // The test's toolchain stands in for the rustup step (no network
+        // here), and the test's shipit for the step that compiles it.
         r.path.push(cargo_bin.clone());
         r.path
             .push(Path::new(shipit).parent().unwrap().display().to_string());
@@ -258,7 +268,7 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
 
     // A tag that does not name the version: refused before anything is pushed.
     let mut r = runner("v9.9.9", &host_key(1));
-    let job = r.run_job(&release, "image", &["install-shipit"]);
+    let job = r.run_job(&release, "image", &["rust-toolchain", "install-shipit"]);
     assert_eq!(
         job.named("the tag names the version").outcome,
         "failure",
@@ -279,7 +289,7 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
     // The release: built on the runner, pushed with the credentials from secrets.
     let tag = format!("v{version}");
     let mut r = runner(&tag, &host_key(1));
-    let job = r.run_job(&release, "image", &["install-shipit"]);
+    let job = r.run_job(&release, "image", &["rust-toolchain", "install-shipit"]);
     assert!(job.succeeded(), "{}", job.log());
     assert!(
         registry_tags(&repository, &password).contains(&format!("\"{version}\"")),
@@ -290,7 +300,7 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
 
     // The deploy: each host pulls the release (and gets the gateway streamed).
     let mut r = runner(&tag, &host_key(1));
-    let job = r.run_job(&deploy, "staging", &["install-shipit"]);
+    let job = r.run_job(&deploy, "staging", &["rust-toolchain", "install-shipit"]);
     assert!(job.succeeded(), "{}", job.log());
     let deployed = &job.step("deploy").output;
     assert_eq!(deployed.matches("pulled").count(), 2, "{deployed}");
@@ -345,7 +355,7 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
     // A deploy that fails before it serves (a host key that is not the
     // host's): nothing switches, and no step rolls back.
     let mut r = runner(&tag, &host_key(2));
-    let job = r.run_job(&deploy, "staging", &["install-shipit"]);
+    let job = r.run_job(&deploy, "staging", &["rust-toolchain", "install-shipit"]);
     assert_eq!(job.step("deploy").outcome, "failure", "{}", job.log());
     assert!(
         job.step("deploy").output.contains("known_hosts"),
