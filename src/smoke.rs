@@ -1,19 +1,33 @@
-//! The calculator's smoke suite: what must answer before a release takes
-//! traffic, and what `shipit smoke ENV` checks afterwards. Retried with
-//! backoff up to a deadline; reported for people, as JSON and as JUnit XML.
+//! The smoke suite: what must answer before a release takes traffic, and what
+//! `shipit smoke ENV` checks afterwards - the health and readiness paths,
+//! then the service's own `[[smoke.checks]]`. Retried with backoff up to a
+//! deadline; reported for people, as JSON and as JUnit XML.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::config::model::{Config, SmokeCheck};
+use crate::config::rules;
 use crate::http;
 
-/// Paths the suite uses (from `app.*_path`).
+/// What the suite asks: the health and readiness paths (`app.*_path`), then
+/// the configured checks.
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub health: String,
     pub ready: String,
-    pub metrics: String,
+    pub checks: Vec<SmokeCheck>,
+}
+
+impl Paths {
+    pub fn of(config: &Config) -> Paths {
+        Paths {
+            health: config.app.health_path.clone(),
+            ready: config.app.readiness_path.clone(),
+            checks: config.smoke.checks.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,20 +126,6 @@ fn xml(s: &str) -> String {
         .replace('\n', "&#10;")
 }
 
-/// Known answers for every operation.
-pub const ANSWERS: &[(&str, &[f64], f64)] = &[
-    ("add", &[2.0, 3.0], 5.0),
-    ("subtract", &[10.0, 4.0], 6.0),
-    ("multiply", &[6.0, 7.0], 42.0),
-    ("divide", &[1.0, 4.0], 0.25),
-    ("power", &[2.0, 10.0], 1024.0),
-    ("sqrt", &[81.0], 9.0),
-    ("sin", &[0.0], 0.0),
-    ("cos", &[0.0], 1.0),
-    ("tan", &[0.0], 0.0),
-    ("log", &[1.0], 0.0),
-];
-
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn timed(name: String, f: impl FnOnce() -> Result<(), String>) -> Check {
@@ -176,59 +176,89 @@ pub fn once(base: &str, route: &http::Route, paths: &Paths) -> Vec<Check> {
             status(&get(route, &format!("{base}{}", paths.ready))?, 200)
         }),
     ];
-    for (operation, operands, expected) in ANSWERS {
-        let body = serde_json::json!({ "operation": operation, "operands": operands }).to_string();
-        checks.push(timed(
-            format!("POST /calculate {operation} {operands:?} = {expected}"),
-            || {
-                let r = http::request_via(
-                    route,
-                    &format!("{base}/calculate"),
-                    "POST",
-                    &[("Content-Type", "application/json")],
-                    body.as_bytes(),
-                    REQUEST_TIMEOUT,
-                )?;
-                status(&r, 200)?;
-                let got = r
-                    .json()
-                    .and_then(|v| v["result"].as_f64())
-                    .ok_or_else(|| format!("no numeric result in {}", r.text()))?;
-                if (got - expected).abs() <= 1e-9 {
-                    Ok(())
-                } else {
-                    Err(format!("expected {expected}, got {got}"))
-                }
-            },
+    for check in &paths.checks {
+        checks.push(timed(check.name.clone(), || run_check(base, route, check)));
+    }
+    checks
+}
+
+/// One configured check: the request, then every expectation on its answer.
+fn run_check(base: &str, route: &http::Route, check: &SmokeCheck) -> Result<(), String> {
+    let headers: Vec<(&str, &str)> = check
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let started = Instant::now();
+    let r = http::request_via(
+        route,
+        &format!("{base}{}", check.path),
+        &check.method,
+        &headers,
+        check.body.as_bytes(),
+        REQUEST_TIMEOUT,
+    )?;
+    let took = started.elapsed();
+    let excerpt = || -> String { r.text().chars().take(200).collect() };
+    if i64::from(r.status) != check.status {
+        return Err(format!(
+            "expected status {}, got {}: {}",
+            check.status,
+            r.status,
+            excerpt()
         ));
     }
-    checks.push(timed("POST /calculate malformed JSON = 400".into(), || {
-        let r = http::request_via(
-            route,
-            &format!("{base}/calculate"),
-            "POST",
-            &[("Content-Type", "application/json")],
-            br#"{"operation":"#,
-            REQUEST_TIMEOUT,
-        )?;
-        status(&r, 400)
-    }));
-    checks.push(timed(
-        format!("GET {} exposes http_requests_total", paths.metrics),
-        || {
-            let r = get(route, &format!("{base}{}", paths.metrics))?;
-            status(&r, 200)?;
-            if r.text()
-                .lines()
-                .any(|l| l.starts_with("http_requests_total"))
-            {
-                Ok(())
-            } else {
-                Err("no http_requests_total sample in the metrics".into())
+    if let Some(limit) = rules::parse_duration(&check.max_latency)
+        && took > limit
+    {
+        return Err(format!(
+            "answered in {} ms, over the {} limit",
+            took.as_millis(),
+            check.max_latency
+        ));
+    }
+    let text = r.text();
+    for wanted in &check.contains {
+        if !text.contains(wanted.as_str()) {
+            return Err(format!(
+                "the body does not contain {wanted:?}: {}",
+                excerpt()
+            ));
+        }
+    }
+    if !check.regex.is_empty() {
+        let re = regex_lite::Regex::new(&check.regex).map_err(|e| e.to_string())?;
+        if !re.is_match(&text) {
+            return Err(format!(
+                "the body does not match /{}/: {}",
+                check.regex,
+                excerpt()
+            ));
+        }
+    }
+    if !check.json.is_empty() {
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("the body is not JSON ({e}): {}", excerpt()))?;
+        for (pointer, expected) in &check.json {
+            match body.pointer(pointer) {
+                None => return Err(format!("no value at {pointer:?} in {}", excerpt())),
+                Some(got) if !same(got, expected) => {
+                    return Err(format!("{pointer}: expected {expected}, got {got}"));
+                }
+                Some(_) => {}
             }
-        },
-    ));
-    checks
+        }
+    }
+    Ok(())
+}
+
+/// JSON equality, with numbers compared as numbers (`42` and `42.0` agree,
+/// and floating-point results within 1e-9).
+fn same(got: &serde_json::Value, expected: &serde_json::Value) -> bool {
+    match (got.as_f64(), expected.as_f64()) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9,
+        _ => got == expected,
+    }
 }
 
 /// The suite, retried with backoff until it passes or `deadline` passes,
@@ -259,5 +289,22 @@ pub fn run(
         }
         std::thread::sleep(wait);
         wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_compare_as_numbers_everything_else_exactly() {
+        assert!(same(&json!(42.0), &json!(42)));
+        assert!(same(&json!(0.1 + 0.2), &json!(0.3)));
+        assert!(!same(&json!(41), &json!(42)));
+        assert!(same(&json!("sqrt"), &json!("sqrt")));
+        assert!(!same(&json!("42"), &json!(42)));
+        assert!(same(&json!([1, {"a": true}]), &json!([1, {"a": true}])));
+        assert!(!same(&json!(null), &json!(false)));
     }
 }

@@ -41,11 +41,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     let deadline: Duration = rules::parse_duration(&text).ok_or_else(|| {
         Error::Usage(format!("--timeout {text}: expected a duration such as 30s"))
     })?;
-    let paths = Paths {
-        health: c.app.health_path.clone(),
-        ready: c.app.readiness_path.clone(),
-        metrics: c.app.metrics_path.clone(),
-    };
+    let paths = Paths::of(c);
     let tls = smoke::trust(&c.smoke.ca).map_err(Error::Usage)?;
     // With deploy.hosts, each host's gateway in turn (the URL's name still
     // goes in Host and SNI); else where the URL (or --connect) says.

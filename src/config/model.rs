@@ -465,6 +465,8 @@ pub struct Smoke {
     pub timeout: String,
     /// Extra CA certificates the smoke suite trusts: a secret reference, or empty.
     pub ca: String,
+    /// The service's own checks, run after the health and readiness paths answer 200.
+    pub checks: Vec<SmokeCheck>,
 }
 
 impl Default for Smoke {
@@ -473,6 +475,47 @@ impl Default for Smoke {
             url: "http://localhost:8080".into(),
             timeout: "60s".into(),
             ca: String::new(),
+            checks: Vec::new(),
+        }
+    }
+}
+
+/// One request of the smoke suite and what its answer must be.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct SmokeCheck {
+    /// How reports name it (unique).
+    pub name: String,
+    pub method: String,
+    /// Path and query, from the service's root: `/calculate`, `/items?limit=1`.
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    /// The expected status code.
+    pub status: i64,
+    /// Texts the body must contain.
+    pub contains: Vec<String>,
+    /// JSON pointer (`/result`, `/items/0/id`) -> the value it must hold.
+    pub json: BTreeMap<String, serde_json::Value>,
+    /// A regular expression the body must match (`(?m)^name ` for a line start).
+    pub regex: String,
+    /// The longest the answer may take; empty: no limit.
+    pub max_latency: String,
+}
+
+impl Default for SmokeCheck {
+    fn default() -> Self {
+        SmokeCheck {
+            name: String::new(),
+            method: "GET".into(),
+            path: String::new(),
+            headers: BTreeMap::new(),
+            body: String::new(),
+            status: 200,
+            contains: Vec::new(),
+            json: BTreeMap::new(),
+            regex: String::new(),
+            max_latency: String::new(),
         }
     }
 }

@@ -137,8 +137,95 @@ pub fn validate(config: &Config, tree: &Node) -> Vec<Problem> {
         "an absolute URL such as \"http://localhost:8080\"",
     );
     c.duration("smoke.timeout", &config.smoke.timeout);
+    smoke_checks(&mut c, config);
     ci(&mut c, config);
     c.problems
+}
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+fn smoke_checks(c: &mut Checker<'_>, config: &Config) {
+    let mut names: Vec<&str> = Vec::new();
+    for (i, check) in config.smoke.checks.iter().enumerate() {
+        let key = |field: &str| format!("smoke.checks.{i}.{field}");
+        let name_ok = !check.name.trim().is_empty()
+            && check.name.len() <= 200
+            && !check.name.chars().any(char::is_control);
+        c.check(
+            name_ok,
+            &key("name"),
+            format!("check {} has no usable name", i + 1),
+            "a short name, unique in the suite, e.g. \"POST /items creates an item\"",
+        );
+        if names.contains(&check.name.as_str()) {
+            c.fail(
+                &key("name"),
+                format!("\"{}\" names two checks", check.name),
+                "a name per check: reports and JUnit tell them apart by name",
+            );
+        }
+        names.push(&check.name);
+        c.check(
+            METHODS.contains(&check.method.as_str()),
+            &key("method"),
+            format!("\"{}\" is not an HTTP method", check.method),
+            "one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (upper case)",
+        );
+        let (path, query) = check.path.split_once('?').unwrap_or((&check.path, ""));
+        c.check(
+            rules::is_http_path(path)
+                && query
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._~-=&%+,:".contains(&b)),
+            &key("path"),
+            format!("\"{}\" is not a path", check.path),
+            "a path from the service's root with an optional query, e.g. \"/items?limit=1\"",
+        );
+        for (name, value) in &check.headers {
+            c.check(
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                    && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
+                &key("headers"),
+                format!("the header \"{name}\" is not a valid header"),
+                "a header name (letters, digits, `-`) and a value on one line",
+            );
+        }
+        c.check(
+            check.body.len() <= 65_536,
+            &key("body"),
+            format!("the body is {} bytes", check.body.len()),
+            "at most 64 KiB",
+        );
+        c.check(
+            (100..=599).contains(&check.status),
+            &key("status"),
+            format!("status = {} is not an HTTP status", check.status),
+            "a status code from 100 to 599",
+        );
+        for pointer in check.json.keys() {
+            c.check(
+                pointer.is_empty() || pointer.starts_with('/'),
+                &key("json"),
+                format!("\"{pointer}\" is not a JSON pointer"),
+                "a JSON pointer (RFC 6901): \"/result\", \"/items/0/id\", or \"\" for the whole body",
+            );
+        }
+        if !check.regex.is_empty()
+            && let Err(e) = regex_lite::Regex::new(&check.regex)
+        {
+            c.fail(
+                &key("regex"),
+                format!("the regex does not compile: {e}"),
+                "a regular expression (Rust regex syntax), e.g. \"(?m)^http_requests_total\"",
+            );
+        }
+        if !check.max_latency.is_empty() {
+            c.duration(&key("max_latency"), &check.max_latency);
+        }
+    }
 }
 
 fn app(c: &mut Checker<'_>, config: &Config) {

@@ -171,11 +171,7 @@ impl Settings {
             user: format!("{0}:{0}", c.image.user),
             memory_bytes: memory_bytes(&c.resources.limits.memory),
             nano_cpus: nano_cpus(&c.resources.limits.cpu),
-            paths: Paths {
-                health: c.app.health_path.clone(),
-                ready: c.app.readiness_path.clone(),
-                metrics: c.app.metrics_path.clone(),
-            },
+            paths: Paths::of(c),
             webhook: (!c.deploy.webhook.is_empty()).then(|| c.deploy.webhook.clone()),
             version: loaded.version.clone(),
             image_ref: loaded.image_ref(),

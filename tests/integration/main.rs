@@ -10,6 +10,7 @@ mod release;
 mod render;
 mod review;
 mod review_engine;
+mod smoke_checks;
 mod snapshots;
 mod tls;
 mod tls_checks;
