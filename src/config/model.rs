@@ -48,6 +48,12 @@ pub struct App {
     pub package: String,
     /// Source repository URL, for the `org.opencontainers.image.source` label.
     pub source_url: String,
+    /// Arguments given to the service's entrypoint (the image's CMD); empty: none.
+    pub args: Vec<String>,
+    /// A command the engine runs inside the container as its health check
+    /// (exec form, no shell), when the image has one; empty: health comes
+    /// from `health_path` over HTTP only (through the gateway, or probes).
+    pub healthcheck: Vec<String>,
 }
 
 impl Default for App {
@@ -64,6 +70,8 @@ impl Default for App {
             version: String::new(),
             package: "calculator".into(),
             source_url: String::new(),
+            args: Vec::new(),
+            healthcheck: Vec::new(),
         }
     }
 }

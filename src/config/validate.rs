@@ -258,6 +258,30 @@ fn app(c: &mut Checker<'_>, config: &Config) {
             "the repository URL, e.g. \"https://github.com/org/repo\"",
         );
     }
+    for (key, list) in [
+        ("app.args", &app.args),
+        ("app.healthcheck", &app.healthcheck),
+    ] {
+        for (i, arg) in list.iter().enumerate() {
+            c.check(
+                !arg.chars().any(char::is_control) && arg.len() <= 1024,
+                &format!("{key}.{i}"),
+                format!(
+                    "argument {} holds a control character or is too long",
+                    i + 1
+                ),
+                "plain text on one line, at most 1024 bytes",
+            );
+        }
+    }
+    if let Some(first) = app.healthcheck.first() {
+        c.check(
+            first.starts_with('/'),
+            "app.healthcheck",
+            format!("\"{first}\" is not an absolute path"),
+            "the command's absolute path inside the image, then its arguments (exec form: no shell), e.g. [\"/app\", \"healthcheck\"]",
+        );
+    }
     match app.version_source {
         VersionSource::Config => c.check(
             is_semver(&app.version),

@@ -1,5 +1,7 @@
 //! A release's replicas: created, started and health-gated through the
-//! engine's own health checks; removed or stopped again when they fail.
+//! engine's own health checks (when the image has one; the gateway checks
+//! `app.health_path` over HTTP in every case); removed or stopped again when
+//! they fail.
 
 use std::time::{Duration, Instant};
 
@@ -102,13 +104,10 @@ pub async fn wait_healthy(
             }
             match info.health.as_str() {
                 "healthy" => {}
-                "none" => {
-                    return Err(Unhealthy {
-                        container: name.clone(),
-                        reason: "the image has no HEALTHCHECK, so shipit cannot gate on it".into(),
-                        logs: String::new(),
-                    });
-                }
+                // No HEALTHCHECK in the image: running is all the engine can
+                // say; the gateway's HTTP check of `app.health_path` gates it
+                // before it takes traffic (the candidate route, the switch).
+                "none" => {}
                 _ => still.push(name.clone()),
             }
         }

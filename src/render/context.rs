@@ -33,6 +33,12 @@ pub struct Ctx {
     pub version: String,
     pub source_url: String,
     pub package: String,
+    /// The image's CMD as a JSON array (`["serve"]`); empty: none.
+    pub args_json: String,
+    /// The engine's health check command as a JSON array; empty: none.
+    pub healthcheck_json: String,
+    /// The same for compose: `["CMD", ...]`.
+    pub compose_healthcheck_json: String,
     pub port: i64,
     pub health_path: String,
     pub readiness_path: String,
@@ -211,6 +217,19 @@ fn ingress_rate(rate: &str, burst: i64) -> (&'static str, u64, u64) {
     (key, n, multiplier)
 }
 
+/// A JSON array of strings (Dockerfile and compose exec form); empty for none.
+fn json_array(items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        let quoted: Vec<String> = items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap_or_default())
+            .collect();
+        format!("[{}]", quoted.join(", "))
+    }
+}
+
 /// Seconds, for nginx and Kubernetes fields that take whole seconds.
 fn seconds(value: &str) -> u64 {
     rules::parse_duration(value).map_or(0, |d| d.as_secs().max(1))
@@ -324,6 +343,17 @@ impl Ctx {
             version: loaded.version.clone(),
             source_url: c.app.source_url.clone(),
             package: c.app.package.clone(),
+            args_json: json_array(&c.app.args),
+            healthcheck_json: json_array(&c.app.healthcheck),
+            compose_healthcheck_json: if c.app.healthcheck.is_empty() {
+                String::new()
+            } else {
+                json_array(
+                    &std::iter::once("CMD".to_string())
+                        .chain(c.app.healthcheck.iter().cloned())
+                        .collect::<Vec<_>>(),
+                )
+            },
             port: c.app.port,
             health_path: c.app.health_path.clone(),
             readiness_path: c.app.readiness_path.clone(),
