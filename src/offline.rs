@@ -180,10 +180,13 @@ pub async fn make_gateway(engine: &Engine, plan: &Plan, force: bool) -> Result<b
     let id = engine
         .build(
             stream,
-            "Dockerfile",
-            &HashMap::new(),
-            &HashMap::new(),
-            false,
+            &crate::engine::BuildSpec {
+                dockerfile: "Dockerfile",
+                target: "",
+                build_args: &HashMap::new(),
+                labels: &HashMap::new(),
+                no_cache: false,
+            },
             |_| {},
         )
         .await?;

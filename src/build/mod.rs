@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::config::model::BuildKind;
 use crate::config::{Loaded, rules};
 use crate::error::Error;
 use crate::render::{self, GENERATED_DIR};
@@ -43,6 +44,12 @@ pub struct Plan {
     pub version: String,
     pub revision: String,
     pub created: String,
+    /// `build.kind`: shipit's rendered Dockerfile (`rust`) or the project's own.
+    pub kind: BuildKind,
+    /// The build context, relative to the project (`.` for the project itself).
+    pub context_dir: String,
+    /// The stage to build (`build.target`).
+    pub target: Option<String>,
     /// The Cargo package built, and the Rust target for prebuilt mode.
     pub package: String,
     pub rust_target: String,
@@ -77,6 +84,21 @@ pub struct Request {
 pub fn plan(project: &Path, loaded: &Loaded, request: &Request) -> Result<Plan, Error> {
     let environment = loaded.environment.clone().unwrap_or_default();
     let config = &loaded.config;
+    let kind = config.build.kind;
+    match (kind, request.mode) {
+        (BuildKind::Image, _) => {
+            return Err(Error::Usage(format!(
+                "{environment} deploys the prebuilt image {} (build.kind = \"image\"): there is nothing to build",
+                config.build.image
+            )));
+        }
+        (BuildKind::Dockerfile, Some(Mode::Prebuilt)) => {
+            return Err(Error::Usage(
+                "--mode prebuilt compiles a Rust package on this machine; build.kind = \"dockerfile\" builds the project's own Dockerfile".into(),
+            ));
+        }
+        _ => {}
+    }
     let mode = request.mode.unwrap_or(Mode::Source);
     let repository = format!("{}/{}", config.image.registry, config.image.repository);
     let git = git::inspect(project);
@@ -148,7 +170,7 @@ pub fn plan(project: &Path, loaded: &Loaded, request: &Request) -> Result<Plan, 
             config.app.source_url.clone(),
         );
     }
-    if mode == Mode::Source {
+    if mode == Mode::Source && kind == BuildKind::Rust {
         build_args.insert("SOURCE_REVISION".to_string(), revision.clone());
     }
 
@@ -160,17 +182,40 @@ pub fn plan(project: &Path, loaded: &Loaded, request: &Request) -> Result<Plan, 
             .map(|a| a.contents.clone())
             .unwrap_or_default()
     };
-    let dockerfile_name = match mode {
-        Mode::Source => "Dockerfile",
-        Mode::Prebuilt => "Dockerfile.prebuilt",
-    };
-    let dockerfile = file(dockerfile_name);
-    let ignore_text = file(".dockerignore");
-    let generated_stale = [dockerfile_name, ".dockerignore"].iter().any(|name| {
+    let stale = |name: &str| {
         let on_disk =
             std::fs::read_to_string(project.join(GENERATED_DIR).join(&environment).join(name)).ok();
         on_disk.as_deref() != Some(file(name).as_str())
-    });
+    };
+    let (dockerfile, ignore_text, context_dir, generated_stale) = if kind == BuildKind::Dockerfile {
+        let b = &config.build;
+        let dockerfile = std::fs::read_to_string(project.join(&b.dockerfile)).map_err(|e| {
+            Error::Usage(format!(
+                "build.dockerfile = \"{}\": {e} (relative to the project)",
+                b.dockerfile
+            ))
+        })?;
+        let context = b.context.trim_end_matches('/').to_string();
+        if !project.join(&context).is_dir() {
+            return Err(Error::Usage(format!(
+                "build.context = \"{}\" is not a directory of the project",
+                b.context
+            )));
+        }
+        // The project's own rules first, shipit's after: a later rule wins,
+        // so nothing the project re-includes brings secrets or .git back.
+        let own = std::fs::read_to_string(project.join(&context).join(".dockerignore"))
+            .unwrap_or_default();
+        let rules = format!("{own}\n{}", file(".dockerignore"));
+        (dockerfile, rules, context, stale(".dockerignore"))
+    } else {
+        let name = match mode {
+            Mode::Source => "Dockerfile",
+            Mode::Prebuilt => "Dockerfile.prebuilt",
+        };
+        let stale = stale(name) || stale(".dockerignore");
+        (file(name), file(".dockerignore"), ".".to_string(), stale)
+    };
 
     Ok(Plan {
         environment,
@@ -182,6 +227,10 @@ pub fn plan(project: &Path, loaded: &Loaded, request: &Request) -> Result<Plan, 
         version: loaded.version.clone(),
         revision,
         created,
+        kind,
+        context_dir,
+        target: (kind == BuildKind::Dockerfile && !config.build.target.is_empty())
+            .then(|| config.build.target.clone()),
         package: config.app.package.clone(),
         rust_target: render::Ctx::new(loaded).rust_target,
         dockerfile,
@@ -198,6 +247,10 @@ pub fn context_entries(
     binary: Option<&Path>,
 ) -> Result<Vec<context::Entry>, Error> {
     let mut entries = match (plan.mode, binary) {
+        (Mode::Source, _) if plan.kind == BuildKind::Dockerfile => {
+            let root = project.join(&plan.context_dir);
+            context::collect(&root, &plan.ignore).map_err(|e| Error::io(&root, e))?
+        }
         (Mode::Source, _) => {
             let prepared = source::prepare(project, &plan.package)?;
             source::entries(project, &prepared, &plan.ignore)?

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::Context;
 use crate::build::{self, Mode, Plan, Request, context, credentials};
 use crate::config;
-use crate::engine::{BuildEvent, Engine, PushEvent};
+use crate::engine::{BuildEvent, BuildSpec, Engine, PushEvent};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Default)]
@@ -54,6 +54,29 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         .unwrap_or_else(|| "production".to_string());
     let loaded =
         config::load(&ctx.project, Some(&environment), &ctx.overrides).map_err(Error::Config)?;
+    if loaded.config.build.kind == config::model::BuildKind::Image {
+        // Nothing to build: the environment deploys a given reference.
+        let image = loaded.image_ref();
+        if ctx.out.is_json() {
+            ctx.out.json(&serde_json::json!({
+                "environment": environment,
+                "kind": "image",
+                "image": image,
+                "version": loaded.version,
+                "built": false,
+                "pushed": false,
+            }));
+        } else {
+            ctx.out.status(
+                "nothing",
+                &format!(
+                    "to build: {environment} deploys the prebuilt image {image} (build.kind = \"image\")"
+                ),
+            );
+            ctx.out.data(&format!("{image}\n"));
+        }
+        return Ok(());
+    }
     let request = Request {
         mode: args.mode,
         extra_tags: args.tags.clone(),
@@ -138,10 +161,13 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
     let result = engine
         .build(
             body,
-            build::CONTEXT_DOCKERFILE,
-            &build_args,
-            &labels,
-            args.no_cache,
+            &BuildSpec {
+                dockerfile: build::CONTEXT_DOCKERFILE,
+                target: plan.target.as_deref().unwrap_or(""),
+                build_args: &build_args,
+                labels: &labels,
+                no_cache: args.no_cache,
+            },
             |event| match event {
                 BuildEvent::Line(line) => progress.line(line),
             },

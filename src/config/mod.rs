@@ -73,8 +73,12 @@ impl Loaded {
         }
     }
 
-    /// The full image reference the environment runs.
+    /// The full image reference the environment runs: the built
+    /// `registry/repository:tag`, or `build.image` for `build.kind = "image"`.
     pub fn image_ref(&self) -> String {
+        if self.config.build.kind == model::BuildKind::Image {
+            return self.config.build.image.clone();
+        }
         format!(
             "{}/{}:{}",
             self.config.image.registry,
@@ -170,10 +174,23 @@ pub fn load(
     apply_set_overrides(&mut root, &mut sources, &mut problems, &overrides.set);
 
     let sink = de::Sink::default();
-    let config: Config = de::from_node(&root, &sink);
+    let mut config: Config = de::from_node(&root, &sink);
+    config.fill_from_name();
     problems.extend(sink.into_problems());
 
-    let reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+    let mut reported: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+    if config.app.name.is_empty() {
+        // Left empty, these default to app.name: its own problem says it all.
+        reported.extend(
+            [
+                "app.package",
+                "image.repository",
+                "kubernetes.namespace",
+                "kubernetes.ingress.host",
+            ]
+            .map(String::from),
+        );
+    }
     problems.extend(validate::validate(&config, &root).into_iter().filter(|p| {
         !reported
             .iter()

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct Config {
     pub app: App,
+    pub build: Build,
     pub image: Image,
     /// Runtime environment variables (plain values, never secrets).
     pub env: BTreeMap<String, String>,
@@ -59,8 +60,8 @@ pub struct App {
 impl Default for App {
     fn default() -> Self {
         App {
-            name: "calculator".into(),
-            description: "A calculator service deployed by shipit".into(),
+            name: String::new(),
+            description: String::new(),
             port: 8080,
             health_path: "/health".into(),
             readiness_path: "/ready".into(),
@@ -68,12 +69,50 @@ impl Default for App {
             version_source: VersionSource::Cargo,
             manifest: "Cargo.toml".into(),
             version: String::new(),
-            package: "calculator".into(),
+            package: String::new(),
             source_url: String::new(),
             args: Vec::new(),
             healthcheck: Vec::new(),
         }
     }
+}
+
+/// What gets built, and from what.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Build {
+    pub kind: BuildKind,
+    /// `dockerfile`: the Dockerfile, relative to the project.
+    pub dockerfile: String,
+    /// `dockerfile`: the build context, relative to the project.
+    pub context: String,
+    /// `dockerfile`: the stage to build; empty: the last one.
+    pub target: String,
+    /// `image`: the reference to deploy, by tag and/or digest (nothing is built).
+    pub image: String,
+}
+
+impl Default for Build {
+    fn default() -> Self {
+        Build {
+            kind: BuildKind::Rust,
+            dockerfile: "Dockerfile".into(),
+            context: ".".into(),
+            target: String::new(),
+            image: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildKind {
+    /// A Cargo binary package: shipit renders the Dockerfile.
+    Rust,
+    /// The project's own Dockerfile: shipit renders none.
+    Dockerfile,
+    /// A prebuilt image: nothing is built.
+    Image,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -109,7 +148,7 @@ impl Default for Image {
     fn default() -> Self {
         Image {
             registry: "127.0.0.1:5000".into(),
-            repository: "shipit/calculator".into(),
+            repository: String::new(),
             tag: String::new(),
             builder: "rust:1.95.0-slim-bookworm".into(),
             runtime: "scratch".into(),
@@ -345,7 +384,7 @@ pub struct Kubernetes {
 impl Default for Kubernetes {
     fn default() -> Self {
         Kubernetes {
-            namespace: "calculator".into(),
+            namespace: String::new(),
             service_port: 80,
             ingress: Ingress::default(),
             pdb: Pdb::default(),
@@ -368,7 +407,7 @@ impl Default for Ingress {
     fn default() -> Self {
         Ingress {
             enabled: true,
-            host: "calculator.localhost".into(),
+            host: String::new(),
             class: "nginx".into(),
             tls_secret: String::new(),
         }
@@ -568,10 +607,36 @@ impl Default for Ci {
     }
 }
 
+impl Config {
+    /// Fills what defaults to the application's name (left empty by every
+    /// layer): the Cargo package, the image repository, the Kubernetes
+    /// namespace and the Ingress host (`NAME.localhost`).
+    pub fn fill_from_name(&mut self) {
+        let name = self.app.name.clone();
+        if name.is_empty() {
+            return;
+        }
+        for (value, default) in [
+            (&mut self.app.package, name.clone()),
+            (&mut self.image.repository, name.clone()),
+            (&mut self.kubernetes.namespace, name.clone()),
+            (
+                &mut self.kubernetes.ingress.host,
+                format!("{name}.localhost"),
+            ),
+        ] {
+            if value.is_empty() {
+                *value = default;
+            }
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             app: App::default(),
+            build: Build::default(),
             image: Image::default(),
             env: BTreeMap::new(),
             secrets: BTreeMap::new(),

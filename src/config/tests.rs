@@ -40,7 +40,7 @@ fn keys(env: &str) -> Vec<String> {
 fn defaults_and_a_minimal_base_are_valid() {
     let loaded = load_env("").expect("valid");
     assert_eq!(loaded.version, "1.2.3");
-    assert_eq!(loaded.image_ref(), "127.0.0.1:5000/shipit/calculator:1.2.3");
+    assert_eq!(loaded.image_ref(), "127.0.0.1:5000/calculator:1.2.3");
     assert_eq!(
         loaded.files,
         ["environments/base.toml", "environments/test.toml"]
@@ -94,10 +94,7 @@ fn env_vars_then_set_flags_override_files_in_that_order() {
     assert!(c.autoscaling.enabled);
     assert_eq!(c.autoscaling.max, 8);
     assert_eq!(c.gateway.server_names, ["x.example.com", "y.example.com"]);
-    assert_eq!(
-        loaded.image_ref(),
-        "127.0.0.1:5000/shipit/calculator:from-flag"
-    );
+    assert_eq!(loaded.image_ref(), "127.0.0.1:5000/calculator:from-flag");
 }
 
 #[test]
@@ -368,7 +365,7 @@ fn a_wrong_type_is_reported_once_not_again_as_a_semantic_problem() {
 #[test]
 fn cargo_version_source_reads_the_manifest() {
     let dir = project(
-        "[app]\nversion_source = \"cargo\"\nmanifest = \"Cargo.toml\"\n",
+        "[app]\nname = \"svc\"\nversion_source = \"cargo\"\nmanifest = \"Cargo.toml\"\n",
         "",
     );
     fs::write(
@@ -403,4 +400,24 @@ fn deploy_hosts_are_engine_addresses_each_listed_once() {
         "an unknown key in a host entry: {found:?}"
     );
     assert!(!keys.contains(&"deploy.hosts.0.engine"), "{found:?}");
+}
+
+#[test]
+fn nothing_defaults_to_the_calculator_and_names_follow_app_name() {
+    let dir = project("", "");
+    let err = load(dir.path(), Some("test"), &Overrides::default()).unwrap_err();
+    let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"app.name"), "{keys:?}");
+    assert!(!keys.contains(&"image.repository"), "{keys:?}");
+    let dir = project(
+        "[app]\nname = \"orders\"\nversion_source = \"config\"\nversion = \"1.0.0\"\n",
+        "",
+    );
+    let loaded = load(dir.path(), Some("test"), &Overrides::default()).expect("valid");
+    let c = &loaded.config;
+    assert_eq!(c.app.package, "orders");
+    assert_eq!(c.image.repository, "orders");
+    assert_eq!(c.kubernetes.namespace, "orders");
+    assert_eq!(c.kubernetes.ingress.host, "orders.localhost");
+    assert_eq!(loaded.image_ref(), "127.0.0.1:5000/orders:1.0.0");
 }

@@ -3,7 +3,7 @@
 //! Each rule names the key it is about; the merged tree tells which file,
 //! line and column last set that key, so the problem points where to edit.
 
-use super::model::{Config, Strategy, Target, VersionSource};
+use super::model::{BuildKind, Config, Strategy, Target, VersionSource};
 use super::problem::Problem;
 use super::rules::{self, ImageRef};
 use super::tree::Node;
@@ -123,6 +123,7 @@ pub fn validate(config: &Config, tree: &Node) -> Vec<Problem> {
     };
     app(&mut c, config);
     image(&mut c, config);
+    build(&mut c, config);
     env_and_secrets(&mut c, config);
     scaling(&mut c, config);
     deploy(&mut c, config);
@@ -230,7 +231,15 @@ fn smoke_checks(c: &mut Checker<'_>, config: &Config) {
 
 fn app(c: &mut Checker<'_>, config: &Config) {
     let app = &config.app;
-    c.dns_label("app.name", &app.name);
+    if app.name.is_empty() {
+        c.fail(
+            "app.name",
+            "app.name is not set",
+            "name the service in environments/base.toml ([app] name = \"my-service\"); `shipit init` writes it",
+        );
+    } else {
+        c.dns_label("app.name", &app.name);
+    }
     c.port("app.port", app.port);
     c.http_path("app.health_path", &app.health_path);
     c.http_path("app.readiness_path", &app.readiness_path);
@@ -320,6 +329,61 @@ pub(crate) fn is_semver(s: &str) -> bool {
         })
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+}
+
+/// A path inside the project: relative, no `..`, no control characters.
+fn project_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.chars().any(char::is_control)
+        && path.split('/').all(|part| part != "..")
+}
+
+fn build(c: &mut Checker<'_>, config: &Config) {
+    let b = &config.build;
+    match b.kind {
+        BuildKind::Rust => {}
+        BuildKind::Dockerfile => {
+            for (key, value) in [
+                ("build.dockerfile", &b.dockerfile),
+                ("build.context", &b.context),
+            ] {
+                c.check(
+                    project_path(value),
+                    key,
+                    format!("\"{value}\" is not a path inside the project"),
+                    "a path relative to the project, without `..`, e.g. \"Dockerfile\" or \"services/api\"",
+                );
+            }
+            let context = b.context.trim_end_matches('/');
+            c.check(
+                context == "." || b.dockerfile.starts_with(&format!("{context}/")),
+                "build.dockerfile",
+                format!("\"{}\" is outside build.context \"{}\"", b.dockerfile, b.context),
+                "a Dockerfile inside the build context (compose and every builder read it from there)",
+            );
+            c.check(
+                b.target.is_empty()
+                    || b.target
+                        .bytes()
+                        .all(|x| x.is_ascii_alphanumeric() || b"-_.".contains(&x)),
+                "build.target",
+                format!("\"{}\" is not a stage name", b.target),
+                "the name of a stage in the Dockerfile (`FROM ... AS NAME`)",
+            );
+        }
+        BuildKind::Image => {
+            if b.image.is_empty() {
+                c.fail(
+                    "build.image",
+                    "build.kind = \"image\" deploys a given image, but build.image is empty",
+                    "the reference to deploy, pinned: REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST",
+                );
+            } else {
+                c.pinned_image("build.image", &b.image, false);
+            }
+        }
+    }
 }
 
 fn image(c: &mut Checker<'_>, config: &Config) {

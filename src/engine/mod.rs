@@ -28,6 +28,18 @@ pub struct Engine {
     pub published_host: String,
 }
 
+/// What to build from a context: the Dockerfile's path inside it, the stage,
+/// build arguments and labels.
+#[derive(Debug, Clone)]
+pub struct BuildSpec<'a> {
+    pub dockerfile: &'a str,
+    /// The stage to build; empty: the last one.
+    pub target: &'a str,
+    pub build_args: &'a HashMap<String, String>,
+    pub labels: &'a HashMap<String, String>,
+    pub no_cache: bool,
+}
+
 /// What happened while building, for progress output.
 pub enum BuildEvent<'a> {
     /// A line of build output (`Step 3/9 : RUN ...`, or a step's own output).
@@ -162,21 +174,21 @@ impl Engine {
     pub async fn build(
         &self,
         context: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
-        dockerfile: &str,
-        build_args: &HashMap<String, String>,
-        labels: &HashMap<String, String>,
-        no_cache: bool,
+        spec: &BuildSpec<'_>,
         mut on_event: impl FnMut(BuildEvent<'_>),
     ) -> Result<String, Error> {
-        let options = BuildImageOptionsBuilder::default()
-            .dockerfile(dockerfile)
-            .buildargs(build_args)
-            .labels(labels)
-            .nocache(no_cache)
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(spec.dockerfile)
+            .buildargs(spec.build_args)
+            .labels(spec.labels)
+            .nocache(spec.no_cache)
             .rm(true)
             .forcerm(true)
-            .pull("false")
-            .build();
+            .pull("false");
+        if !spec.target.is_empty() {
+            options = options.target(spec.target);
+        }
+        let options = options.build();
         let mut stream =
             self.docker
                 .build_image(options, None, Some(bollard::body_try_stream(context)));

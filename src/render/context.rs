@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::config::model::{Strategy, Target};
+use crate::config::model::{BuildKind, Strategy, Target};
 use crate::config::{Loaded, rules};
 
 use super::escape;
@@ -45,6 +45,16 @@ pub struct Ctx {
     pub metrics_path: String,
 
     pub image_ref: String,
+    /// `build.kind`: `rust`, `dockerfile`, `image`.
+    pub kind: &'static str,
+    /// shipit renders the Dockerfile (`rust`).
+    pub renders_dockerfile: bool,
+    /// compose builds the image (`rust`, `dockerfile`); `image`: it only runs it.
+    pub compose_builds: bool,
+    /// compose's build context and Dockerfile (relative to the context), from generated/ENV.
+    pub compose_context: String,
+    pub compose_dockerfile: String,
+    pub build_target: String,
     /// `image_ref@sha256:...` when `image.digest` is set, else `image_ref`.
     pub image_pinned: String,
     /// `IfNotPresent` for an image pinned by digest (immutable), else `Always`.
@@ -337,7 +347,7 @@ impl Ctx {
         Ctx {
             sources: loaded.files.join(" + "),
             instance: format!("{}-{environment}", c.app.name),
-            environment,
+            environment: environment.clone(),
             app_name: c.app.name.clone(),
             description: c.app.description.clone(),
             version: loaded.version.clone(),
@@ -359,12 +369,44 @@ impl Ctx {
             readiness_path: c.app.readiness_path.clone(),
             metrics_path: c.app.metrics_path.clone(),
             image_ref: loaded.image_ref(),
-            image_pinned: if c.image.digest.is_empty() {
+            kind: match c.build.kind {
+                BuildKind::Rust => "rust",
+                BuildKind::Dockerfile => "dockerfile",
+                BuildKind::Image => "image",
+            },
+            renders_dockerfile: c.build.kind == BuildKind::Rust,
+            compose_builds: c.build.kind != BuildKind::Image,
+            compose_context: match c.build.kind {
+                BuildKind::Dockerfile if c.build.context.trim_end_matches('/') != "." => {
+                    format!("../../{}", c.build.context.trim_end_matches('/'))
+                }
+                _ => "../..".into(),
+            },
+            compose_dockerfile: match c.build.kind {
+                BuildKind::Dockerfile => {
+                    let context = c.build.context.trim_end_matches('/');
+                    if context == "." {
+                        c.build.dockerfile.clone()
+                    } else {
+                        c.build
+                            .dockerfile
+                            .strip_prefix(&format!("{context}/"))
+                            .unwrap_or(&c.build.dockerfile)
+                            .to_string()
+                    }
+                }
+                _ => format!("generated/{environment}/Dockerfile"),
+            },
+            build_target: match c.build.kind {
+                BuildKind::Dockerfile => c.build.target.clone(),
+                _ => String::new(),
+            },
+            image_pinned: if c.image.digest.is_empty() || loaded.image_ref().contains('@') {
                 loaded.image_ref()
             } else {
                 format!("{}@{}", loaded.image_ref(), c.image.digest)
             },
-            pull_policy: if c.image.digest.is_empty() {
+            pull_policy: if c.image.digest.is_empty() && !loaded.image_ref().contains('@') {
                 "Always"
             } else {
                 "IfNotPresent"

@@ -65,17 +65,24 @@ fn verify(artifact: &Artifact) -> Result<(), Error> {
 pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
     let c = Ctx::new(loaded);
     let c = &c;
-    let mut out = vec![
-        artifact(t::Dockerfile::OUTPUT, t::Dockerfile { c }.render())?,
-        artifact(
+    let mut out = Vec::new();
+    // The project's own Dockerfile, or a prebuilt image: shipit renders none.
+    if c.renders_dockerfile {
+        out.push(artifact(
+            t::Dockerfile::OUTPUT,
+            t::Dockerfile { c }.render(),
+        )?);
+        out.push(artifact(
             t::DockerfilePrebuilt::OUTPUT,
             t::DockerfilePrebuilt { c }.render(),
-        )?,
+        )?);
+    }
+    out.extend([
         artifact(t::DockerIgnore::OUTPUT, t::DockerIgnore { c }.render())?,
         artifact(t::Compose::OUTPUT, t::Compose { c }.render())?,
         artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?,
         artifact(t::Haproxy::OUTPUT, t::Haproxy { c }.render())?,
-    ];
+    ]);
     // Cluster-level objects an administrator applies once: not in the kustomization.
     let mut cluster = vec![artifact(t::Namespace::OUTPUT, t::Namespace { c }.render())?];
     let mut k8s = vec![
