@@ -50,6 +50,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Detect what this repository builds and write environments/ for it (never over existing files)
+    Init {
+        /// The service's name (default: the package's or project's name, else the directory's)
+        #[arg(long)]
+        name: Option<String>,
+        /// What to build (default: detected: a Dockerfile, Cargo, Python, Node.js)
+        #[arg(long, value_enum)]
+        kind: Option<InitKind>,
+        /// The port the service listens on in its container
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The Cargo binary package to build (a workspace with several)
+        #[arg(long)]
+        package: Option<String>,
+        /// The image to deploy, with --kind image: REGISTRY/NAME:TAG or @sha256:DIGEST
+        #[arg(long, value_name = "REFERENCE")]
+        image: Option<String>,
+        /// Print what would be written; write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace existing environment files
+        #[arg(long)]
+        force: bool,
+    },
     /// Load, merge and validate configuration; report every problem (exit 2)
     Validate {
         /// Environments to validate (default: every file in environments/)
@@ -187,6 +211,15 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InitKind {
+    Rust,
+    Dockerfile,
+    Image,
+    Python,
+    Node,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum BuildMode {
     Source,
     Prebuilt,
@@ -197,6 +230,30 @@ pub enum ImageKind {
     /// The deploy gateway: Debian's HAProxy and socat, FROM scratch, running as 101:101
     Gateway {
         /// The image name (default: shipit-offline/haproxy:VERSION-bookworm, deploy.gateway_image's default)
+        #[arg(long, value_name = "NAME:TAG")]
+        tag: Option<String>,
+        /// Make it again even when the engine has it
+        #[arg(long)]
+        force: bool,
+        /// Print what would go into the image; build nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The base of build.kind = "python" where nothing can be pulled: this machine's Python 3 and pip, FROM scratch
+    Python {
+        /// The image name (default: shipit-offline/python:VERSION)
+        #[arg(long, value_name = "NAME:TAG")]
+        tag: Option<String>,
+        /// Make it again even when the engine has it
+        #[arg(long)]
+        force: bool,
+        /// Print what would go into the image; build nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The base of build.kind = "node" where nothing can be pulled: this machine's Node.js and npm, FROM scratch
+    Node {
+        /// The image name (default: shipit-offline/node:VERSION)
         #[arg(long, value_name = "NAME:TAG")]
         tag: Option<String>,
         /// Make it again even when the engine has it

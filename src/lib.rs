@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod init;
 pub mod offline;
 pub mod output;
 pub mod render;

@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, ColorChoice, Command, OutputFormat};
 use shipit::commands::{self, Context};
 use shipit::config::Overrides;
+use shipit::config::model::BuildKind;
 use shipit::output::{Color, Format, Output};
 
 /// Every `--set`, before and after the subcommand, in order: clap keeps only
@@ -207,6 +208,62 @@ fn main() {
                     dry_run,
                 },
         } => commands::image::gateway(&ctx, tag.as_deref(), force, dry_run),
+        Command::Image {
+            kind:
+                cli::ImageKind::Python {
+                    tag,
+                    force,
+                    dry_run,
+                },
+        } => commands::image::interpreter(
+            &ctx,
+            shipit::offline::Interpreter::Python,
+            tag.as_deref(),
+            force,
+            dry_run,
+        ),
+        Command::Image {
+            kind:
+                cli::ImageKind::Node {
+                    tag,
+                    force,
+                    dry_run,
+                },
+        } => commands::image::interpreter(
+            &ctx,
+            shipit::offline::Interpreter::Node,
+            tag.as_deref(),
+            force,
+            dry_run,
+        ),
+        Command::Init {
+            name,
+            kind,
+            port,
+            package,
+            image,
+            dry_run,
+            force,
+        } => commands::init::run(
+            &ctx,
+            &commands::init::Args {
+                request: shipit::init::Request {
+                    name,
+                    kind: kind.map(|k| match k {
+                        cli::InitKind::Rust => BuildKind::Rust,
+                        cli::InitKind::Dockerfile => BuildKind::Dockerfile,
+                        cli::InitKind::Image => BuildKind::Image,
+                        cli::InitKind::Python => BuildKind::Python,
+                        cli::InitKind::Node => BuildKind::Node,
+                    }),
+                    port: Some(port),
+                    package,
+                    image,
+                },
+                dry_run,
+                force,
+            },
+        ),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "shipit", &mut std::io::stdout());
             Ok(())

@@ -92,10 +92,11 @@ pub fn plan(project: &Path, loaded: &Loaded, request: &Request) -> Result<Plan, 
                 config.build.image
             )));
         }
-        (BuildKind::Dockerfile, Some(Mode::Prebuilt)) => {
-            return Err(Error::Usage(
-                "--mode prebuilt compiles a Rust package on this machine; build.kind = \"dockerfile\" builds the project's own Dockerfile".into(),
-            ));
+        (kind, Some(Mode::Prebuilt)) if kind != BuildKind::Rust => {
+            return Err(Error::Usage(format!(
+                "--mode prebuilt compiles a Rust package on this machine; build.kind is \"{}\"",
+                kind.name()
+            )));
         }
         _ => {}
     }
@@ -247,7 +248,7 @@ pub fn context_entries(
     binary: Option<&Path>,
 ) -> Result<Vec<context::Entry>, Error> {
     let mut entries = match (plan.mode, binary) {
-        (Mode::Source, _) if plan.kind == BuildKind::Dockerfile => {
+        (Mode::Source, _) if plan.kind != BuildKind::Rust => {
             let root = project.join(&plan.context_dir);
             context::collect(&root, &plan.ignore).map_err(|e| Error::io(&root, e))?
         }

@@ -4,6 +4,7 @@ pub mod build;
 pub mod deploy;
 pub mod hosts;
 pub mod image;
+pub mod init;
 pub mod release;
 pub mod render;
 pub mod smoke;

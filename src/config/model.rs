@@ -90,6 +90,8 @@ pub struct Build {
     pub target: String,
     /// `image`: the reference to deploy, by tag and/or digest (nothing is built).
     pub image: String,
+    /// `python`: the requirements file pip installs; empty: the project itself (`pip install .`).
+    pub requirements: String,
 }
 
 impl Default for Build {
@@ -100,6 +102,7 @@ impl Default for Build {
             context: ".".into(),
             target: String::new(),
             image: String::new(),
+            requirements: "requirements.txt".into(),
         }
     }
 }
@@ -113,6 +116,32 @@ pub enum BuildKind {
     Dockerfile,
     /// A prebuilt image: nothing is built.
     Image,
+    /// A Python service: shipit renders the Dockerfile (pip, then the sources).
+    Python,
+    /// A Node.js service: shipit renders the Dockerfile (`npm ci`, then the sources).
+    Node,
+}
+
+impl BuildKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BuildKind::Rust => "rust",
+            BuildKind::Dockerfile => "dockerfile",
+            BuildKind::Image => "image",
+            BuildKind::Python => "python",
+            BuildKind::Node => "node",
+        }
+    }
+
+    /// The pinned builder and runtime bases shipit's Dockerfile starts from.
+    pub fn bases(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            BuildKind::Rust => Some(("rust:1.95.0-slim-bookworm", "scratch")),
+            BuildKind::Python => Some(("python:3.11-slim-bookworm", "python:3.11-slim-bookworm")),
+            BuildKind::Node => Some(("node:20-bookworm-slim", "node:20-bookworm-slim")),
+            BuildKind::Dockerfile | BuildKind::Image => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -150,8 +179,8 @@ impl Default for Image {
             registry: "127.0.0.1:5000".into(),
             repository: String::new(),
             tag: String::new(),
-            builder: "rust:1.95.0-slim-bookworm".into(),
-            runtime: "scratch".into(),
+            builder: String::new(),
+            runtime: String::new(),
             platform: "linux/amd64".into(),
             user: 10001,
             build_args: BTreeMap::new(),
@@ -608,10 +637,19 @@ impl Default for Ci {
 }
 
 impl Config {
-    /// Fills what defaults to the application's name (left empty by every
-    /// layer): the Cargo package, the image repository, the Kubernetes
-    /// namespace and the Ingress host (`NAME.localhost`).
+    /// Fills what defaults to the kind of build (the base images) and to the
+    /// application's name (left empty by every layer): the Cargo package, the
+    /// image repository, the Kubernetes namespace and the Ingress host
+    /// (`NAME.localhost`).
     pub fn fill_from_name(&mut self) {
+        if let Some((builder, runtime)) = self.build.kind.bases() {
+            if self.image.builder.is_empty() {
+                self.image.builder = builder.into();
+            }
+            if self.image.runtime.is_empty() {
+                self.image.runtime = runtime.into();
+            }
+        }
         let name = self.app.name.clone();
         if name.is_empty() {
             return;

@@ -342,7 +342,17 @@ fn project_path(path: &str) -> bool {
 fn build(c: &mut Checker<'_>, config: &Config) {
     let b = &config.build;
     match b.kind {
-        BuildKind::Rust => {}
+        BuildKind::Rust | BuildKind::Node => {}
+        BuildKind::Python => {
+            if !b.requirements.is_empty() {
+                c.check(
+                    project_path(&b.requirements),
+                    "build.requirements",
+                    format!("\"{}\" is not a path inside the project", b.requirements),
+                    "the requirements file pip installs, e.g. \"requirements.txt\"; empty installs the project (pyproject.toml)",
+                );
+            }
+        }
         BuildKind::Dockerfile => {
             for (key, value) in [
                 ("build.dockerfile", &b.dockerfile),
@@ -418,8 +428,14 @@ fn image(c: &mut Checker<'_>, config: &Config) {
             "the digest `shipit build --push` reported: sha256: and 64 lowercase hex digits",
         );
     }
-    c.pinned_image("image.builder", &image.builder, false);
-    c.pinned_image("image.runtime", &image.runtime, true);
+    if config.build.kind.bases().is_some() {
+        c.pinned_image("image.builder", &image.builder, false);
+        c.pinned_image(
+            "image.runtime",
+            &image.runtime,
+            config.build.kind == BuildKind::Rust,
+        );
+    }
     c.check(
         matches!(image.platform.as_str(), "linux/amd64" | "linux/arm64"),
         "image.platform",

@@ -17,6 +17,8 @@ pub const RUST_CACHE: &str =
 
 pub struct CiCtx {
     pub sources: String,
+    /// `build.kind` of the base configuration (the root .dockerignore's language rules).
+    pub kind: &'static str,
     pub runner: String,
     pub rust_toolchain: String,
     pub main_branch: String,
@@ -168,6 +170,7 @@ impl CiCtx {
         }
         CiCtx {
             sources: sources.join(" + "),
+            kind: loaded.config.build.kind.name(),
             deploy_jobs,
             ghcr_override,
             ghcr,

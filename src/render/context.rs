@@ -47,8 +47,15 @@ pub struct Ctx {
     pub image_ref: String,
     /// `build.kind`: `rust`, `dockerfile`, `image`.
     pub kind: &'static str,
-    /// shipit renders the Dockerfile (`rust`).
+    /// shipit renders the Dockerfile (`rust`, `python`, `node`), and a
+    /// prebuilt one (`rust`).
     pub renders_dockerfile: bool,
+    pub renders_prebuilt: bool,
+    /// `build.requirements` (python).
+    pub python_requirements: String,
+    /// The image has a HEALTHCHECK: `app.healthcheck`, or the one shipit
+    /// renders for an interpreter it ships (python, node).
+    pub image_healthcheck: bool,
     /// compose builds the image (`rust`, `dockerfile`); `image`: it only runs it.
     pub compose_builds: bool,
     /// compose's build context and Dockerfile (relative to the context), from generated/ENV.
@@ -227,6 +234,31 @@ fn ingress_rate(rate: &str, burst: i64) -> (&'static str, u64, u64) {
     (key, n, multiplier)
 }
 
+/// The health check shipit renders where the image has an interpreter:
+/// `app.health_path` over HTTP, from inside the container, no curl needed.
+fn default_healthcheck(kind: BuildKind, path: &str) -> Vec<String> {
+    let script = match kind {
+        BuildKind::Python => format!(
+            "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '{path}', timeout=3)"
+        ),
+        BuildKind::Node => format!(
+            "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '{path}').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+        ),
+        _ => return Vec::new(),
+    };
+    let interpreter = if kind == BuildKind::Python {
+        "python3"
+    } else {
+        "node"
+    };
+    let flag = if kind == BuildKind::Python {
+        "-c"
+    } else {
+        "-e"
+    };
+    vec![interpreter.into(), flag.into(), script]
+}
+
 /// A JSON array of strings (Dockerfile and compose exec form); empty for none.
 fn json_array(items: &[String]) -> String {
     if items.is_empty() {
@@ -354,7 +386,11 @@ impl Ctx {
             source_url: c.app.source_url.clone(),
             package: c.app.package.clone(),
             args_json: json_array(&c.app.args),
-            healthcheck_json: json_array(&c.app.healthcheck),
+            healthcheck_json: json_array(&if c.app.healthcheck.is_empty() {
+                default_healthcheck(c.build.kind, &c.app.health_path)
+            } else {
+                c.app.healthcheck.clone()
+            }),
             compose_healthcheck_json: if c.app.healthcheck.is_empty() {
                 String::new()
             } else {
@@ -369,12 +405,12 @@ impl Ctx {
             readiness_path: c.app.readiness_path.clone(),
             metrics_path: c.app.metrics_path.clone(),
             image_ref: loaded.image_ref(),
-            kind: match c.build.kind {
-                BuildKind::Rust => "rust",
-                BuildKind::Dockerfile => "dockerfile",
-                BuildKind::Image => "image",
-            },
-            renders_dockerfile: c.build.kind == BuildKind::Rust,
+            kind: c.build.kind.name(),
+            renders_dockerfile: c.build.kind.bases().is_some(),
+            renders_prebuilt: c.build.kind == BuildKind::Rust,
+            python_requirements: c.build.requirements.clone(),
+            image_healthcheck: !c.app.healthcheck.is_empty()
+                || matches!(c.build.kind, BuildKind::Python | BuildKind::Node),
             compose_builds: c.build.kind != BuildKind::Image,
             compose_context: match c.build.kind {
                 BuildKind::Dockerfile if c.build.context.trim_end_matches('/') != "." => {

@@ -6,6 +6,7 @@ mod deploy;
 mod docker;
 mod harness;
 mod hostile;
+mod init;
 mod release;
 mod render;
 mod review;
