@@ -160,7 +160,8 @@ fn docker_an_unchanged_rebuild_takes_every_layer_from_the_cache() {
         return;
     }
     let repository = repository("cache");
-    let _cleanup = Cleanup(format!("127.0.0.1:5000/{repository}"));
+    // staging pushes to ghcr.io: its tags are made (never pushed) under that name.
+    let _cleanup = Cleanup(format!("ghcr.io/{repository}"));
     let set_repository = format!("image.repository={repository}");
     let args = [
         "build",
