@@ -6,6 +6,7 @@
 mod bench;
 mod hosts;
 mod runner;
+mod services;
 pub(crate) mod support;
 mod tls;
 mod workflows;

@@ -253,6 +253,21 @@ impl Drop for Site {
     }
 }
 
+/// The request a load sends, and a text every good answer contains.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Probe {
+    pub(super) path: &'static str,
+    pub(super) body: &'static str,
+    pub(super) expect: &'static str,
+}
+
+/// The calculator's: 6 x 7.
+pub(super) const CALCULATE: Probe = Probe {
+    path: "/calculate",
+    body: r#"{"operation":"multiply","operands":[6,7]}"#,
+    expect: r#""result":42"#,
+};
+
 /// A bounded load through the gateway: about 300 requests per second on
 /// fresh connections, each checked for a 200 with the right answer; it stops
 /// by itself after two minutes.
@@ -267,12 +282,16 @@ impl Load {
     }
 
     pub(super) fn start_via(url: &str, route: shipit::http::Route) -> Load {
+        Load::start_probe(url, route, CALCULATE)
+    }
+
+    pub(super) fn start_probe(url: &str, route: shipit::http::Route, probe: Probe) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let handles = (0..2)
             .map(|_| {
                 let stop = stop.clone();
                 let route = route.clone();
-                let url = format!("{url}/calculate");
+                let url = format!("{url}{}", probe.path);
                 std::thread::spawn(move || {
                     let start = Instant::now();
                     let (mut ok, mut failures) = (0u64, Vec::new());
@@ -284,15 +303,10 @@ impl Load {
                             &url,
                             "POST",
                             &[("Content-Type", "application/json")],
-                            br#"{"operation":"multiply","operands":[6,7]}"#,
+                            probe.body.as_bytes(),
                             Duration::from_secs(5),
                         ) {
-                            Ok(r)
-                                if r.status == 200
-                                    && r.json().is_some_and(|v| v["result"] == 42) =>
-                            {
-                                ok += 1
-                            }
+                            Ok(r) if r.status == 200 && r.text().contains(probe.expect) => ok += 1,
                             Ok(r) => failures.push(format!("{}: {}", r.status, r.text())),
                             Err(e) => failures.push(e),
                         }
@@ -339,17 +353,22 @@ pub(super) struct WrkReport {
 
 impl Wrk {
     pub(super) fn start(url: &str, paced: bool) -> Wrk {
+        Wrk::start_probe(url, paced, CALCULATE)
+    }
+
+    pub(super) fn start_probe(url: &str, paced: bool, probe: Probe) -> Wrk {
         let mut script = tempfile::NamedTempFile::new().unwrap();
         write!(
             script,
-            "wrk.method = \"POST\"\nwrk.body = '{{\"operation\":\"multiply\",\"operands\":[6,7]}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{}",
+            "wrk.method = \"POST\"\nwrk.body = '{}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{}",
+            probe.body,
             if paced { "function delay() return 5 end\n" } else { "" }
         )
         .unwrap();
         let child = Command::new("wrk")
             .args(["-t1", "-c4", "-d120s", "--timeout", "5s", "--latency", "-s"])
             .arg(script.path())
-            .arg(format!("{url}/calculate"))
+            .arg(format!("{url}{}", probe.path))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -432,10 +451,19 @@ impl Loads {
 
     /// wrk at `wrk_url`, the new-connection client at `url` along `route`.
     pub(super) fn start_via(wrk_url: &str, url: &str, route: shipit::http::Route) -> Loads {
+        Loads::start_probe(wrk_url, url, route, CALCULATE)
+    }
+
+    pub(super) fn start_probe(
+        wrk_url: &str,
+        url: &str,
+        route: shipit::http::Route,
+        probe: Probe,
+    ) -> Loads {
         let loads = Loads {
-            unpaced: Wrk::start(wrk_url, false),
-            paced: Wrk::start(wrk_url, true),
-            fresh: Load::start_via(url, route),
+            unpaced: Wrk::start_probe(wrk_url, false, probe),
+            paced: Wrk::start_probe(wrk_url, true, probe),
+            fresh: Load::start_probe(url, route, probe),
         };
         std::thread::sleep(Duration::from_millis(500));
         loads
