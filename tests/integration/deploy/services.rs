@@ -380,3 +380,72 @@ impl Drop for Cleanup {
         docker::remove_repository(&self.0);
     }
 }
+
+/// A Node.js service from the Dockerfile shipit renders (`npm ci` from its
+/// lockfile), on the base `shipit image node` makes: built offline, healthy
+/// by the health check shipit renders for node, deployed and smoke-tested.
+#[test]
+fn docker_a_node_service_built_offline_deploys() {
+    if !docker::engine() {
+        return;
+    }
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_shipit"))
+        .args(["image", "node"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let _leftovers = docker::Leftovers(base.clone());
+    let server = r#"const http = require('http');
+const server = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (chunk) => { body += chunk; });
+  req.on('end', () => {
+    res.setHeader('Content-Type', 'application/json');
+    if (req.url === '/greeting') return res.end(JSON.stringify({ greeting: 'hello' }));
+    if (req.url === '/echo') return res.end(JSON.stringify({ echo: JSON.parse(body || '{}') }));
+    res.end(JSON.stringify({ status: 'ok' }));
+  });
+});
+server.listen(Number(process.env.PORT || 8080), '0.0.0.0');
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+"#;
+    let mut service = Service::new(
+        "node",
+        &[
+            ("server.js", server.to_string()),
+            (
+                "package.json",
+                r#"{"name": "web", "version": "1.0.0", "scripts": {"start": "node server.js"}}"#.into(),
+            ),
+            (
+                "package-lock.json",
+                r#"{"name": "web", "version": "1.0.0", "lockfileVersion": 3, "requires": true, "packages": {"": {"name": "web", "version": "1.0.0"}}}"#.into(),
+            ),
+        ],
+        &[],
+    );
+    service.sets.push(format!("image.builder={base}"));
+    service.sets.push(format!("image.runtime={base}"));
+    let config = service.project.read("environments/base.toml");
+    assert!(config.contains("kind = \"node\""), "{config}");
+    service
+        .shipit(&["build", "development", "--set", "app.version=1.0.0"])
+        .success();
+    let run = service.deploy("1.0.0", &[]).success();
+    assert!(run.stderr.contains("smoke passed"), "{}", run.stderr);
+    assert!(service.greeting().contains("\"greeting\":\"hello\""));
+    let (_, health) = docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Health.Status}} {{.Config.User}}",
+        &format!("{}-development-r1-1", service.app),
+    ]);
+    assert_eq!(health, "healthy 10001:10001");
+}
