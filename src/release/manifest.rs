@@ -15,12 +15,16 @@ pub struct Edit {
     pub after: String,
 }
 
-/// The workspace: its version and its members' manifests.
+/// The workspace: its version and its members' manifests. For a service
+/// whose version is configuration (`app.version_source = "config"`, any
+/// language), the one "manifest" is `environments/base.toml`.
 #[derive(Debug)]
 pub struct Workspace {
     pub version: Version,
-    /// `workspace.package.version` or `package.version`.
+    /// `workspace.package.version` or `package.version` (or `app.version`).
     pub version_key: &'static str,
+    /// The file that holds it: `Cargo.toml` or `environments/base.toml`.
+    pub version_file: &'static str,
     /// Relative manifest paths, the root first.
     manifests: Vec<PathBuf>,
     /// Package names of the members (for Cargo.lock).
@@ -37,8 +41,36 @@ fn read(root: &Path, rel: &Path) -> Result<(String, DocumentMut), String> {
     Ok((text, doc))
 }
 
+/// `environments/base.toml`'s `[app]` when its version is configuration.
+const BASE: &str = "environments/base.toml";
+
 impl Workspace {
+    /// The version a release bumps: `app.version` in `environments/base.toml`
+    /// when `app.version_source = "config"` there, else Cargo's.
     pub fn load(root: &Path) -> Result<Workspace, String> {
+        if let Ok((_, doc)) = read(root, Path::new(BASE))
+            && let Some(app) = doc.get("app")
+            && app.get("version_source").and_then(Item::as_str) == Some("config")
+        {
+            let raw = app
+                .get("version")
+                .and_then(Item::as_str)
+                .ok_or_else(|| format!("{BASE} sets app.version_source = \"config\" but no app.version: add one (e.g. version = \"0.1.0\")"))?;
+            let version = Version::parse(raw).map_err(|e| {
+                format!("{BASE} app.version = \"{raw}\" is not a semver version: {e}")
+            })?;
+            return Ok(Workspace {
+                version,
+                version_key: "app.version",
+                version_file: BASE,
+                manifests: vec![PathBuf::from(BASE)],
+                names: Vec::new(),
+            });
+        }
+        Workspace::cargo(root)
+    }
+
+    fn cargo(root: &Path) -> Result<Workspace, String> {
         let rel = PathBuf::from("Cargo.toml");
         let (_, doc) = read(root, &rel)?;
         let (raw, version_key) = if let Some(v) = doc
@@ -106,6 +138,7 @@ impl Workspace {
         Ok(Workspace {
             version,
             version_key,
+            version_file: "Cargo.toml",
             manifests,
             names,
         })
@@ -116,6 +149,22 @@ impl Workspace {
         let old = self.version.to_string();
         let new = next.to_string();
         let mut edits = Vec::new();
+        if self.version_file == BASE {
+            let rel = PathBuf::from(BASE);
+            let (text, mut doc) = read(root, &rel)?;
+            if let Some(app) = doc.get_mut("app") {
+                set_if(app, "version", &old, &new);
+            }
+            let after = doc.to_string();
+            if after != text {
+                edits.push(Edit {
+                    path: rel,
+                    before: Some(text),
+                    after,
+                });
+            }
+            return Ok(edits);
+        }
         for rel in &self.manifests {
             let (text, mut doc) = read(root, rel)?;
             if let Some(ws) = doc.get_mut("workspace").and_then(|w| w.get_mut("package")) {

@@ -124,9 +124,10 @@ pub fn plan(project: &Path, options: &Options) -> Result<Plan, String> {
                 problem(
                     "version",
                     format!(
-                        "the latest release tag {} says {} but Cargo.toml {} is {}: set {} to {} and commit (or, if {} was tagged by mistake, delete it with `git tag -d {}`)",
+                        "the latest release tag {} says {} but {} {} is {}: set {} to {} and commit (or, if {} was tagged by mistake, delete it with `git tag -d {}`)",
                         tag.name,
                         tag.version,
+                        workspace.version_file,
                         workspace.version_key,
                         workspace.version,
                         workspace.version_key,
@@ -138,7 +139,10 @@ pub fn plan(project: &Path, options: &Options) -> Result<Plan, String> {
             }
             (tag.version.clone(), format!("tag {}", tag.name))
         }
-        None => (workspace.version.clone(), "Cargo.toml".to_string()),
+        None => (
+            workspace.version.clone(),
+            workspace.version_file.to_string(),
+        ),
     };
 
     let raw = repo.commits_since(head, reachable.map(|t| t.commit))?;
@@ -306,7 +310,7 @@ pub fn plan(project: &Path, options: &Options) -> Result<Plan, String> {
 /// and `shipit render --check` stays green. Environments without a
 /// `generated/ENV/` directory are not rendered.
 fn rendered(root: &Path, next: &semver::Version) -> Result<Vec<Edit>, String> {
-    use crate::config::{self, Overrides, model::VersionSource};
+    use crate::config::{self, Overrides};
     use crate::render::{self, GENERATED_DIR};
     let mut edits = Vec::new();
     // The committed configuration only: no --set, no SHIPIT__ variables.
@@ -322,9 +326,8 @@ fn rendered(root: &Path, next: &semver::Version) -> Result<Vec<Edit>, String> {
                 e.render()
             )
         })?;
-        if loaded.config.app.version_source == VersionSource::Cargo {
-            loaded.version = next.to_string();
-        }
+        // The manifest or base.toml on disk still holds the old version.
+        loaded.version = next.to_string();
         let artifacts = render::environment(&loaded).map_err(|e| e.to_string())?;
         for artifact in artifacts {
             let path = dir.join(&artifact.path);

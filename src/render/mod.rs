@@ -72,6 +72,9 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
             t::Dockerfile::OUTPUT,
             t::Dockerfile { c }.render(),
         )?);
+    }
+    // Prebuilt mode packages a static Rust binary: nothing else has one.
+    if c.renders_prebuilt {
         out.push(artifact(
             t::DockerfilePrebuilt::OUTPUT,
             t::DockerfilePrebuilt { c }.render(),

@@ -333,3 +333,45 @@ fn dry_run_writes_nothing_and_force_replaces() {
     );
     assert!(Path::new(&project.path().join("environments/staging.toml")).exists());
 }
+
+/// A service whose version is configuration is released like the calculator:
+/// `app.version` in environments/base.toml is bumped (comments kept), the
+/// generated files follow, and the tag names it.
+#[test]
+fn a_python_service_is_released_by_its_configured_version() {
+    let project = repository(&[("requirements.txt", "\n"), ("app.py", "\n")]);
+    project.shipit(&["init", "--name", "orders"]).success();
+    project.shipit(&["render", "--all", "-q"]).success();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(project.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    git(&["config", "user.name", "Release Bot"]);
+    git(&["config", "user.email", "bot@example.com"]);
+    git(&["checkout", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "feat: orders service"]);
+    let run = project
+        .shipit(&["release", "minor", "--execute", "--output", "json"])
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["plan"]["next"], "0.2.0", "{report}");
+    let base = project.read("environments/base.toml");
+    assert!(base.contains("version = \"0.2.0\""), "{base}");
+    assert!(
+        base.contains("# `shipit release` bumps this version"),
+        "{base}"
+    );
+    assert_eq!(git(&["tag", "--list"]).trim(), "v0.2.0");
+    project
+        .shipit(&["render", "--all", "--check", "-q"])
+        .success();
+    let compose = project.read("generated/development/docker-compose.yml");
+    assert!(compose.contains("/orders:0.2.0\""), "{compose}");
+    assert_eq!(git(&["status", "--porcelain"]).trim(), "");
+}
