@@ -229,40 +229,33 @@ pub enum BuildMode {
 pub enum ImageKind {
     /// The deploy gateway: Debian's HAProxy and socat, FROM scratch, running as 101:101
     Gateway {
-        /// The image name (default: shipit-offline/haproxy:VERSION-bookworm, deploy.gateway_image's default)
-        #[arg(long, value_name = "NAME:TAG")]
-        tag: Option<String>,
-        /// Make it again even when the engine has it
-        #[arg(long)]
-        force: bool,
-        /// Print what would go into the image; build nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        options: ImageOptions,
     },
     /// The base of build.kind = "python" where nothing can be pulled: this machine's Python 3 and pip, FROM scratch
     Python {
-        /// The image name (default: shipit-offline/python:VERSION)
-        #[arg(long, value_name = "NAME:TAG")]
-        tag: Option<String>,
-        /// Make it again even when the engine has it
-        #[arg(long)]
-        force: bool,
-        /// Print what would go into the image; build nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        options: ImageOptions,
     },
     /// The base of build.kind = "node" where nothing can be pulled: this machine's Node.js and npm, FROM scratch
     Node {
-        /// The image name (default: shipit-offline/node:VERSION)
-        #[arg(long, value_name = "NAME:TAG")]
-        tag: Option<String>,
-        /// Make it again even when the engine has it
-        #[arg(long)]
-        force: bool,
-        /// Print what would go into the image; build nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        options: ImageOptions,
     },
+}
+
+/// What every `shipit image` kind takes.
+#[derive(Debug, clap::Args)]
+pub struct ImageOptions {
+    /// The image name (default: shipit-offline/NAME:VERSION; the gateway's is deploy.gateway_image's default)
+    #[arg(long, value_name = "NAME:TAG")]
+    pub tag: Option<String>,
+    /// Make it again even when the engine has it
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would go into the image; build nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

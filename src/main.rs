@@ -200,42 +200,25 @@ fn main() {
                 },
             )
         }
-        Command::Image {
-            kind:
-                cli::ImageKind::Gateway {
-                    tag,
-                    force,
-                    dry_run,
-                },
-        } => commands::image::gateway(&ctx, tag.as_deref(), force, dry_run),
-        Command::Image {
-            kind:
-                cli::ImageKind::Python {
-                    tag,
-                    force,
-                    dry_run,
-                },
-        } => commands::image::interpreter(
-            &ctx,
-            shipit::offline::Interpreter::Python,
-            tag.as_deref(),
-            force,
-            dry_run,
-        ),
-        Command::Image {
-            kind:
-                cli::ImageKind::Node {
-                    tag,
-                    force,
-                    dry_run,
-                },
-        } => commands::image::interpreter(
-            &ctx,
-            shipit::offline::Interpreter::Node,
-            tag.as_deref(),
-            force,
-            dry_run,
-        ),
+        Command::Image { kind } => match kind {
+            cli::ImageKind::Gateway { options: o } => {
+                commands::image::gateway(&ctx, o.tag.as_deref(), o.force, o.dry_run)
+            }
+            cli::ImageKind::Python { options: o } => commands::image::interpreter(
+                &ctx,
+                shipit::offline::Interpreter::Python,
+                o.tag.as_deref(),
+                o.force,
+                o.dry_run,
+            ),
+            cli::ImageKind::Node { options: o } => commands::image::interpreter(
+                &ctx,
+                shipit::offline::Interpreter::Node,
+                o.tag.as_deref(),
+                o.force,
+                o.dry_run,
+            ),
+        },
         Command::Init {
             name,
             kind,

@@ -91,8 +91,13 @@ static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The offline Python base: `shipit image python`, as a user runs it.
 fn python_base() -> String {
+    offline_base("python")
+}
+
+/// `shipit image KIND` (python, node), as a user runs it: the image's name.
+fn offline_base(kind: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_shipit"))
-        .args(["image", "python"])
+        .args(["image", kind])
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
@@ -145,6 +150,19 @@ impl Service {
             port,
             sets,
         }
+    }
+
+    /// Builds with shipit's Dockerfile on `base` (builder and runtime).
+    fn on_base(&mut self, base: &str) {
+        self.sets.push(format!("image.builder={base}"));
+        self.sets.push(format!("image.runtime={base}"));
+    }
+
+    /// `shipit build development` of `version`.
+    fn build(&self, version: &str) {
+        let set = format!("app.version={version}");
+        self.shipit(&["build", "development", "--set", &set])
+            .success();
     }
 
     fn shipit(&self, args: &[&str]) -> Run {
@@ -231,15 +249,12 @@ fn docker_a_python_service_built_offline_deploys_and_a_failing_check_rolls_back(
         &[("app.py", app("v1")), ("requirements.txt", "\n".into())],
         &[],
     );
-    service.sets.push(format!("image.builder={base}"));
-    service.sets.push(format!("image.runtime={base}"));
+    service.on_base(&base);
     let dockerfile = service.project.read("environments/base.toml");
     assert!(dockerfile.contains("kind = \"python\""), "{dockerfile}");
 
     // v1: built from the Dockerfile shipit renders, with nothing pulled.
-    service
-        .shipit(&["build", "development", "--set", "app.version=1.0.0"])
-        .success();
+    service.build("1.0.0");
     let run = service.deploy("1.0.0", &[]).success();
     assert!(run.stderr.contains("smoke passed"), "{}", run.stderr);
     assert!(service.greeting().contains("\"variant\": \"v1\""));
@@ -249,9 +264,7 @@ fn docker_a_python_service_built_offline_deploys_and_a_failing_check_rolls_back(
 
     // v2 under load: keepalive (paced and not) and new connections, POST.
     service.project.write("app.py", &app("v2"));
-    service
-        .shipit(&["build", "development", "--set", "app.version=2.0.0"])
-        .success();
+    service.build("2.0.0");
     let url = service.url();
     let loads = Loads::start_probe(&url, &url, shipit::http::Route::default(), ECHO);
     let run = service.deploy("2.0.0", &[]);
@@ -262,9 +275,7 @@ fn docker_a_python_service_built_offline_deploys_and_a_failing_check_rolls_back(
 
     // v3 fails its configured checks: rolled back, each failure named with what it got.
     service.project.write("app.py", &app("broken"));
-    service
-        .shipit(&["build", "development", "--set", "app.version=3.0.0"])
-        .success();
+    service.build("3.0.0");
     let run = service.deploy("3.0.0", &[]).code(1);
     assert!(
         run.stderr
@@ -301,14 +312,10 @@ fn docker_a_service_with_its_own_dockerfile_redeploys_with_zero_failed_requests(
     );
     let config = service.project.read("environments/base.toml");
     assert!(config.contains("kind = \"dockerfile\""), "{config}");
-    service
-        .shipit(&["build", "development", "--set", "app.version=1.0.0"])
-        .success();
+    service.build("1.0.0");
     service.deploy("1.0.0", &[]).success();
     service.project.write("app.py", &app("v2"));
-    service
-        .shipit(&["build", "development", "--set", "app.version=2.0.0"])
-        .success();
+    service.build("2.0.0");
     let url = service.url();
     let loads = Loads::start_probe(&url, &url, shipit::http::Route::default(), ECHO);
     let run = service.deploy("2.0.0", &[]);
@@ -431,13 +438,10 @@ process.on('SIGTERM', () => server.close(() => process.exit(0)));
         ],
         &[],
     );
-    service.sets.push(format!("image.builder={base}"));
-    service.sets.push(format!("image.runtime={base}"));
+    service.on_base(&base);
     let config = service.project.read("environments/base.toml");
     assert!(config.contains("kind = \"node\""), "{config}");
-    service
-        .shipit(&["build", "development", "--set", "app.version=1.0.0"])
-        .success();
+    service.build("1.0.0");
     let run = service.deploy("1.0.0", &[]).success();
     assert!(run.stderr.contains("smoke passed"), "{}", run.stderr);
     assert!(service.greeting().contains("\"greeting\":\"hello\""));
