@@ -69,14 +69,10 @@ fn tree(dir: &Path, skip: &[&str], out: &mut Vec<(String, Source)>) -> Result<()
                 .map(|m| m.permissions().mode())
                 .unwrap_or(0o644);
             let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-            out.push((shown, Source::File(shown_path(&path), mode)));
+            out.push((shown.clone(), Source::File(shown, mode)));
         }
     }
     Ok(())
-}
-
-fn shown_path(path: &Path) -> String {
-    path.display().to_string()
 }
 
 /// The libraries of `binaries`, each once, sorted.
