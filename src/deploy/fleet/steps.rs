@@ -282,12 +282,14 @@ pub(super) async fn record(
         e.duration_ms = total;
         e.phases = timeline.phases.clone();
     }
-    for (m, e) in members.iter().zip(&entries) {
+    // Every host's history at once: each is its own engine.
+    let appends = members.iter().zip(&entries).map(|(m, e)| async move {
         if let Err(why) = m.store.append(e).await {
             m.out
                 .warn(&format!("the history could not be written: {why}"));
         }
-    }
+    });
+    futures_util::future::join_all(appends).await;
     let first = entries[0].clone();
     let notified = notify::announce(settings, &first, out).await;
     let hosts = members
