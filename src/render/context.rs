@@ -45,7 +45,7 @@ pub struct Ctx {
     pub metrics_path: String,
 
     pub image_ref: String,
-    /// `build.kind`: `rust`, `dockerfile`, `image`.
+    /// `build.kind`: `rust`, `dockerfile`, `image`, `python`, `node`.
     pub kind: &'static str,
     /// shipit renders the Dockerfile (`rust`, `python`, `node`), and a
     /// prebuilt one (`rust`).
@@ -101,7 +101,6 @@ pub struct Ctx {
     pub target: String,
     pub strategy: String,
     pub drain_seconds: u64,
-    pub delay_seconds: u64,
     /// The platform's stop grace period: delay plus drain plus 10 s.
     pub grace_seconds: u64,
     pub keep_releases: i64,
@@ -488,7 +487,6 @@ impl Ctx {
                 Strategy::Canary => "canary".into(),
             },
             drain_seconds: drain,
-            delay_seconds: delay,
             grace_seconds: delay + drain + 10,
             keep_releases: c.deploy.keep_releases,
             gateway_image: c.gateway.image.clone(),
