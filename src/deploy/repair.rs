@@ -194,35 +194,44 @@ async fn revive(
     settings: &Settings,
     names: &[String],
 ) -> Result<Vec<String>, String> {
-    let mut started = Vec::new();
-    for name in names {
-        let Some(info) = engine.container(name).await.map_err(|e| e.to_string())? else {
-            return Err(format!("{name} is gone"));
-        };
-        if info.running && draining(engine, settings, &info).await {
-            let deadline = Instant::now() + settings.drain + Duration::from_secs(15);
-            while engine
-                .container(name)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|c| c.running)
-            {
-                if Instant::now() > deadline {
-                    return Err(format!("{name} is shutting down and does not stop"));
+    let mut started: Vec<String> = Vec::new();
+    // A stop that a killed run asked for goes on in the engine after the run
+    // is gone: a replica may still finish stopping after it looked running.
+    let deadline = Instant::now() + settings.drain + Duration::from_secs(15);
+    loop {
+        for name in names {
+            let Some(info) = engine.container(name).await.map_err(|e| e.to_string())? else {
+                return Err(format!("{name} is gone"));
+            };
+            if info.running && draining(engine, settings, &info).await {
+                while engine
+                    .container(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.running)
+                {
+                    if Instant::now() > deadline {
+                        return Err(format!("{name} is shutting down and does not stop"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            } else if info.running {
+                continue;
             }
-        } else if info.running {
-            continue;
+            engine.start(name).await.map_err(|e| e.to_string())?;
+            if !started.contains(name) {
+                started.push(name.clone());
+            }
         }
-        engine.start(name).await.map_err(|e| e.to_string())?;
-        started.push(name.clone());
+        match replicas::wait_healthy(engine, names, settings.health_timeout, &|| false).await {
+            Ok(()) => return Ok(started),
+            Err(u) if u.reason.starts_with("it exited") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(u) => return Err(format!("{}: {}", u.container, u.reason)),
+        }
     }
-    replicas::wait_healthy(engine, names, settings.health_timeout, &|| false)
-        .await
-        .map_err(|u| format!("{}: {}", u.container, u.reason))?;
-    Ok(started)
 }
 
 /// Whether a running replica has been told to stop: healthy, yet its
