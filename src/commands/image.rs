@@ -1,55 +1,26 @@
 //! `shipit image gateway|python|node`: the deploy gateway's image and the
 //! bases of the rendered Python and Node.js Dockerfiles, made from this
-//! machine's packages where nothing can be pulled.
+//! machine's packages where nothing can be pulled. One flow for every kind:
+//! plan, dry run or make, report; the kinds differ in their plan and words.
+
+use serde::Serialize;
 
 use super::Context;
 use super::deploy::runtime;
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::offline;
+use crate::offline::{self, RootImage};
 
 pub fn gateway(ctx: &Context, tag: Option<&str>, force: bool, dry_run: bool) -> Result<(), Error> {
     let plan = offline::gateway_plan(tag)?;
-    let out = &ctx.out;
-    if dry_run {
-        if out.is_json() {
-            out.json(&serde_json::json!({ "made": false, "plan": plan }));
-        } else {
-            out.status(
-                "plan",
-                &format!(
-                    "{} from HAProxy {}, FROM scratch, user 101:101:",
-                    plan.image, plan.haproxy_version
-                ),
-            );
-            for file in &plan.files {
-                out.detail(file);
-            }
-        }
-        return Ok(());
-    }
-    let made = runtime(ctx)?.block_on(async {
-        let engine = Engine::connect().await?;
-        offline::make_gateway(&engine, &plan, force).await
-    })?;
-    if out.is_json() {
-        out.json(&serde_json::json!({ "made": made, "plan": plan }));
-    } else if made {
-        out.status(
-            "made",
-            &format!("{} (HAProxy {})", plan.image, plan.haproxy_version),
-        );
-    } else {
-        out.status(
-            "present",
-            &format!("{} is already on the engine", plan.image),
-        );
-    }
-    // The name alone on stdout, for scripts: `--set deploy.gateway_image=$(shipit image gateway)`.
-    if !out.is_json() {
-        out.data(&format!("{}\n", plan.image));
-    }
-    Ok(())
+    let root = offline::gateway_image(&plan)?;
+    let what = format!("HAProxy {}", plan.haproxy_version);
+    let shown = Shown {
+        plan: format!("{what}, FROM scratch, user 101:101:"),
+        made: what,
+        details: &plan.files,
+    };
+    make(ctx, &plan, &root, &shown, force, dry_run)
 }
 
 pub fn interpreter(
@@ -60,45 +31,66 @@ pub fn interpreter(
     dry_run: bool,
 ) -> Result<(), Error> {
     let plan = offline::interpreter_plan(which, tag)?;
-    let out = &ctx.out;
     let size = super::build::human_bytes(plan.bytes);
-    if dry_run {
-        if out.is_json() {
-            out.json(&serde_json::json!({ "made": false, "plan": plan }));
-        } else {
-            out.status(
-                "plan",
-                &format!(
-                    "{} from this machine's {:?} {} ({} files, {size}), FROM scratch:",
-                    plan.image, plan.interpreter, plan.version, plan.files
-                ),
-            );
-            for source in &plan.sources {
-                out.detail(source);
-            }
-        }
-        return Ok(());
-    }
-    let made = runtime(ctx)?.block_on(async {
-        let engine = Engine::connect().await?;
-        offline::make(&engine, &plan.root, force).await
-    })?;
+    let shown = Shown {
+        plan: format!(
+            "this machine's {:?} {} ({} files, {size}), FROM scratch:",
+            plan.interpreter, plan.version, plan.files
+        ),
+        made: format!("{} files, {size}", plan.files),
+        details: &plan.sources,
+    };
+    make(ctx, &plan, &plan.root, &shown, force, dry_run)
+}
+
+/// How a kind of image is described to people.
+struct Shown<'a> {
+    /// After "IMAGE from ": what goes in.
+    plan: String,
+    /// In parentheses after "made IMAGE".
+    made: String,
+    /// One line each with -v on a dry run.
+    details: &'a [String],
+}
+
+fn make(
+    ctx: &Context,
+    plan: &impl Serialize,
+    root: &RootImage,
+    shown: &Shown<'_>,
+    force: bool,
+    dry_run: bool,
+) -> Result<(), Error> {
+    let out = &ctx.out;
+    let made = if dry_run {
+        false
+    } else {
+        runtime(ctx)?.block_on(async {
+            let engine = Engine::connect().await?;
+            offline::make(&engine, root, force).await
+        })?
+    };
     if out.is_json() {
         out.json(&serde_json::json!({ "made": made, "plan": plan }));
         return Ok(());
     }
+    if dry_run {
+        out.status("plan", &format!("{} from {}", root.image, shown.plan));
+        for line in shown.details {
+            out.detail(line);
+        }
+        return Ok(());
+    }
     if made {
-        out.status(
-            "made",
-            &format!("{} ({} files, {size})", plan.image, plan.files),
-        );
+        out.status("made", &format!("{} ({})", root.image, shown.made));
     } else {
         out.status(
             "present",
-            &format!("{} is already on the engine", plan.image),
+            &format!("{} is already on the engine", root.image),
         );
     }
-    // For scripts: `--set image.builder=$(shipit image python) --set image.runtime=...`.
-    out.data(&format!("{}\n", plan.image));
+    // The name alone on stdout, for scripts:
+    // `--set deploy.gateway_image=$(shipit image gateway)`, `--set image.builder=$(shipit image python)`.
+    out.data(&format!("{}\n", root.image));
     Ok(())
 }

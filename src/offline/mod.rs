@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::engine::{BuildSpec, Engine};
 use crate::error::Error;
 
-pub use gateway::{GATEWAY_UID, Plan, gateway_plan};
+pub use gateway::{GATEWAY_UID, Plan, gateway_plan, image as gateway_image};
 pub use interpreter::{Interpreter, InterpreterPlan, interpreter_plan};
 
 /// Where a file of the image comes from.
@@ -144,9 +144,4 @@ pub async fn make(engine: &Engine, image: &RootImage, force: bool) -> Result<boo
         .unwrap_or((image.image.as_str(), "latest"));
     engine.tag(&id, repo, tag).await?;
     Ok(true)
-}
-
-/// The gateway image: made from this machine's HAProxy and socat.
-pub async fn make_gateway(engine: &Engine, plan: &Plan, force: bool) -> Result<bool, Error> {
-    make(engine, &gateway::image(plan)?, force).await
 }
