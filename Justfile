@@ -41,6 +41,14 @@ bench:
     bash .ci/bench-release
     bash .ci/bench-deploy
     bash .ci/bench-hosts
+    bash .ci/bench-k8s
+
+# Start the Kubernetes test cluster (v1.20.2, built once from Debian's source package) / stop it
+k8s-up:
+    bash .ci/k8s-cluster/up.sh
+
+k8s-down:
+    bash .ci/k8s-cluster/down.sh
 
 # Make the base images the Dockerfiles need on an engine that cannot pull
 offline-images:

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod init;
+pub mod kube;
 pub mod offline;
 pub mod output;
 pub mod render;

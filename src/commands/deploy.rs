@@ -82,6 +82,9 @@ struct CertificatePlan {
 }
 
 pub fn deploy(ctx: &Context, args: &Args) -> Result<(), Error> {
+    if let Some((loaded, target)) = super::kube::target(ctx, &args.environment)? {
+        return super::kube::deploy(ctx, args, &loaded, &target);
+    }
     let settings = settings(ctx, &args.environment)?;
     let options = options(args)?;
     runtime(ctx)?.block_on(async {
@@ -264,6 +267,9 @@ fn report(ctx: &Context, outcome: Result<run::Outcome, Error>) -> Result<(), Err
 }
 
 pub fn rollback(ctx: &Context, args: &Args) -> Result<(), Error> {
+    if let Some((_, target)) = super::kube::target(ctx, &args.environment)? {
+        return super::kube::rollback(ctx, args, &target);
+    }
     let settings = settings(ctx, &args.environment)?;
     let options = options(args)?;
     runtime(ctx)?.block_on(async {
@@ -282,6 +288,10 @@ pub fn rollback(ctx: &Context, args: &Args) -> Result<(), Error> {
 }
 
 pub fn lock_release(ctx: &Context, environment: &str, host: Option<&str>) -> Result<(), Error> {
+    if let Some((_, target)) = super::kube::target(ctx, environment)? {
+        no_hosts(host)?;
+        return super::kube::lock(ctx, &target, true);
+    }
     let settings = settings(ctx, environment)?;
     runtime(ctx)?.block_on(async {
         if !settings.hosts.is_empty() {
@@ -310,6 +320,10 @@ pub fn lock_release(ctx: &Context, environment: &str, host: Option<&str>) -> Res
 }
 
 pub fn lock_show(ctx: &Context, environment: &str, host: Option<&str>) -> Result<(), Error> {
+    if let Some((_, target)) = super::kube::target(ctx, environment)? {
+        no_hosts(host)?;
+        return super::kube::lock(ctx, &target, false);
+    }
     let settings = settings(ctx, environment)?;
     runtime(ctx)?.block_on(async {
         if !settings.hosts.is_empty() {

@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod hosts;
 pub mod image;
 pub mod init;
+pub mod kube;
 pub mod release;
 pub mod render;
 pub mod smoke;

@@ -8,6 +8,10 @@ use crate::engine::Engine;
 use crate::error::Error;
 
 pub fn run(ctx: &Context, environment: &str, last: usize, host: Option<&str>) -> Result<(), Error> {
+    if let Some((_, target)) = super::kube::target(ctx, environment)? {
+        super::deploy::no_hosts(host)?;
+        return super::kube::status(ctx, &target, last);
+    }
     let settings = settings(ctx, environment)?;
     if !settings.hosts.is_empty() {
         let report = runtime(ctx)?.block_on(super::hosts::fleet_status(&settings, last, host))?;

@@ -403,6 +403,16 @@ impl Default for Tls {
 #[serde(default)]
 pub struct Kubernetes {
     pub namespace: String,
+    /// The Kubernetes version the manifests are rendered for (it chooses
+    /// the API versions) and checked against: `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`.
+    pub version: String,
+    /// The kubeconfig context `shipit deploy` uses; empty: the current one.
+    pub context: String,
+    /// The kubectl program `shipit deploy` runs (contexts, auth plugins and
+    /// kubeconfig behave as they do for the user).
+    pub kubectl: String,
+    /// A fixed `spec.clusterIP` for the Service (a stable in-cluster URL); empty: assigned.
+    pub cluster_ip: String,
     /// Port of the ClusterIP Service.
     pub service_port: i64,
     pub ingress: Ingress,
@@ -414,6 +424,10 @@ impl Default for Kubernetes {
     fn default() -> Self {
         Kubernetes {
             namespace: String::new(),
+            version: "1.30.0".into(),
+            context: String::new(),
+            kubectl: "kubectl".into(),
+            cluster_ip: String::new(),
             service_port: 80,
             ingress: Ingress::default(),
             pdb: Pdb::default(),
@@ -602,8 +616,6 @@ pub struct Ci {
     pub runner: String,
     pub rust_toolchain: String,
     pub main_branch: String,
-    /// Kubernetes version the manifests are validated against.
-    pub kubernetes_version: String,
     /// Minutes a job may run before it is cancelled.
     pub timeout_minutes: i64,
     /// Environments the deploy workflow rolls out, in order (each waits for the one before).
@@ -628,7 +640,6 @@ impl Default for Ci {
             runner: "ubuntu-24.04".into(),
             rust_toolchain: "1.95.0".into(),
             main_branch: "main".into(),
-            kubernetes_version: "1.30.0".into(),
             timeout_minutes: 30,
             deploy_environments: vec!["staging".into(), "production".into()],
             build_mode: CiBuildMode::Source,

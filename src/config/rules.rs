@@ -6,6 +6,29 @@
 use std::time::Duration;
 
 /// RFC 1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric, at most 63.
+/// The Kubernetes minor versions shipit renders for: 1.19 brought the
+/// `networking.k8s.io/v1` Ingress and `seccompProfile`, the oldest APIs the
+/// manifests use; 1.34 is the newest whose schemas the validators carry.
+pub const KUBERNETES_VERSIONS: (u32, u32) = (19, 34);
+
+/// The minor of a Kubernetes version `1.MINOR` or `1.MINOR.PATCH`
+/// (a leading `v` is allowed).
+pub fn kubernetes_minor(version: &str) -> Option<u32> {
+    let v = version.strip_prefix('v').unwrap_or(version);
+    let mut parts = v.split('.');
+    let major = parts.next()?;
+    let minor = parts.next()?;
+    let patch = parts.next();
+    let number = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+    };
+    if major != "1" || !number(minor) || parts.next().is_some() || patch.is_some_and(|p| !number(p))
+    {
+        return None;
+    }
+    minor.parse().ok()
+}
+
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63

@@ -768,6 +768,34 @@ fn gateway(c: &mut Checker<'_>, config: &Config) {
 fn kubernetes(c: &mut Checker<'_>, config: &Config) {
     let k = &config.kubernetes;
     c.dns_label("kubernetes.namespace", &k.namespace);
+    let (low, high) = rules::KUBERNETES_VERSIONS;
+    match rules::kubernetes_minor(&k.version) {
+        None => c.fail(
+            "kubernetes.version",
+            format!("\"{}\" is not a Kubernetes version", k.version),
+            "MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.30.0\"",
+        ),
+        Some(minor) => c.check(
+            (low..=high).contains(&minor),
+            "kubernetes.version",
+            format!("shipit cannot render for Kubernetes {}", k.version),
+            &format!("a version from 1.{low} to 1.{high}"),
+        ),
+    }
+    c.check(
+        !k.kubectl.trim().is_empty(),
+        "kubernetes.kubectl",
+        "no kubectl program is named",
+        "a program name or path, e.g. \"kubectl\"",
+    );
+    if !k.cluster_ip.is_empty() {
+        c.check(
+            k.cluster_ip.parse::<std::net::Ipv4Addr>().is_ok(),
+            "kubernetes.cluster_ip",
+            format!("\"{}\" is not an IPv4 address", k.cluster_ip),
+            "an address in the cluster's service range, e.g. \"10.96.0.50\", or empty",
+        );
+    }
     c.port("kubernetes.service_port", k.service_port);
     if k.ingress.enabled {
         c.hostname("kubernetes.ingress.host", &k.ingress.host);
@@ -878,12 +906,6 @@ fn ci(c: &mut Checker<'_>, config: &Config) {
         "ci.rust_toolchain",
         format!("\"{}\" is not a pinned toolchain", ci.rust_toolchain),
         "a Rust version such as \"1.95.0\"",
-    );
-    c.check(
-        is_semver(&ci.kubernetes_version),
-        "ci.kubernetes_version",
-        format!("\"{}\" is not a Kubernetes version", ci.kubernetes_version),
-        "MAJOR.MINOR.PATCH, e.g. \"1.30.0\"",
     );
     for (i, env) in ci.deploy_environments.iter().enumerate() {
         c.dns_label(&format!("ci.deploy_environments.{i}"), env);

@@ -78,6 +78,25 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
+    /// The digest the registry gives `reference` (its manifest, or its
+    /// index for several platforms), asked by this engine.
+    pub async fn registry_digest(
+        &self,
+        reference: &str,
+        credentials: Option<DockerCredentials>,
+    ) -> Result<String, String> {
+        let inspect = self
+            .docker
+            .inspect_registry_image(reference, credentials)
+            .await
+            .map_err(|e| e.to_string())?;
+        inspect
+            .descriptor
+            .digest
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| "the registry gave no digest".into())
+    }
+
     /// Pulls `reference` with `credentials` (sent with this pull only);
     /// progress counts the layers' downloaded bytes.
     pub async fn pull_with(

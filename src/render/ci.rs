@@ -22,7 +22,6 @@ pub struct CiCtx {
     pub runner: String,
     pub rust_toolchain: String,
     pub main_branch: String,
-    pub kubernetes_version: String,
     pub timeout_minutes: i64,
     /// Every environment, for `render --check`.
     pub environments: Vec<String>,
@@ -66,6 +65,9 @@ pub struct DeployJob {
     pub deploy_secrets: Vec<String>,
     /// The same for the smoke suite (`smoke.ca`).
     pub smoke_secrets: Vec<String>,
+    /// `deploy.target = "kubernetes"`: the job reaches the cluster through a
+    /// kubeconfig secret, not Docker hosts.
+    pub kubernetes: bool,
 }
 
 impl DeployJob {
@@ -91,7 +93,10 @@ impl DeployJob {
         deploy_secrets.sort();
         deploy_secrets.dedup();
         let hosts = &c.deploy.hosts;
-        let scheme = |s: &str| hosts.is_empty() || hosts.iter().any(|h| h.engine.starts_with(s));
+        let kubernetes = c.deploy.target == crate::config::model::Target::Kubernetes;
+        let scheme = |s: &str| {
+            !kubernetes && (hosts.is_empty() || hosts.iter().any(|h| h.engine.starts_with(s)))
+        };
         DeployJob {
             environment: loaded.environment.clone().unwrap_or_default(),
             needs,
@@ -102,6 +107,7 @@ impl DeployJob {
             gateway_image: c.deploy.gateway_image.clone(),
             deploy_secrets,
             smoke_secrets: named(&c.smoke.ca).into_iter().collect(),
+            kubernetes,
         }
     }
 }
@@ -184,7 +190,6 @@ impl CiCtx {
             runner: ci.runner.clone(),
             rust_toolchain: ci.rust_toolchain.clone(),
             main_branch: ci.main_branch.clone(),
-            kubernetes_version: ci.kubernetes_version.clone(),
             timeout_minutes: ci.timeout_minutes,
             environments,
             checkout: CHECKOUT,

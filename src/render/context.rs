@@ -153,6 +153,16 @@ pub struct Ctx {
     pub namespace: String,
     pub instance: String,
     pub service_port: i64,
+    /// `kubernetes.version`, and the API versions it chooses.
+    pub k8s_version: String,
+    pub hpa_api: &'static str,
+    pub pdb_api: &'static str,
+    /// Pod Security admission labels (Kubernetes 1.23 and later).
+    pub pod_security: bool,
+    /// `kubernetes.cluster_ip`, or empty.
+    pub cluster_ip: String,
+    /// `progressDeadlineSeconds`: `deploy.health_timeout`, the rollout gate.
+    pub progress_deadline_seconds: u64,
     pub ingress: bool,
     pub ingress_host: String,
     pub ingress_class: String,
@@ -321,6 +331,8 @@ fn rust_target(platform: &str) -> &'static str {
 
 impl Ctx {
     pub fn new(loaded: &Loaded) -> Ctx {
+        // Validation refused anything outside the supported range.
+        let k8s_minor = rules::kubernetes_minor(&loaded.config.kubernetes.version).unwrap_or(30);
         let c = &loaded.config;
         let environment = loaded.environment.clone().unwrap_or_else(|| "ci".into());
         let mut env: Vec<(String, String)> = vec![
@@ -529,6 +541,21 @@ impl Ctx {
             tls_ciphers: TLS12_CIPHERS,
             namespace: c.kubernetes.namespace.clone(),
             service_port: c.kubernetes.service_port,
+            k8s_version: c.kubernetes.version.clone(),
+            hpa_api: if k8s_minor >= 23 {
+                "autoscaling/v2"
+            } else {
+                "autoscaling/v2beta2"
+            },
+            pdb_api: if k8s_minor >= 21 {
+                "policy/v1"
+            } else {
+                "policy/v1beta1"
+            },
+            pod_security: k8s_minor >= 23,
+            cluster_ip: c.kubernetes.cluster_ip.clone(),
+            progress_deadline_seconds: rules::parse_duration(&c.deploy.health_timeout)
+                .map_or(600, |d| d.as_secs().max(1)),
             ingress: c.kubernetes.ingress.enabled,
             ingress_host: c.kubernetes.ingress.host.clone(),
             ingress_class: c.kubernetes.ingress.class.clone(),

@@ -7,6 +7,7 @@ mod docker;
 mod harness;
 mod hostile;
 mod init;
+mod kube;
 mod release;
 mod render;
 mod review;

@@ -303,3 +303,113 @@ fn render_needs_a_target() {
         run.stderr
     );
 }
+
+#[test]
+fn kubernetes_version_chooses_the_api_versions_and_out_of_range_is_refused() {
+    let p = Project::from_repo();
+    let api = |version: &str, file: &str| {
+        p.shipit(&[
+            "render",
+            "production",
+            "--set",
+            &format!("kubernetes.version={version}"),
+        ])
+        .success();
+        let text = p.read(&format!("generated/production/k8s/{file}"));
+        text.lines()
+            .find(|l| l.starts_with("apiVersion:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(api("1.20", "hpa.yaml"), "apiVersion: autoscaling/v2beta2");
+    assert_eq!(api("1.22.4", "hpa.yaml"), "apiVersion: autoscaling/v2beta2");
+    assert_eq!(api("1.23", "hpa.yaml"), "apiVersion: autoscaling/v2");
+    assert_eq!(api("1.20", "pdb.yaml"), "apiVersion: policy/v1beta1");
+    assert_eq!(api("1.21.0", "pdb.yaml"), "apiVersion: policy/v1");
+    let labels = |version: &str| {
+        p.shipit(&[
+            "render",
+            "production",
+            "--set",
+            &format!("kubernetes.version={version}"),
+        ])
+        .success();
+        p.read("generated/production/k8s/cluster/namespace.yaml")
+            .contains("pod-security.kubernetes.io/enforce: \"restricted\"")
+    };
+    assert!(!labels("1.22"));
+    assert!(labels("1.23"));
+    assert!(
+        p.read("generated/production/k8s/kustomization.yaml")
+            .contains("# rendered for Kubernetes 1.23\n")
+    );
+    for bad in ["1.18", "1.35.0", "2.0", "1.x", "1.20.0.1"] {
+        let run = p
+            .shipit(&[
+                "validate",
+                "production",
+                "--set",
+                &format!("kubernetes.version={bad}"),
+            ])
+            .code(2);
+        assert!(
+            run.stderr.contains("kubernetes.version"),
+            "{bad}: {}",
+            run.stderr
+        );
+    }
+    let run = p
+        .shipit(&["validate", "production", "--set", "kubernetes.version=1.18"])
+        .code(2);
+    assert!(
+        run.stderr
+            .contains("shipit cannot render for Kubernetes 1.18")
+            && run.stderr.contains("a version from 1.19 to 1.34"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_kubernetes_environment_deploys_from_ci_with_a_kubeconfig_secret() {
+    let p = Project::from_repo();
+    p.shipit(&[
+        "render",
+        "ci",
+        "--set",
+        "deploy.target=kubernetes",
+        "--set",
+        "deploy.strategy=rolling",
+    ])
+    .success();
+    let deploy = p.read(".github/workflows/deploy.yml");
+    for expected in [
+        "secrets.SHIPIT_KUBECONFIG",
+        "mktemp -d /dev/shm/shipit-kube.XXXXXX",
+        "umask 077",
+        "run: shipit deploy staging --output json",
+        "name: \"shipit deploy staging (gated and smoke-tested; undone on failure)\"",
+        "rm -rf \"$(dirname \"$KUBECONFIG\")\"",
+    ] {
+        assert!(deploy.contains(expected), "{expected}:\n{deploy}");
+    }
+    // Nothing of the Docker hosts' access.
+    for absent in [
+        "DOCKER_HOST",
+        "SHIPIT_SSH_PRIVATE_KEY",
+        "SHIPIT_DOCKER_TLS",
+        "shipit image gateway",
+    ] {
+        assert!(!deploy.contains(absent), "{absent}:\n{deploy}");
+    }
+    let lint = std::process::Command::new("actionlint")
+        .arg(p.path().join(".github/workflows/deploy.yml"))
+        .output()
+        .expect("actionlint (.ci/install-tools installs it)");
+    assert!(
+        lint.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+}

@@ -509,7 +509,7 @@ pub(super) fn no_failures(load: Load, during: &str) -> u64 {
 }
 
 /// A small webhook receiver: every POST body, answered 200.
-pub(super) fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+pub(crate) fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/t0ken", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));

@@ -1,0 +1,328 @@
+//! `deploy`, `rollback`, `status` and `lock` for `deploy.target = "kubernetes"`.
+
+use super::Context;
+use super::deploy::{Args, runtime};
+use crate::config::model::Target as DeployTarget;
+use crate::config::{self, Loaded};
+use crate::deploy::run::Cancel;
+use crate::error::Error;
+use crate::kube::deploy::{self as kdeploy, Change, Outcome, Run};
+use crate::kube::{Target, lease, manifests, revisions, status};
+
+/// The environment's configuration when it deploys to Kubernetes.
+pub fn target(ctx: &Context, environment: &str) -> Result<Option<(Loaded, Target)>, Error> {
+    let loaded =
+        config::load(&ctx.project, Some(environment), &ctx.overrides).map_err(Error::Config)?;
+    if loaded.config.deploy.target != DeployTarget::Kubernetes {
+        return Ok(None);
+    }
+    let target = Target::new(&loaded)?;
+    Ok(Some((loaded, target)))
+}
+
+/// `image.digest`, a reference pinned by digest, or the registry's answer
+/// (asked by the local engine, with the push credentials).
+fn digest(ctx: &Context, loaded: &Loaded) -> Result<Result<String, String>, Error> {
+    let c = &loaded.config;
+    if !c.image.digest.is_empty() {
+        return Ok(Ok(c.image.digest.clone()));
+    }
+    let reference = loaded.image_ref();
+    if let Some((_, d)) = reference.split_once('@') {
+        return Ok(Ok(d.to_string()));
+    }
+    let registry = c.image.registry.clone();
+    runtime(ctx)?.block_on(async move {
+        let engine = match crate::engine::Engine::connect().await {
+            Ok(e) => e,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "the image {reference} has no digest: set image.digest (shipit build --push prints it), or give shipit a Docker engine to ask the registry ({e})"
+                )));
+            }
+        };
+        let (credentials, _) = crate::build::credentials::for_registry(&registry);
+        Ok(engine
+            .registry_digest(&reference, credentials)
+            .await
+            .map_err(|e| {
+                format!(
+                    "the registry has no {reference} ({e}): push it first (shipit build {} --push), or set image.digest",
+                    loaded.environment.clone().unwrap_or_default()
+                )
+            }))
+    })
+}
+
+fn stamp() -> manifests::Stamp {
+    manifests::Stamp {
+        by: crate::deploy::who().0,
+        at: crate::deploy::now(),
+    }
+}
+
+pub fn deploy(ctx: &Context, args: &Args, loaded: &Loaded, target: &Target) -> Result<(), Error> {
+    if args.image.is_some() || args.strategy.is_some() {
+        return Err(Error::Usage(
+            "--image and --strategy are for Docker hosts: a Kubernetes deploy applies the rendered manifests (rolling, pinned by digest)".into(),
+        ));
+    }
+    let out = &ctx.out;
+    let spinner = out.spinner("preflight: context, server, namespace, permissions, image digest");
+    let start = std::time::Instant::now();
+    let digest = digest(ctx, loaded)?;
+    let mut planned = kdeploy::plan(target, loaded, digest, &stamp())?;
+    planned.preflight.ms = start.elapsed().as_millis() as u64;
+    drop(spinner);
+    let p = &planned.preflight;
+    for w in &p.warnings {
+        out.warn(w);
+    }
+    // What is deployed where, for the plan and the deploy's first line.
+    let what = format!(
+        "{} {} ({}) to {} in {} (Kubernetes {})",
+        target.environment, target.version, planned.image, p.context, p.namespace, p.server_version
+    );
+    if args.dry_run {
+        kdeploy::refuse(p)?;
+        let checked = crate::kube::apply::check(&target.kubectl, &planned.list).map_err(|e| {
+            Error::Deploy {
+                message: format!("the server refused the manifests:\n{}", e.message),
+            }
+        })?;
+        let diff = crate::kube::apply::diff(&target.kubectl, &planned.list).map_err(|e| {
+            Error::Deploy {
+                message: e.to_string(),
+            }
+        })?;
+        let lock = lease::read(&target.kubectl, &target.app)?;
+        if out.is_json() {
+            out.json(&serde_json::json!({
+                "environment": target.environment,
+                "version": target.version,
+                "image": planned.image,
+                "context": p.context,
+                "server_version": p.server_version,
+                "namespace": p.namespace,
+                "serving_revision": p.deployment.as_ref().and_then(revisions::of),
+                "objects": manifests::names(&planned.objects),
+                "conflicts": checked.conflicts,
+                "lock": lock,
+                "diff": diff,
+            }));
+        } else {
+            out.status("plan", &format!("deploy {what}"));
+            match p.deployment.as_ref().and_then(revisions::of) {
+                Some(r) => out.status("serving", &format!("revision {r}")),
+                None => out.status("serving", "nothing yet: this is the first deploy"),
+            }
+            for c in &checked.conflicts {
+                out.warn(&format!("the apply would take back {c}"));
+            }
+            if let Some(l) = &lock {
+                out.warn(&format!("locked: {}", l.describe()));
+            }
+            out.data(&diff);
+            out.status(
+                "dry run",
+                "the server accepted every object; nothing was changed",
+            );
+        }
+        return Ok(());
+    }
+    kdeploy::refuse(p)?;
+    out.status("deploy", &what);
+    execute(ctx, args, target, Change::Apply(&planned), p)
+}
+
+/// Runs the change with SIGINT and SIGTERM caught (they undo it), then reports.
+fn execute(
+    ctx: &Context,
+    args: &Args,
+    target: &Target,
+    change: Change<'_>,
+    preflight: &crate::kube::preflight::Preflight,
+) -> Result<(), Error> {
+    let lock_wait = lock_wait(args)?;
+    let outcome = runtime(ctx)?.block_on(async {
+        let cancel = Cancel::install();
+        tokio::task::block_in_place(|| {
+            Run {
+                target,
+                out: &ctx.out,
+                cancel: &cancel,
+                lock_wait,
+            }
+            .run(change, preflight)
+        })
+    });
+    report(ctx, outcome)
+}
+
+fn lock_wait(args: &Args) -> Result<std::time::Duration, Error> {
+    match &args.lock_wait {
+        Some(text) => config::rules::parse_duration(text).ok_or_else(|| {
+            Error::Usage(format!(
+                "--lock-wait {text}: expected a duration such as 30s, 5m"
+            ))
+        }),
+        None => Ok(std::time::Duration::ZERO),
+    }
+}
+
+pub fn rollback(ctx: &Context, args: &Args, target: &Target) -> Result<(), Error> {
+    let out = &ctx.out;
+    let p = crate::kube::preflight::check(
+        &target.kubectl,
+        target.configured_context,
+        &crate::kube::preflight::Wanted {
+            app: &target.app,
+            version: &target.k8s_version,
+            objects: &[],
+            secret: None,
+            digest: Ok(String::new()),
+        },
+    );
+    kdeploy::refuse(&p)?;
+    let list = revisions::list(&target.kubectl, &target.app)?;
+    let to = revisions::target(&list, args.to.as_deref()).map_err(|e| Error::Deploy {
+        message: format!("cannot roll {} back: {e}", target.environment),
+    })?;
+    out.status(
+        "rollback",
+        &format!(
+            "{} to revision {} ({}, deployed {} by {})",
+            target.environment, to.revision, to.version, to.deployed_at, to.deployed_by
+        ),
+    );
+    execute(ctx, args, target, Change::Undo(to), &p)
+}
+
+fn report(ctx: &Context, outcome: Outcome) -> Result<(), Error> {
+    let out = &ctx.out;
+    if out.is_json() {
+        out.json(&outcome);
+    } else {
+        let phases = outcome
+            .phases
+            .iter()
+            .map(|p| format!("{} {} ms", p.name, p.ms))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.status(
+            "timeline",
+            &format!("{} ms in all: {phases}", outcome.duration_ms),
+        );
+    }
+    if outcome.exit_code == 0 {
+        out.status(
+            "deployed",
+            &format!(
+                "{} {} serves as revision {}",
+                outcome.environment,
+                outcome.version,
+                outcome.revision.map(|r| r.to_string()).unwrap_or_default()
+            ),
+        );
+        return Ok(());
+    }
+    Err(Error::Reported {
+        code: outcome.exit_code,
+        message: outcome.cause.unwrap_or_else(|| "the deploy failed".into()),
+    })
+}
+
+pub fn status(ctx: &Context, target: &Target, last: usize) -> Result<(), Error> {
+    let s = status::status(target, last)?;
+    let out = &ctx.out;
+    if out.is_json() {
+        out.json(&s);
+        return Ok(());
+    }
+    if !s.deployed {
+        out.status(
+            "serving",
+            &format!("{}: nothing is deployed in {}", s.environment, s.namespace),
+        );
+    } else {
+        out.status(
+            "serving",
+            &format!(
+                "{}: revision {}, version {} ({} of {} updated, {} available; rollout {})",
+                s.environment,
+                s.revision.map(|r| r.to_string()).unwrap_or_default(),
+                s.version.clone().unwrap_or_default(),
+                s.updated,
+                s.replicas,
+                s.available,
+                s.rollout
+            ),
+        );
+    }
+    for c in &s.conditions {
+        out.status("condition", c);
+    }
+    for p in &s.pods {
+        out.status(
+            "pod",
+            &format!(
+                "{} {}{} {}{} restarts {} ({})",
+                p.name,
+                p.phase,
+                if p.terminating { " terminating" } else { "" },
+                if p.ready { "ready" } else { "not ready" },
+                if p.waiting.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", p.waiting)
+                },
+                p.restarts,
+                p.version
+            ),
+        );
+    }
+    for r in &s.revisions {
+        out.status(
+            if r.current { "current" } else { "revision" },
+            &format!(
+                "{} {} {} by {} at {} ({} of {} ready)",
+                r.revision, r.version, r.image, r.deployed_by, r.deployed_at, r.ready, r.replicas
+            ),
+        );
+    }
+    for e in &s.events {
+        out.status(
+            "event",
+            &format!(
+                "{} {} {} {}: {}",
+                e.at, e.kind, e.reason, e.object, e.message
+            ),
+        );
+    }
+    if let Some(l) = &s.lock {
+        out.warn(&format!("locked: {}", l.describe()));
+    }
+    Ok(())
+}
+
+pub fn lock(ctx: &Context, target: &Target, release: bool) -> Result<(), Error> {
+    let held = if release {
+        lease::release(&target.kubectl, &target.app)?
+    } else {
+        lease::read(&target.kubectl, &target.app)?
+    };
+    if ctx.out.is_json() {
+        let key = if release { "released" } else { "lock" };
+        ctx.out
+            .json(&serde_json::json!({ "environment": target.environment, key: held }));
+        return Ok(());
+    }
+    match (held, release) {
+        (Some(h), true) => ctx.out.status("released", &h.describe()),
+        (Some(h), false) => ctx.out.status("locked", &h.describe()),
+        (None, _) => ctx
+            .out
+            .status("unlocked", &format!("{} is not locked", target.environment)),
+    }
+    Ok(())
+}

@@ -1,0 +1,528 @@
+//! `shipit deploy ENV` and `shipit rollback ENV` on Kubernetes: preflight,
+//! lock, dry-run, apply (or undo), gate, smoke - and on any failure or
+//! signal, undo to the revision that served before, wait for it and verify it.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::gate::{Gate, Verdict};
+use super::preflight::{self, Preflight};
+use super::revisions::{self, Revision};
+use super::{Target, apply, lease, manifests};
+use crate::config::Loaded;
+use crate::deploy::run::Cancel;
+use crate::error::Error;
+use crate::output::Output;
+use crate::smoke;
+
+#[derive(Debug, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub ms: u64,
+}
+
+/// The revision that serves again after a failure.
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    pub revision: u64,
+    pub version: String,
+    /// Its rollout finished and its smoke tests passed.
+    pub verified: bool,
+    /// From the undo to the restored revision's rollout finishing.
+    pub ms: u64,
+}
+
+/// What a deploy or rollback did.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub environment: String,
+    pub action: &'static str,
+    /// `succeeded`, `rolled-back`, `failed` or `interrupted`.
+    pub result: &'static str,
+    pub version: String,
+    pub image: String,
+    pub context: String,
+    pub server_version: String,
+    pub namespace: String,
+    /// The revision serving now.
+    pub revision: Option<u64>,
+    /// The revision that served before.
+    pub previous_revision: Option<u64>,
+    pub objects: Vec<String>,
+    /// Fields another manager had taken, taken back by this apply.
+    pub conflicts: Vec<String>,
+    /// The pods' failures and warning events seen during the rollout.
+    pub problems: Vec<String>,
+    pub smoke: Option<smoke::Report>,
+    pub restored: Option<Restored>,
+    /// Why it failed, if it did.
+    pub cause: Option<String>,
+    pub phases: Vec<Phase>,
+    pub duration_ms: u64,
+    pub exit_code: i32,
+    /// `deploy.webhook`: delivered or not; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notified: Option<bool>,
+}
+
+struct Timeline {
+    start: Instant,
+    last: Instant,
+    phases: Vec<Phase>,
+}
+
+impl Timeline {
+    fn new() -> Timeline {
+        let now = Instant::now();
+        Timeline {
+            start: now,
+            last: now,
+            phases: Vec::new(),
+        }
+    }
+    fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.phases.push(Phase {
+            name,
+            ms: (now - self.last).as_millis() as u64,
+        });
+        self.last = now;
+    }
+}
+
+/// The preflight, and the objects it was made for.
+pub struct Planned {
+    pub preflight: Preflight,
+    pub objects: Vec<Value>,
+    pub list: Vec<u8>,
+    pub image: String,
+}
+
+/// Everything checked before anything changes (every problem at once).
+pub fn plan(
+    target: &Target,
+    loaded: &Loaded,
+    digest: Result<String, String>,
+    stamp: &manifests::Stamp,
+) -> Result<Planned, Error> {
+    let pinned = digest.clone().unwrap_or_default();
+    let objects = manifests::objects(loaded, &pinned, stamp)?;
+    let mut preflight = preflight::check(
+        &target.kubectl,
+        target.configured_context,
+        &preflight::Wanted {
+            app: &target.app,
+            version: &target.k8s_version,
+            objects: &objects,
+            secret: target.secret.clone(),
+            digest,
+        },
+    );
+    if target.smoke_url.is_empty() {
+        preflight.problems.push(
+            "smoke.url is empty: a Kubernetes deploy is smoke-tested where its users reach it (the Ingress host, or a Service address)".into(),
+        );
+    }
+    let mut pinned_loaded = loaded.clone();
+    pinned_loaded.config.image.digest = pinned;
+    Ok(Planned {
+        list: manifests::list(&objects),
+        image: manifests::image_reference(&pinned_loaded),
+        objects,
+        preflight,
+    })
+}
+
+pub fn refuse(preflight: &Preflight) -> Result<(), Error> {
+    if preflight.problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Deploy {
+        message: format!(
+            "the preflight found {} problem(s); nothing was changed:\n{}",
+            preflight.problems.len(),
+            preflight
+                .problems
+                .iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    })
+}
+
+/// The change a run makes.
+pub enum Change<'a> {
+    /// Apply these objects (a deploy).
+    Apply(&'a Planned),
+    /// Return to this revision (a rollback).
+    Undo(&'a Revision),
+}
+
+pub struct Run<'a> {
+    pub target: &'a Target,
+    pub out: &'a Output,
+    pub cancel: &'a Cancel,
+    pub lock_wait: Duration,
+}
+
+impl Run<'_> {
+    /// Locks, changes, gates and smoke-tests; undoes on failure or signal;
+    /// then the webhook.
+    pub fn run(&self, change: Change<'_>, preflight: &Preflight) -> Outcome {
+        let mut outcome = self.change(change, preflight);
+        let out = self.out;
+        outcome.notified = super::notify::announce(self.target, &outcome, &|w| out.warn(w));
+        outcome
+    }
+
+    fn change(&self, change: Change<'_>, preflight: &Preflight) -> Outcome {
+        let t = self.target;
+        let k = &t.kubectl;
+        let mut timeline = Timeline::new();
+        timeline.phases.push(Phase {
+            name: "preflight",
+            ms: preflight.ms,
+        });
+        let before = preflight.deployment.as_ref().and_then(revisions::of);
+        let before_generation = preflight
+            .deployment
+            .as_ref()
+            .map(|d| super::kubectl::int(d, "/metadata/generation"));
+        let (action, version, image) = match &change {
+            Change::Apply(p) => ("deploy", t.version.clone(), p.image.clone()),
+            Change::Undo(r) => ("rollback", r.version.clone(), r.image.clone()),
+        };
+        let mut outcome = Outcome {
+            environment: t.environment.clone(),
+            action,
+            result: "failed",
+            version,
+            image,
+            context: preflight.context.clone(),
+            server_version: preflight.server_version.clone(),
+            namespace: k.namespace.clone(),
+            revision: before,
+            previous_revision: before,
+            objects: match &change {
+                Change::Apply(p) => manifests::names(&p.objects),
+                Change::Undo(_) => Vec::new(),
+            },
+            conflicts: Vec::new(),
+            problems: Vec::new(),
+            smoke: None,
+            restored: None,
+            cause: None,
+            phases: Vec::new(),
+            duration_ms: 0,
+            exit_code: 1,
+            notified: None,
+        };
+        let finish = |mut outcome: Outcome, timeline: Timeline| {
+            outcome.duration_ms = timeline.start.elapsed().as_millis() as u64 + preflight.ms;
+            outcome.phases = timeline.phases;
+            outcome
+        };
+        let interrupted = |outcome: &mut Outcome, cancel: &Cancel| {
+            outcome.result = "interrupted";
+            outcome.exit_code = 128 + cancel.signal();
+            outcome.cause = Some(format!(
+                "interrupted by {}",
+                if cancel.signal() == 15 {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
+                }
+            ));
+        };
+
+        let cancelled = || self.cancel.is_set();
+        let command = format!("shipit {action} {}", t.environment);
+        // The server's dry-run needs no lock: it runs while the Lease is taken.
+        let (locked, early_check) = std::thread::scope(|s| {
+            let check = match &change {
+                Change::Apply(p) => Some(s.spawn(|| apply::check(k, &p.list))),
+                Change::Undo(_) => None,
+            };
+            let waited = Instant::now();
+            let locked = lease::acquire(k, &t.app, &command, self.lock_wait, &cancelled);
+            let checked = check.map(|c| c.join().expect("dry-run"));
+            // After waiting for another deploy, the cluster may have changed: check again.
+            let checked = match (&change, waited.elapsed() > Duration::from_secs(2)) {
+                (Change::Apply(p), true) if locked.is_ok() => Some(apply::check(k, &p.list)),
+                _ => checked,
+            };
+            (locked, checked)
+        });
+        let guard = match locked {
+            Ok(g) => {
+                if let Some(h) = &g.took_over {
+                    self.out
+                        .warn(&format!("took over a stale deploy lock: {}", h.describe()));
+                }
+                g
+            }
+            Err(e) => {
+                outcome.cause = Some(e.to_string());
+                return finish(outcome, timeline);
+            }
+        };
+        timeline.mark("lock and dry-run");
+        if cancelled() {
+            interrupted(&mut outcome, self.cancel);
+            outcome.cause = Some(format!(
+                "{} before anything changed",
+                outcome.cause.clone().unwrap_or_default()
+            ));
+            return finish(outcome, timeline);
+        }
+
+        let spinner = self.out.spinner("checking the change with the server");
+        match &change {
+            Change::Apply(p) => {
+                let checked = match early_check.expect("a deploy's dry-run") {
+                    Ok(c) => c,
+                    Err(e) => {
+                        drop(spinner);
+                        outcome.cause = Some(format!(
+                            "the server refused the manifests; nothing was applied:\n{}",
+                            e.message
+                        ));
+                        return finish(outcome, timeline);
+                    }
+                };
+                for c in &checked.conflicts {
+                    self.out.warn(&format!(
+                        "taking back a field another manager set (a `kubectl rollout undo` or edit by hand?): {c}"
+                    ));
+                }
+                outcome.conflicts = checked.conflicts.clone();
+                if let Some(s) = &spinner {
+                    s.set_message("applying");
+                }
+                if let Err(e) = apply::apply(k, &p.list, &checked) {
+                    drop(spinner);
+                    outcome.cause = Some(format!("the apply failed: {}", e.message));
+                    // Some objects may have been applied: put the Deployment back.
+                    return self.fail(outcome, timeline, before, before_generation);
+                }
+                timeline.mark("apply");
+            }
+            Change::Undo(r) => {
+                if let Err(e) = revisions::undo(k, &t.app, r.revision) {
+                    drop(spinner);
+                    outcome.cause = Some(e.to_string());
+                    return finish(outcome, timeline);
+                }
+                timeline.mark("undo");
+            }
+        }
+        drop(spinner);
+
+        self.out.status(
+            "rollout",
+            &format!(
+                "waiting for deployment/{} (progress deadline {} s)",
+                t.app,
+                t.progress_deadline.as_secs()
+            ),
+        );
+        let watched = self.gate(crate::deploy::now() - 2, &cancelled);
+        outcome.problems = watched.problems.clone();
+        timeline.mark("rollout");
+        match watched.verdict {
+            Verdict::Ready { revision, replicas } => {
+                outcome.revision = revision.parse().ok();
+                self.out.status(
+                    "ready",
+                    &format!("revision {revision}: {replicas} replica(s) updated and available"),
+                );
+            }
+            Verdict::Interrupted => {
+                interrupted(&mut outcome, self.cancel);
+                return self.fail(outcome, timeline, before, before_generation);
+            }
+            Verdict::Failed { reason } => {
+                outcome.cause = Some(reason);
+                return self.fail(outcome, timeline, before, before_generation);
+            }
+        }
+
+        let report = self.smoke(&cancelled);
+        timeline.mark("smoke");
+        let passed = report.passed;
+        let summary = report.summary();
+        outcome.smoke = Some(report);
+        if cancelled() {
+            interrupted(&mut outcome, self.cancel);
+            return self.fail(outcome, timeline, before, before_generation);
+        }
+        if !passed {
+            outcome.cause = Some(format!(
+                "the release is ready but failed its smoke tests: {summary}"
+            ));
+            return self.fail(outcome, timeline, before, before_generation);
+        }
+        outcome.result = "succeeded";
+        outcome.exit_code = 0;
+        // The old ConfigMaps go while the Lease is released.
+        std::thread::scope(|s| {
+            s.spawn(|| self.prune_configs());
+            drop(guard);
+        });
+        finish(outcome, timeline)
+    }
+
+    /// Deletes the ConfigMaps no kept revision refers to (best effort: a
+    /// leftover is only clutter, never what a revision runs with).
+    fn prune_configs(&self) {
+        let (k, app) = (&self.target.kubectl, &self.target.app);
+        let selector = format!("app.kubernetes.io/name={app}");
+        let (Ok(maps), Ok(sets)) = (
+            k.json(&["get", "configmaps", "-l", &selector, "-o", "json"], None),
+            k.json(&["get", "replicasets", "-l", &selector, "-o", "json"], None),
+        ) else {
+            return;
+        };
+        let stale = manifests::stale_configs(&maps, &sets, app);
+        if stale.is_empty() {
+            return;
+        }
+        let mut args = vec!["delete", "configmap", "--wait=false"];
+        args.extend(stale.iter().map(String::as_str));
+        if let Err(e) = k.run(&args, None) {
+            self.out
+                .warn(&format!("could not remove old revisions' ConfigMaps: {e}"));
+        }
+    }
+
+    fn gate(&self, since: i64, cancelled: &dyn Fn() -> bool) -> super::gate::Watched {
+        let out = self.out;
+        Gate {
+            kubectl: &self.target.kubectl,
+            app: &self.target.app,
+            since,
+            deadline: self.target.progress_deadline,
+            cancelled,
+            report: &|p: &str| out.warn(p),
+        }
+        .wait()
+    }
+
+    fn smoke(&self, cancelled: &dyn Fn() -> bool) -> smoke::Report {
+        let t = self.target;
+        let route = crate::http::Route {
+            tls: smoke::trust(&t.smoke_ca).ok().flatten(),
+            ..Default::default()
+        };
+        self.out.status(
+            "smoke",
+            &format!("{} (up to {} s)", t.smoke_url, t.smoke_timeout.as_secs()),
+        );
+        smoke::run(&t.smoke_url, &route, &t.paths, t.smoke_timeout, cancelled)
+    }
+
+    /// Undoes to `before` if this run made a new revision, waits for it and
+    /// verifies it; the outcome says what serves.
+    fn fail(
+        &self,
+        mut outcome: Outcome,
+        mut timeline: Timeline,
+        before: Option<u64>,
+        before_generation: Option<i64>,
+    ) -> Outcome {
+        let t = self.target;
+        let k = &t.kubectl;
+        let now = k.get(&format!("deployment/{}", t.app)).ok().flatten();
+        let changed = match (&now, before_generation) {
+            (Some(d), Some(g)) => super::kubectl::int(d, "/metadata/generation") != g,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let cause = outcome.cause.clone().unwrap_or_default();
+        self.out.error(&cause);
+        let finish = |mut outcome: Outcome, timeline: Timeline| {
+            let preflight_ms = timeline.phases.first().map_or(0, |p| p.ms);
+            outcome.duration_ms = timeline.start.elapsed().as_millis() as u64 + preflight_ms;
+            outcome.phases = timeline.phases;
+            outcome
+        };
+        let Some(previous) = before.filter(|_| changed) else {
+            if before.is_none() && changed {
+                outcome.cause = Some(format!(
+                    "{cause}\nnothing served before this first deploy: deployment/{} is left as applied, not ready ({}); fix the cause and deploy again, or remove it: kubectl delete -k generated/{}/k8s",
+                    t.app, k.namespace, t.environment
+                ));
+            } else {
+                outcome.cause = Some(format!(
+                    "{cause}\nnothing was changed: the revision that served before still serves"
+                ));
+            }
+            return finish(outcome, timeline);
+        };
+        self.out.status(
+            "undo",
+            &format!("returning deployment/{} to revision {previous}", t.app),
+        );
+        let start = Instant::now();
+        let never = || false;
+        let restored = revisions::undo(k, &t.app, previous)
+            .map(|_| self.gate(crate::deploy::now() - 2, &never));
+        let (ready, revision, note) = match restored {
+            Ok(w) => match w.verdict {
+                Verdict::Ready { revision, .. } => {
+                    (true, revision.parse().unwrap_or(previous), String::new())
+                }
+                Verdict::Failed { reason } => (false, previous, reason),
+                Verdict::Interrupted => (false, previous, "interrupted".into()),
+            },
+            Err(e) => (false, previous, e.to_string()),
+        };
+        let ms = start.elapsed().as_millis() as u64;
+        timeline.mark("undo");
+        let version = revisions::list(k, &t.app)
+            .ok()
+            .and_then(|r| r.into_iter().find(|r| r.current).map(|r| r.version))
+            .unwrap_or_default();
+        let verified = ready && {
+            let report = self.smoke(&never);
+            timeline.mark("verify");
+            report.passed
+        };
+        outcome.revision = Some(revision);
+        outcome.restored = Some(Restored {
+            revision,
+            version: version.clone(),
+            verified,
+            ms,
+        });
+        if verified {
+            if outcome.result == "failed" {
+                outcome.result = "rolled-back";
+            }
+            self.out.status(
+                "restored",
+                &format!(
+                    "revision {revision} ({version}) serves again, ready and smoke-tested ({ms} ms)"
+                ),
+            );
+            outcome.cause = Some(format!(
+                "{cause}\nrolled back: revision {revision} ({version}) serves again, ready and smoke-tested"
+            ));
+        } else {
+            outcome.cause = Some(format!(
+                "{cause}\nTHE UNDO DID NOT VERIFY: deployment/{} was returned to revision {previous} but {}; check `shipit status {}`",
+                t.app,
+                if note.is_empty() {
+                    "its smoke tests failed".to_string()
+                } else {
+                    note
+                },
+                t.environment
+            ));
+        }
+        finish(outcome, timeline)
+    }
+}

@@ -1,0 +1,85 @@
+//! `deploy.target = "kubernetes"`: deploys, rollbacks and status through the
+//! user's kubectl. Preflight, in-memory render pinned by digest, server-side
+//! dry-run then apply (field manager `shipit`), the rollout gate, smoke tests,
+//! and an undo to the revision that served before on any failure or signal.
+//! The lock is a Lease; the history is the Deployment's revisions.
+
+pub mod apply;
+pub mod deploy;
+pub mod gate;
+pub mod kubectl;
+pub mod lease;
+pub mod manifests;
+pub mod notify;
+pub mod preflight;
+pub mod revisions;
+pub mod status;
+
+use std::time::Duration;
+
+use crate::config::Loaded;
+use crate::config::rules;
+use crate::error::Error;
+use crate::smoke;
+
+/// What a Kubernetes deploy needs of the configuration.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub environment: String,
+    pub app: String,
+    pub version: String,
+    pub kubectl: kubectl::Kubectl,
+    pub configured_context: bool,
+    /// `kubernetes.version`.
+    pub k8s_version: String,
+    /// `deploy.health_timeout`: the manifests' `progressDeadlineSeconds`.
+    pub progress_deadline: Duration,
+    pub smoke_url: String,
+    pub smoke_timeout: Duration,
+    pub smoke_ca: String,
+    pub paths: smoke::Paths,
+    /// The Secret the manifests reference for `[secrets]`, if any.
+    pub secret: Option<String>,
+    /// `deploy.webhook`: a secret reference to the notification URL.
+    pub webhook: Option<String>,
+}
+
+impl Target {
+    pub fn new(loaded: &Loaded) -> Result<Target, Error> {
+        let c = &loaded.config;
+        let environment = loaded
+            .environment
+            .clone()
+            .ok_or_else(|| Error::Usage("name an environment to deploy".into()))?;
+        let duration = |s: &str, default: u64| {
+            rules::parse_duration(s).unwrap_or(Duration::from_secs(default))
+        };
+        let k = &c.kubernetes;
+        Ok(Target {
+            app: c.app.name.clone(),
+            version: loaded.version.clone(),
+            kubectl: kubectl::Kubectl {
+                program: k.kubectl.clone(),
+                context: (!k.context.is_empty()).then(|| k.context.clone()),
+                namespace: k.namespace.clone(),
+            },
+            configured_context: !k.context.is_empty(),
+            k8s_version: k.version.clone(),
+            progress_deadline: duration(&c.deploy.health_timeout, 600),
+            smoke_url: c.smoke.url.clone(),
+            smoke_timeout: duration(
+                if c.smoke.timeout.is_empty() {
+                    &c.deploy.smoke_timeout
+                } else {
+                    &c.smoke.timeout
+                },
+                60,
+            ),
+            smoke_ca: c.smoke.ca.clone(),
+            paths: smoke::Paths::of(c),
+            secret: (!c.secrets.is_empty()).then(|| format!("{}-secrets", c.app.name)),
+            webhook: (!c.deploy.webhook.is_empty()).then(|| c.deploy.webhook.clone()),
+            environment,
+        })
+    }
+}

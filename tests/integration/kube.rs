@@ -1,0 +1,753 @@
+//! `deploy.target = "kubernetes"` on the real test cluster (.ci/k8s-cluster:
+//! kube-apiserver, controller-manager, scheduler, kubelet on this engine and
+//! kube-proxy, v1.20.2). `.ci/test` starts it and sets SHIPIT_TEST_KUBECONFIG;
+//! without it these tests fail loudly unless SHIPIT_SKIP_K8S=1.
+//!
+//! Each test has its own app, namespace, registry (the kubelet pulls by
+//! digest from it, on loopback) and Service address (kube-proxy routes it
+//! to the pods: the smoke tests' URL). They run one at a time.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::deploy::support::images;
+use crate::docker::{self, Registry, docker};
+use crate::harness::{Project, Run};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn kubeconfig() -> Option<String> {
+    if std::env::var_os("SHIPIT_SKIP_K8S").is_some_and(|v| v == "1") {
+        eprintln!("SHIPIT_SKIP_K8S=1: skipping a test that needs the Kubernetes test cluster");
+        return None;
+    }
+    let path = std::env::var("SHIPIT_TEST_KUBECONFIG").unwrap_or_default();
+    assert!(
+        !path.is_empty() && std::path::Path::new(&path).exists(),
+        "this test needs the Kubernetes test cluster: `bash .ci/k8s-cluster/up.sh` and SHIPIT_TEST_KUBECONFIG=/tmp/shipit-k8s/kubeconfig (`.ci/test` does both), or SHIPIT_SKIP_K8S=1 to skip it"
+    );
+    Some(path)
+}
+
+/// One application in its own namespace on the test cluster, removed on drop.
+struct App {
+    project: Project,
+    kubeconfig: String,
+    name: String,
+    namespace: String,
+    address: String,
+    registry: Registry,
+    repository: String,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl App {
+    fn new(test: &str, octet: u8) -> Option<App> {
+        let kubeconfig = kubeconfig()?;
+        if !docker::engine() {
+            return None;
+        }
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        images();
+        let name = format!("k{}-{test}", std::process::id() % 100_000);
+        let namespace = format!("{name}-ns");
+        let address = format!("10.0.0.{octet}");
+        let registry = Registry::start();
+        let repository = format!("shipit-test/{name}");
+        let project = Project::from_repo();
+        project.write(
+            "environments/cluster.toml",
+            &format!(
+                r#"# The test cluster: Kubernetes 1.20, a Service address kube-proxy routes.
+replicas = 2
+
+[app]
+name = "{name}"
+version_source = "config"
+version = "1.0.0"
+
+[env]
+ENVIRONMENT = "cluster"
+
+[image]
+registry = "{registry}"
+repository = "{repository}"
+
+[deploy]
+target = "kubernetes"
+strategy = "rolling"
+health_timeout = "20s"
+smoke_timeout = "8s"
+
+[kubernetes]
+namespace = "{namespace}"
+version = "1.20"
+cluster_ip = "{address}"
+
+[kubernetes.ingress]
+host = "{name}.example.test"
+
+[kubernetes.pdb]
+enabled = true
+min_available = 1
+
+[smoke]
+url = "http://{address}"
+timeout = "8s"
+
+[[smoke.checks]]
+name = "GET / names the environment"
+path = "/"
+json = {{ "/environment" = "cluster" }}
+"#,
+                registry = registry.address,
+            ),
+        );
+        let app = App {
+            project,
+            kubeconfig,
+            name,
+            namespace,
+            address,
+            registry,
+            repository,
+            _turn: turn,
+        };
+        Some(app)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("kubectl");
+        (
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-n", &self.namespace, "-o", "json"]);
+        let (ok, text) = self.kubectl(&all);
+        assert!(ok, "kubectl {args:?}: {text}");
+        serde_json::from_str(text.trim_start_matches(|c| c != '{')).unwrap()
+    }
+
+    /// The namespace, as an administrator makes it: from the rendered file.
+    fn create_namespace(&self) {
+        self.shipit(&["render", "cluster"]).success();
+        let file = self
+            .project
+            .path()
+            .join("generated/cluster/k8s/cluster/namespace.yaml");
+        let (ok, text) = self.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+        assert!(ok, "{text}");
+    }
+
+    /// The calculator image as `version`, pushed; `tail` adds Dockerfile lines.
+    fn push(&self, version: &str, tail: &str) -> String {
+        let (base, _) = images();
+        let reference = format!("{}/{}:{version}", self.registry.address, self.repository);
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "-t", &reference, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("FROM {base}\nLABEL test.version={version}\n{tail}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (ok, text) = docker(&["push", &reference]);
+        assert!(ok, "{text}");
+        reference
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipit"));
+        cmd.arg("-C").arg(self.project.path()).args(args);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("SHIPIT") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.env("KUBECONFIG", &self.kubeconfig).env("NO_COLOR", "1");
+        cmd
+    }
+
+    fn shipit(&self, args: &[&str]) -> Run {
+        Self::finished(self.command(args))
+    }
+
+    fn finished(mut command: Command) -> Run {
+        let output = command.output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn deploy(&self, version: &str, extra: &[&str]) -> Run {
+        let set = format!("app.version={version}");
+        let mut args = vec!["deploy", "cluster", "--set", &set, "--output", "json"];
+        args.extend_from_slice(extra);
+        self.shipit(&args)
+    }
+
+    /// An app whose 2.0.0 serves (3.0.0 pushed beside it, for the test to break).
+    fn serving_v2(test: &str, octet: u8) -> Option<App> {
+        let app = App::new(test, octet)?;
+        app.create_namespace();
+        app.push("2.0.0", "");
+        app.push("3.0.0", "");
+        outcome(&app.deploy("2.0.0", &[]).success());
+        Some(app)
+    }
+
+    /// The version the Service answers with, through kube-proxy.
+    fn serving(&self) -> Vec<String> {
+        let pods = self.json(&[
+            "get",
+            "pods",
+            "-l",
+            &format!("app.kubernetes.io/name={}", self.name),
+        ]);
+        let mut versions: Vec<String> = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                p["metadata"]["annotations"]["shipit.dev/version"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        versions.sort();
+        versions.dedup();
+        versions
+    }
+
+    fn answers(&self) -> Value {
+        let r = shipit::http::request(
+            &format!("http://{}/", self.address),
+            "GET",
+            &[],
+            b"",
+            Duration::from_secs(3),
+        )
+        .expect("the Service answers");
+        assert_eq!(r.status, 200);
+        r.json().unwrap()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.kubectl(&[
+            "delete",
+            "namespace",
+            &self.namespace,
+            "--wait=true",
+            "--timeout=90s",
+        ]);
+        // The kubelet removes its exited containers only at its next garbage
+        // collection: they would hold the test's images.
+        let (_, ids) = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.kubernetes.pod.namespace={}", self.namespace),
+        ]);
+        for id in ids.lines().filter(|l| !l.is_empty()) {
+            docker(&["rm", "-f", id]);
+        }
+        crate::docker::remove_repository(&format!("{}/{}", self.registry.address, self.repository));
+    }
+}
+
+fn outcome(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {}\nstderr {}", run.stdout, run.stderr))
+}
+
+#[test]
+fn deploys_gate_history_rollback_and_a_hand_made_undo() {
+    let Some(app) = App::new("life", 51) else {
+        return;
+    };
+    app.push("1.0.0", "");
+    app.push("2.0.0", "");
+
+    // Preflight: every problem at once, and nothing is created.
+    let refused = app
+        .deploy("1.0.0", &["--set", "kubernetes.version=1.30"])
+        .code(1);
+    for expected in [
+        "the server is Kubernetes v1.20.2, but the manifests are rendered for 1.30",
+        &format!("namespace {}:", app.namespace),
+        "nothing was changed",
+    ] {
+        assert!(
+            refused.stderr.contains(expected),
+            "{expected}: {}",
+            refused.stderr
+        );
+    }
+    app.create_namespace();
+    let (found, _) = app.kubectl(&["get", "deployment", &app.name, "-n", &app.namespace]);
+    assert!(!found);
+
+    // A dry run shows the server's diff and changes nothing.
+    let plan = app
+        .shipit(&["deploy", "cluster", "--dry-run", "--output", "json"])
+        .success();
+    let plan = outcome(&plan);
+    assert!(
+        plan["diff"].as_str().unwrap().contains("kind: Deployment"),
+        "{plan}"
+    );
+    assert!(
+        plan["image"].as_str().unwrap().contains(":1.0.0@sha256:"),
+        "{plan}"
+    );
+    assert_eq!(plan["serving_revision"], Value::Null);
+    let (found, _) = app.kubectl(&["get", "deployment", &app.name, "-n", &app.namespace]);
+    assert!(!found, "a dry run created the Deployment");
+
+    // v1, then v2: gated and smoke-tested.
+    let v1 = outcome(&app.deploy("1.0.0", &[]).success());
+    assert_eq!(
+        (v1["result"].as_str(), v1["revision"].as_u64()),
+        (Some("succeeded"), Some(1))
+    );
+    assert!(v1["smoke"]["passed"].as_bool().unwrap());
+    assert_eq!(app.serving(), ["1.0.0"]);
+    assert_eq!(app.answers()["environment"], "cluster");
+    let v2 = outcome(&app.deploy("2.0.0", &[]).success());
+    assert_eq!(
+        (v2["revision"].as_u64(), v2["previous_revision"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(app.serving(), ["2.0.0"]);
+    // The image is pinned by the digest the registry gave.
+    let d = app.json(&["get", "deployment", &app.name]);
+    let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(image.contains(":2.0.0@sha256:"), "{image}");
+    assert_eq!(d["spec"]["progressDeadlineSeconds"], 20);
+
+    // Status and history.
+    let status = outcome(
+        &app.shipit(&["status", "cluster", "--output", "json"])
+            .success(),
+    );
+    assert_eq!(status["rollout"], "complete");
+    assert_eq!(status["version"], "2.0.0");
+    let revisions: Vec<(u64, String, bool)> = status["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["version"].as_str().unwrap().to_string(),
+                r["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        revisions,
+        [(2, "2.0.0".into(), true), (1, "1.0.0".into(), false)]
+    );
+    assert!(
+        status["revisions"][0]["deployed_by"]
+            .as_str()
+            .unwrap()
+            .contains('@')
+    );
+    let serving_pods = status["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["terminating"] == false)
+        .count();
+    assert_eq!(serving_pods, 2, "{status}");
+    let human = app.shipit(&["status", "cluster"]).success();
+    assert!(
+        human.stderr.contains("revision 2, version 2.0.0"),
+        "{}",
+        human.stderr
+    );
+
+    // `kubectl rollout undo` by hand: kubectl now owns the template's
+    // fields; the next deploy takes them back and says so.
+    let (ok, text) = app.kubectl(&[
+        "rollout",
+        "undo",
+        &format!("deployment/{}", app.name),
+        "-n",
+        &app.namespace,
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = app.kubectl(&[
+        "rollout",
+        "status",
+        &format!("deployment/{}", app.name),
+        "-n",
+        &app.namespace,
+        "--timeout=60s",
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(app.serving(), ["1.0.0"]);
+    let again = app.deploy("2.0.0", &[]).success();
+    let again_json = outcome(&again);
+    let conflicts = again_json["conflicts"].as_array().unwrap();
+    assert!(
+        conflicts
+            .iter()
+            .any(|c| c.as_str().unwrap().contains("kubectl")),
+        "{again_json}"
+    );
+    assert!(
+        again
+            .stderr
+            .contains("taking back a field another manager set"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(app.serving(), ["2.0.0"]);
+
+    // rollback --to a version: the same gate.
+    let back = outcome(
+        &app.shipit(&["rollback", "cluster", "--to", "1.0.0", "--output", "json"])
+            .success(),
+    );
+    assert_eq!(
+        (back["action"].as_str(), back["version"].as_str()),
+        (Some("rollback"), Some("1.0.0"))
+    );
+    assert_eq!(app.serving(), ["1.0.0"]);
+    let unknown = app
+        .shipit(&["rollback", "cluster", "--to", "9.9.9"])
+        .code(1);
+    assert!(
+        unknown.stderr.contains("no kept revision is version 9.9.9"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn a_v3_that_cannot_be_pulled_hits_the_deadline_and_v2_is_restored() {
+    let Some(app) = App::serving_v2("pull", 52) else {
+        return;
+    };
+    // A digest the registry does not have: every pull fails.
+    let missing = format!("image.digest=sha256:{}", "0".repeat(64));
+    let (hook, got) = crate::deploy::support::receiver();
+    let mut command = app.command(&[
+        "deploy",
+        "cluster",
+        "--set",
+        "app.version=3.0.0",
+        "--set",
+        &missing,
+        "--set",
+        "deploy.health_timeout=12s",
+        "--set",
+        "deploy.webhook=env:KUBE_HOOK",
+        "--output",
+        "json",
+    ]);
+    command.env("KUBE_HOOK", &hook);
+    let failed = App::finished(command).code(1);
+    let o = outcome(&failed);
+    assert_eq!(o["result"], "rolled-back", "{o}");
+    assert!(
+        o["cause"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its progress deadline"),
+        "{o}"
+    );
+    let problems = o["problems"].to_string();
+    assert!(
+        problems.contains("ErrImagePull") || problems.contains("ImagePullBackOff"),
+        "{problems}"
+    );
+    assert!(
+        failed.stderr.contains("ImagePull"),
+        "reported as it happened: {}",
+        failed.stderr
+    );
+    assert_eq!(o["restored"]["version"], "2.0.0");
+    assert_eq!(o["restored"]["verified"], true);
+    // The webhook heard what happened (and the URL, which carries a token, is in no output).
+    assert_eq!(o["notified"], true, "{o}");
+    let messages = got.lock().unwrap().clone();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["event"], "deploy.rolled-back");
+    assert_eq!(messages[0]["restored"]["version"], "2.0.0");
+    assert!(!failed.stdout.contains("t0ken") && !failed.stderr.contains("t0ken"));
+    assert_eq!(app.serving(), ["2.0.0"]);
+    assert_eq!(app.answers()["environment"], "cluster");
+}
+
+#[test]
+fn a_healthy_v3_that_fails_its_smoke_tests_is_undone() {
+    let Some(app) = App::new("smoke", 53) else {
+        return;
+    };
+    app.create_namespace();
+    app.push("2.0.0", "");
+    app.push("3.0.0", "");
+    // Ready and healthy, but its settings name the wrong environment: the
+    // undo must restore v2's settings too (each revision has its own ConfigMap).
+    let broken = ["--set", "env.ENVIRONMENT=broken"];
+    // A first deploy that fails: nothing served before, and it says what it left.
+    let first = app.deploy("3.0.0", &broken).code(1);
+    let o = outcome(&first);
+    assert_eq!(
+        (o["result"].as_str(), &o["restored"]),
+        (Some("failed"), &Value::Null),
+        "{o}"
+    );
+    assert!(
+        o["cause"]
+            .as_str()
+            .unwrap()
+            .contains("nothing served before this first deploy"),
+        "{o}"
+    );
+    outcome(&app.deploy("2.0.0", &[]).success());
+    let failed = app.deploy("3.0.0", &broken).code(1);
+    let o = outcome(&failed);
+    assert_eq!(o["result"], "rolled-back", "{o}");
+    assert!(
+        o["cause"]
+            .as_str()
+            .unwrap()
+            .contains("failed its smoke tests"),
+        "{o}"
+    );
+    assert!(
+        o["smoke"]
+            .to_string()
+            .contains("GET / names the environment"),
+        "{o}"
+    );
+    assert_eq!(o["restored"]["version"], "2.0.0");
+    assert_eq!(app.serving(), ["2.0.0"]);
+    assert_eq!(app.answers()["environment"], "cluster");
+}
+
+#[test]
+fn sigint_during_a_rollout_undoes_it_and_exits_130() {
+    let Some(app) = App::serving_v2("sigint", 54) else {
+        return;
+    };
+    let mut child = app
+        .command(&["deploy", "cluster", "--set", "app.version=3.0.0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no rollout line: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("rollout") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(rest.contains("interrupted by SIGINT"), "{rest}");
+    assert!(rest.contains("serves again"), "{rest}");
+    assert_eq!(app.serving(), ["2.0.0"]);
+}
+
+#[test]
+fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
+    let Some(app) = App::new("lease", 55) else {
+        return;
+    };
+    app.create_namespace();
+    app.push("1.0.0", "");
+    let now = shipit::build::rfc3339(shipit::deploy::now()).replace('Z', ".000000Z");
+    let lease = format!(
+        r#"{{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{{"name":"{}-shipit-deploy","namespace":"{}"}},"spec":{{"holderIdentity":"alice@ci-runner pid 7 `shipit deploy cluster`","leaseDurationSeconds":3600,"acquireTime":"{now}","renewTime":"{now}"}}}}"#,
+        app.name, app.namespace
+    );
+    let file = app.project.path().join("lease.json");
+    std::fs::write(&file, &lease).unwrap();
+    let (ok, text) = app.kubectl(&["create", "-f", file.to_str().unwrap()]);
+    assert!(ok, "{text}");
+
+    let refused = app.deploy("1.0.0", &[]).code(1);
+    assert!(
+        refused.stderr.contains("another deploy is running"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("alice@ci-runner"),
+        "{}",
+        refused.stderr
+    );
+    let shown = outcome(
+        &app.shipit(&["lock", "show", "cluster", "--output", "json"])
+            .success(),
+    );
+    assert!(
+        shown["lock"]["holder"]
+            .as_str()
+            .unwrap()
+            .starts_with("alice@ci-runner")
+    );
+    let (found, _) = app.kubectl(&["get", "deployment", &app.name, "-n", &app.namespace]);
+    assert!(!found, "a refused deploy changed the cluster");
+
+    // --lock-wait: the deploy waits until the holder lets go.
+    let start = Instant::now();
+    let waiting = app
+        .command(&["deploy", "cluster", "--lock-wait", "90s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let (ok, text) = app.kubectl(&[
+        "delete",
+        "lease",
+        &format!("{}-shipit-deploy", app.name),
+        "-n",
+        &app.namespace,
+    ]);
+    assert!(ok, "{text}");
+    let out = waiting.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(start.elapsed() >= Duration::from_secs(4));
+    assert_eq!(app.serving(), ["1.0.0"]);
+    // Released at the end.
+    let (held, _) = app.kubectl(&[
+        "get",
+        "lease",
+        &format!("{}-shipit-deploy", app.name),
+        "-n",
+        &app.namespace,
+    ]);
+    assert!(!held, "the deploy left its Lease behind");
+
+    // A Lease nobody renews is stale: taken over, with a warning.
+    let old = shipit::build::rfc3339(shipit::deploy::now() - 600).replace('Z', ".000000Z");
+    std::fs::write(&file, lease.replace(&now, &old).replace("3600", "30")).unwrap();
+    let (ok, text) = app.kubectl(&["create", "-f", file.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let taken = app.deploy("1.0.0", &[]).success();
+    assert!(
+        taken.stderr.contains("took over a stale deploy lock"),
+        "{}",
+        taken.stderr
+    );
+}
+
+#[test]
+fn every_environment_rendered_for_1_20_passes_the_servers_dry_run() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let project = Project::from_repo();
+    let run = |args: &[&str]| {
+        let output = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )
+    };
+    for env in ["development", "staging", "production"] {
+        project
+            .shipit(&["render", env, "--set", "kubernetes.version=1.20"])
+            .success();
+        let dir = project.path().join(format!("generated/{env}/k8s"));
+        let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+        assert!(kustomization.contains("# rendered for Kubernetes 1.20"));
+        let namespace = dir.join("cluster/namespace.yaml");
+        // The namespace for real (the dry-run of namespaced objects needs it), then every object.
+        let (ok, text) = run(&["apply", "--server-side", "-f", namespace.to_str().unwrap()]);
+        assert!(ok, "{env}: {text}");
+        let (ok, text) = run(&[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=shipit",
+            "-k",
+            dir.to_str().unwrap(),
+        ]);
+        let _ = run(&["delete", "-f", namespace.to_str().unwrap(), "--wait=false"]);
+        assert!(ok, "{env}: the server refused: {text}");
+        // Every object the kustomization lists was accepted.
+        let listed = kustomization
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- "))
+            .count();
+        let accepted = text
+            .lines()
+            .filter(|l| l.contains("serverside-applied (server dry run)"))
+            .count();
+        assert_eq!(accepted, listed, "{env}: {text}");
+        assert!(
+            text.contains("deployment.apps/calculator serverside-applied"),
+            "{env}: {text}"
+        );
+    }
+}
