@@ -225,54 +225,54 @@ pub(super) async fn put(
 }
 
 /// Waits until HAProxy's own health check has run and passed for every one
-/// of `names` (a newly enabled server counts as up before any check ran).
+/// of `servers` (a newly enabled server counts as up before any check ran).
 pub(super) async fn wait_up(
     engine: &Engine,
     settings: &Settings,
     backend: &str,
-    names: &[String],
+    servers: &[Server],
     deadline: Duration,
 ) -> Result<(), String> {
     let start = Instant::now();
     let check = format!("the gateway's health check (GET {})", settings.paths.health);
+    let list = |names: &[&Server]| {
+        names
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     loop {
         let states = states(engine, settings, backend).await?;
-        let down: Vec<&String> = names
+        let down: Vec<&Server> = servers
             .iter()
-            .filter(|n| !states.iter().any(|s| s.name == **n && s.checked_up()))
+            .filter(|n| !states.iter().any(|s| s.name == n.name && s.checked_up()))
             .collect();
         if down.is_empty() {
             return Ok(());
         }
         // The engine already called these healthy: a check that keeps
         // failing from the gateway (after the first ones) will not pass.
-        let failing: Vec<&String> = down
+        // Without a HEALTHCHECK, the service may still be starting.
+        let failing: Vec<&Server> = down
             .iter()
             .copied()
             .filter(|n| {
-                states
-                    .iter()
-                    .any(|s| s.name == **n && s.op == 0 && s.check == 2)
+                n.engine_checked
+                    && states
+                        .iter()
+                        .any(|s| s.name == n.name && s.op == 0 && s.check == 2)
             })
             .collect();
         if !failing.is_empty() && start.elapsed() > Duration::from_secs(3) {
-            let why = check_detail(engine, settings, backend, failing[0]).await;
-            return Err(format!(
-                "{check} fails for {}{why}",
-                failing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            let why = check_detail(engine, settings, backend, &failing[0].name).await;
+            return Err(format!("{check} fails for {}{why}", list(&failing)));
         }
         if start.elapsed() > deadline {
+            let why = check_detail(engine, settings, backend, &down[0].name).await;
             return Err(format!(
-                "{check} did not pass for {} within {} s",
-                down.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                "{check} did not pass for {} within {} s{why}",
+                list(&down),
                 deadline.as_secs()
             ));
         }

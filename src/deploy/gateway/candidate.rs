@@ -64,7 +64,7 @@ pub async fn open_candidate(
             Some(&candidate.token),
         )
         .await?;
-        wait_up(engine, settings, "candidate", &candidate.names, deadline).await
+        wait_up(engine, settings, "candidate", servers, deadline).await
     }
     .await;
     if let Err(why) = opened {

@@ -54,6 +54,9 @@ pub struct Serving {
 pub struct Server {
     pub name: String,
     pub address: String,
+    /// The image's HEALTHCHECK passed in the engine. Without one, the
+    /// gateway's check is the first to look, and a slow start is no failure.
+    pub engine_checked: bool,
 }
 
 /// haproxy.cfg with `upstreams` (container names) as the app's servers.
@@ -184,6 +187,7 @@ pub async fn servers(
         out.push(Server {
             name: name.clone(),
             address: format!("{address}:{}", settings.port),
+            engine_checked: info.health == "healthy",
         });
     }
     Ok(out)
@@ -263,7 +267,7 @@ pub async fn switch(
             engine,
             settings,
             "app",
-            &names,
+            to,
             settings.health_timeout.min(Duration::from_secs(30)),
         )
         .await

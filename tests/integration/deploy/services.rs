@@ -16,6 +16,7 @@ const APP: &str = r#"import json
 import os
 import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VARIANT = "VARIANT_HERE"
@@ -56,7 +57,16 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
+# A service that takes a while before it listens (SLOW_START seconds).
+time.sleep(float(os.environ.get("SLOW_START", "0")))
+
+
+class Server(ThreadingHTTPServer):
+    # A real server's listen backlog (socketserver's default is 5).
+    request_queue_size = 128
+
+
+server = Server(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
 server.daemon_threads = True
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
 server.serve_forever()
@@ -349,7 +359,12 @@ fn docker_an_image_built_elsewhere_deploys_by_reference_with_zero_failed_request
         std::fs::write(dir.path().join("app.py"), app(variant)).unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
-            format!("FROM {base}\nCOPY app.py /srv/app.py\nUSER 10001:10001\nCMD [\"python3\", \"/srv/app.py\"]\n"),
+            format!(
+                "FROM {base}\nCOPY app.py /srv/app.py\nUSER 10001:10001\nENV SLOW_START={}\nCMD [\"python3\", \"/srv/app.py\"]\n",
+                // v2 listens only after 5 s, with no HEALTHCHECK: the gateway's
+                // check must wait for it, not call it failed.
+                if variant == "v2" { 5 } else { 0 }
+            ),
         )
         .unwrap();
         let (ok, text) = docker(&[
