@@ -35,6 +35,31 @@ pub fn docker(args: &[&str]) -> (bool, String) {
     (output.status.success(), text.trim().to_string())
 }
 
+/// Builds `reference` from `base` labelled with `version`, plus the
+/// Dockerfile lines `tail` (the Dockerfile on stdin, no context).
+pub fn build_variant(reference: &str, base: &str, version: &str, tail: &str) {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", reference, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("FROM {base}\nLABEL test.version={version}\n{tail}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -136,11 +136,25 @@ json = {{ "/environment" = "cluster" }}
         )
     }
 
+    /// kubectl in the test's namespace.
+    fn in_namespace(&self, args: &[&str]) -> (bool, String) {
+        let mut all = args.to_vec();
+        all.extend(["-n", &self.namespace]);
+        self.kubectl(&all)
+    }
+
+    /// kubectl in the test's namespace, which must succeed: its output.
+    #[track_caller]
+    fn must(&self, args: &[&str]) -> String {
+        let (ok, text) = self.in_namespace(args);
+        assert!(ok, "kubectl {args:?}: {text}");
+        text
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
-        all.extend(["-n", &self.namespace, "-o", "json"]);
-        let (ok, text) = self.kubectl(&all);
-        assert!(ok, "kubectl {args:?}: {text}");
+        all.extend(["-o", "json"]);
+        let text = self.must(&all);
         serde_json::from_str(text.trim_start_matches(|c| c != '{')).unwrap()
     }
 
@@ -159,26 +173,7 @@ json = {{ "/environment" = "cluster" }}
     fn push(&self, version: &str, tail: &str) -> String {
         let (base, _) = images();
         let reference = format!("{}/{}:{version}", self.registry.address, self.repository);
-        let mut child = Command::new("docker")
-            .args(["build", "-q", "-t", &reference, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("FROM {base}\nLABEL test.version={version}\n{tail}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        docker::build_variant(&reference, base, version, tail);
         let (ok, text) = docker(&["push", &reference]);
         assert!(ok, "{text}");
         reference
@@ -318,7 +313,7 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
         );
     }
     app.create_namespace();
-    let (found, _) = app.kubectl(&["get", "deployment", &app.name, "-n", &app.namespace]);
+    let (found, _) = app.in_namespace(&["get", "deployment", &app.name]);
     assert!(!found);
 
     // A dry run shows the server's diff and changes nothing.
@@ -335,7 +330,7 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
         "{plan}"
     );
     assert_eq!(plan["serving_revision"], Value::Null);
-    let (found, _) = app.kubectl(&["get", "deployment", &app.name, "-n", &app.namespace]);
+    let (found, _) = app.in_namespace(&["get", "deployment", &app.name]);
     assert!(!found, "a dry run created the Deployment");
 
     // v1, then v2: gated and smoke-tested.
@@ -406,23 +401,9 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
 
     // `kubectl rollout undo` by hand: kubectl now owns the template's
     // fields; the next deploy takes them back and says so.
-    let (ok, text) = app.kubectl(&[
-        "rollout",
-        "undo",
-        &format!("deployment/{}", app.name),
-        "-n",
-        &app.namespace,
-    ]);
-    assert!(ok, "{text}");
-    let (ok, text) = app.kubectl(&[
-        "rollout",
-        "status",
-        &format!("deployment/{}", app.name),
-        "-n",
-        &app.namespace,
-        "--timeout=60s",
-    ]);
-    assert!(ok, "{text}");
+    let deployment = format!("deployment/{}", app.name);
+    app.must(&["rollout", "undo", &deployment]);
+    app.must(&["rollout", "status", &deployment, "--timeout=60s"]);
     assert_eq!(app.serving(), ["1.0.0"]);
     let again = app.deploy("2.0.0", &[]).success();
     let again_json = outcome(&again);
@@ -641,7 +622,7 @@ fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
             .unwrap()
             .starts_with("alice@ci-runner")
     );
-    let (found, _) = app.kubectl(&["get", "deployment", &app.name, "-n", &app.namespace]);
+    let (found, _) = app.in_namespace(&["get", "deployment", &app.name]);
     assert!(!found, "a refused deploy changed the cluster");
 
     // --lock-wait: the deploy waits until the holder lets go.
@@ -653,14 +634,8 @@ fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(4));
-    let (ok, text) = app.kubectl(&[
-        "delete",
-        "lease",
-        &format!("{}-shipit-deploy", app.name),
-        "-n",
-        &app.namespace,
-    ]);
-    assert!(ok, "{text}");
+    let lease_name = format!("{}-shipit-deploy", app.name);
+    app.must(&["delete", "lease", &lease_name]);
     let out = waiting.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -670,13 +645,7 @@ fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
     assert!(start.elapsed() >= Duration::from_secs(4));
     assert_eq!(app.serving(), ["1.0.0"]);
     // Released at the end.
-    let (held, _) = app.kubectl(&[
-        "get",
-        "lease",
-        &format!("{}-shipit-deploy", app.name),
-        "-n",
-        &app.namespace,
-    ]);
+    let (held, _) = app.in_namespace(&["get", "lease", &lease_name]);
     assert!(!held, "the deploy left its Lease behind");
 
     // A Lease nobody renews is stale: taken over, with a warning.

@@ -94,28 +94,7 @@ impl Site {
     pub(super) fn image(&self, version: &str, dockerfile_tail: &str) -> String {
         let (base, _) = images();
         let reference = format!("{}:{version}", self.repository);
-        let mut child = Command::new("docker")
-            .args(["build", "-q", "-t", &reference, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(
-                format!("FROM {base}\nLABEL test.version={version}\n{dockerfile_tail}\n")
-                    .as_bytes(),
-            )
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        docker::build_variant(&reference, base, version, dockerfile_tail);
         reference
     }
 
