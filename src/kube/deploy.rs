@@ -350,6 +350,8 @@ impl Run<'_> {
             }
         }
 
+        self.settle(&cancelled);
+        timeline.mark("old pods stopped");
         let report = self.smoke(&cancelled);
         timeline.mark("smoke");
         let passed = report.passed;
@@ -409,6 +411,20 @@ impl Run<'_> {
             report: &|p: &str| out.warn(p),
         }
         .wait()
+    }
+
+    /// Waits for the replaced pods to stop, so that the smoke tests reach
+    /// only the revision now ready.
+    fn settle(&self, cancelled: &dyn Fn() -> bool) {
+        let spinner = self.out.spinner("waiting for the replaced pods to stop");
+        let left = super::gate::wait_stopped(&self.target.kubectl, &self.target.app, cancelled);
+        drop(spinner);
+        if !left.is_empty() && !cancelled() {
+            self.out.warn(&format!(
+                "still stopping after their deletion deadline: {}; the smoke tests may reach them",
+                left.join(", ")
+            ));
+        }
     }
 
     fn smoke(&self, cancelled: &dyn Fn() -> bool) -> smoke::Report {
@@ -487,6 +503,7 @@ impl Run<'_> {
             .and_then(|r| r.into_iter().find(|r| r.current).map(|r| r.version))
             .unwrap_or_default();
         let verified = ready && {
+            self.settle(&never);
             let report = self.smoke(&never);
             timeline.mark("verify");
             report.passed

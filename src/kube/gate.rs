@@ -1,7 +1,8 @@
 //! The rollout gate: the Deployment's controller has seen the new spec,
 //! every replica is updated and available, no old replica is left - within
 //! `progressDeadlineSeconds` (`deploy.health_timeout`). While it waits, the
-//! pods' failures are reported as they happen, with their events.
+//! pods' failures are reported as they happen, with their events. Then
+//! `wait_stopped`: the replaced pods gone, before any smoke test.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -237,12 +238,49 @@ pub fn progress(d: &Value) -> Option<Verdict> {
 /// Pods on their way out: a replaced revision's pod that stops answering
 /// readiness while it drains is what should happen, not a problem.
 fn terminating(pods: Option<&Value>) -> Vec<String> {
-    pods.and_then(|p| p["items"].as_array())
+    pods.map(stopping)
+        .into_iter()
+        .flatten()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The pods being deleted, with the time (seconds since the epoch) by
+/// which the kubelet must have stopped them.
+pub fn stopping(pods: &Value) -> Vec<(String, i64)> {
+    pods["items"]
+        .as_array()
         .into_iter()
         .flatten()
         .filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
-        .map(|p| text(p, "/metadata/name").to_string())
+        .map(|p| {
+            (
+                text(p, "/metadata/name").to_string(),
+                parse_time(text(p, "/metadata/deletionTimestamp")).unwrap_or(0),
+            )
+        })
         .collect()
+}
+
+/// Waits until none of the app's pods is stopping. A replaced revision's
+/// pods keep answering while they stop (the shutdown delay is there because
+/// a Service or an ingress drops them a moment late), so a smoke test sent
+/// before they are gone may reach an old pod and pass for the new release.
+/// Gives up 10 s after the last one's deletion deadline, or on a signal:
+/// the pods still there.
+pub fn wait_stopped(kubectl: &Kubectl, app: &str, cancelled: &dyn Fn() -> bool) -> Vec<String> {
+    let selector = format!("app.kubernetes.io/name={app}");
+    loop {
+        let Ok(pods) = kubectl.json(&["get", "pods", "-l", &selector, "-o", "json"], None) else {
+            return Vec::new();
+        };
+        let left = stopping(&pods);
+        let limit = left.iter().map(|(_, by)| *by).max().unwrap_or(0) + 10;
+        if left.is_empty() || cancelled() || crate::deploy::now() > limit {
+            return left.into_iter().map(|(name, _)| name).collect();
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 /// Pods that cannot be scheduled, and containers stuck or restarting.
@@ -365,6 +403,23 @@ mod tests {
         assert!(
             matches!(progress(&deployment(3, 3, stuck)), Some(Verdict::Failed { reason }) if reason.contains("timed out progressing"))
         );
+    }
+
+    #[test]
+    fn stopping_pods_are_named_with_their_deletion_deadline() {
+        let pods = json!({"items": [
+            {"metadata": {"name": "web-new-a"}},
+            {"metadata": {"name": "web-old-b", "deletionTimestamp": "2026-11-22T09:00:25Z"}},
+        ]});
+        assert_eq!(
+            stopping(&pods),
+            [(
+                "web-old-b".to_string(),
+                parse_time("2026-11-22T09:00:25Z").unwrap()
+            )]
+        );
+        assert_eq!(terminating(Some(&pods)), ["web-old-b"]);
+        assert!(stopping(&json!({"items": []})).is_empty());
     }
 
     #[test]

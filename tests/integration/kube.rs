@@ -348,6 +348,26 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
         (Some(2), Some(1))
     );
     assert_eq!(app.serving(), ["2.0.0"]);
+    // The smoke tests ran once v1's pods had stopped (they keep answering
+    // through their shutdown delay): none is left that a route could reach.
+    let pods = app.json(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("app.kubernetes.io/name={}", app.name),
+    ]);
+    assert!(
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["metadata"]["deletionTimestamp"].is_null()),
+        "{pods}"
+    );
+    assert!(
+        v2["phases"].to_string().contains("old pods stopped"),
+        "{v2}"
+    );
     // The image is pinned by the digest the registry gave.
     let d = app.json(&["get", "deployment", &app.name]);
     let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
