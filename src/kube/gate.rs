@@ -2,7 +2,8 @@
 //! every replica is updated and available, no old replica is left - within
 //! `progressDeadlineSeconds` (`deploy.health_timeout`). While it waits, the
 //! pods' failures are reported as they happen, with their events. Then
-//! `wait_stopped`: the replaced pods gone, before any smoke test.
+//! `wait_stopped`: the replaced pods' containers stopped, before any smoke
+//! test.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -238,21 +239,30 @@ pub fn progress(d: &Value) -> Option<Verdict> {
 /// Pods on their way out: a replaced revision's pod that stops answering
 /// readiness while it drains is what should happen, not a problem.
 fn terminating(pods: Option<&Value>) -> Vec<String> {
-    pods.map(stopping)
-        .into_iter()
-        .flatten()
-        .map(|(name, _)| name)
+    deleted(pods)
+        .map(|p| text(p, "/metadata/name").to_string())
         .collect()
 }
 
-/// The pods being deleted, with the time (seconds since the epoch) by
-/// which the kubelet must have stopped them.
-pub fn stopping(pods: &Value) -> Vec<(String, i64)> {
-    pods["items"]
-        .as_array()
+fn deleted(pods: Option<&Value>) -> impl Iterator<Item = &Value> {
+    pods.and_then(|p| p["items"].as_array())
         .into_iter()
         .flatten()
         .filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
+}
+
+/// The pods being deleted whose containers still run (so still answer),
+/// with the time (seconds since the epoch) by which the kubelet must have
+/// stopped them.
+pub fn stopping(pods: &Value) -> Vec<(String, i64)> {
+    deleted(Some(pods))
+        .filter(|p| {
+            p["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| !c["state"]["running"].is_null())
+        })
         .map(|p| {
             (
                 text(p, "/metadata/name").to_string(),
@@ -262,7 +272,7 @@ pub fn stopping(pods: &Value) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// Waits until none of the app's pods is stopping. A replaced revision's
+/// Waits until no container of the app's deleted pods runs. A replaced revision's
 /// pods keep answering while they stop (the shutdown delay is there because
 /// a Service or an ingress drops them a moment late), so a smoke test sent
 /// before they are gone may reach an old pod and pass for the new release.
@@ -406,10 +416,13 @@ mod tests {
     }
 
     #[test]
-    fn stopping_pods_are_named_with_their_deletion_deadline() {
+    fn deleted_pods_that_still_run_are_named_with_their_deletion_deadline() {
+        let running = json!({"containerStatuses": [{"state": {"running": {}}}]});
+        let exited = json!({"containerStatuses": [{"state": {"terminated": {"exitCode": 0}}}]});
         let pods = json!({"items": [
-            {"metadata": {"name": "web-new-a"}},
-            {"metadata": {"name": "web-old-b", "deletionTimestamp": "2026-11-22T09:00:25Z"}},
+            {"metadata": {"name": "web-new-a"}, "status": running},
+            {"metadata": {"name": "web-old-b", "deletionTimestamp": "2026-11-22T09:00:25Z"}, "status": running},
+            {"metadata": {"name": "web-old-c", "deletionTimestamp": "2026-11-22T09:00:20Z"}, "status": exited},
         ]});
         assert_eq!(
             stopping(&pods),
@@ -418,7 +431,7 @@ mod tests {
                 parse_time("2026-11-22T09:00:25Z").unwrap()
             )]
         );
-        assert_eq!(terminating(Some(&pods)), ["web-old-b"]);
+        assert_eq!(terminating(Some(&pods)), ["web-old-b", "web-old-c"]);
         assert!(stopping(&json!({"items": []})).is_empty());
     }
 

@@ -348,8 +348,8 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
         (Some(2), Some(1))
     );
     assert_eq!(app.serving(), ["2.0.0"]);
-    // The smoke tests ran once v1's pods had stopped (they keep answering
-    // through their shutdown delay): none is left that a route could reach.
+    // The smoke tests ran once v1's containers had stopped (they keep
+    // answering through their shutdown delay): none a route could reach.
     let pods = app.json(&[
         "get",
         "pods",
@@ -361,7 +361,8 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|p| p["metadata"]["deletionTimestamp"].is_null()),
+            .filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
+            .all(|p| !p["status"].to_string().contains("\"running\"")),
         "{pods}"
     );
     assert!(
