@@ -307,7 +307,7 @@ fn render_needs_a_target() {
 #[test]
 fn kubernetes_version_chooses_the_api_versions_and_out_of_range_is_refused() {
     let p = Project::from_repo();
-    let api = |version: &str, file: &str| {
+    let render = |version: &str| {
         p.shipit(&[
             "render",
             "production",
@@ -315,6 +315,9 @@ fn kubernetes_version_chooses_the_api_versions_and_out_of_range_is_refused() {
             &format!("kubernetes.version={version}"),
         ])
         .success();
+    };
+    let api = |version: &str, file: &str| {
+        render(version);
         let text = p.read(&format!("generated/production/k8s/{file}"));
         text.lines()
             .find(|l| l.starts_with("apiVersion:"))
@@ -327,13 +330,7 @@ fn kubernetes_version_chooses_the_api_versions_and_out_of_range_is_refused() {
     assert_eq!(api("1.20", "pdb.yaml"), "apiVersion: policy/v1beta1");
     assert_eq!(api("1.21.0", "pdb.yaml"), "apiVersion: policy/v1");
     let labels = |version: &str| {
-        p.shipit(&[
-            "render",
-            "production",
-            "--set",
-            &format!("kubernetes.version={version}"),
-        ])
-        .success();
+        render(version);
         p.read("generated/production/k8s/cluster/namespace.yaml")
             .contains("pod-security.kubernetes.io/enforce: \"restricted\"")
     };
