@@ -5,17 +5,22 @@
 //! -> a report ([`output`]).
 
 pub mod build;
+pub mod cancel;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod init;
 pub mod kube;
 pub mod offline;
 pub mod output;
+pub mod record;
 pub mod render;
+pub mod secrets;
 pub mod smoke;
 
 pub use error::Error;

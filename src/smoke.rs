@@ -159,7 +159,7 @@ pub fn trust(reference: &str) -> Result<Option<std::sync::Arc<rustls::ClientConf
         return Ok(None);
     }
     let pem =
-        crate::deploy::resolve(reference).map_err(|e| format!("smoke.ca ({reference}): {e}"))?;
+        crate::secrets::resolve(reference).map_err(|e| format!("smoke.ca ({reference}): {e}"))?;
     http::trusting(pem.as_bytes())
         .map(Some)
         .map_err(|e| format!("smoke.ca ({reference}): {e}"))

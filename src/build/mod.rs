@@ -144,7 +144,7 @@ pub fn plan(project: &Path, loaded: &Loaded, request: &Request) -> Result<Plan, 
     }
 
     let commit_time = git.as_ref().map_or(0, |g| g.commit_time);
-    let created = crate::build::rfc3339(commit_time);
+    let created = crate::clock::rfc3339(commit_time);
     let revision = git
         .as_ref()
         .map_or_else(|| "unknown".to_string(), git::GitInfo::revision);
@@ -326,36 +326,4 @@ pub fn compile_static(project: &Path, plan: &Plan) -> Result<PathBuf, Error> {
 
 pub fn hashmap(map: &std::collections::BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
-/// RFC 3339 UTC from epoch seconds.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_305_600 + 3661), "2026-11-22T01:01:01Z");
-    }
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Context;
+use crate::cancel::Cancel;
 use crate::config::model::Strategy;
 use crate::config::{self, rules};
-use crate::deploy::run::{self, Cancel, Options};
+use crate::deploy::run::{self, Options};
 use crate::deploy::{Settings, fleet, gateway, lock, status};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -118,7 +119,7 @@ async fn plan(
     let certificate = settings
         .load_tls()?
         .map(|(material, warnings)| CertificatePlan {
-            days_left: material.days_left(crate::deploy::now()),
+            days_left: material.days_left(crate::clock::now()),
             subject: material.subject.clone(),
             names: material.names.clone(),
             warnings,

@@ -2,9 +2,9 @@
 
 use super::Context;
 use super::deploy::{Args, runtime};
+use crate::cancel::Cancel;
 use crate::config::model::Target as DeployTarget;
 use crate::config::{self, Loaded};
-use crate::deploy::run::Cancel;
 use crate::error::Error;
 use crate::kube::deploy::{self as kdeploy, Change, Outcome, Run};
 use crate::kube::{Target, lease, manifests, revisions, status};
@@ -56,8 +56,8 @@ fn digest(ctx: &Context, loaded: &Loaded) -> Result<Result<String, String>, Erro
 
 fn stamp() -> manifests::Stamp {
     manifests::Stamp {
-        by: crate::deploy::who().0,
-        at: crate::deploy::now(),
+        by: crate::identity::who().0,
+        at: crate::clock::now(),
     }
 }
 

@@ -611,7 +611,7 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
     let mut seen: Vec<String> = Vec::new();
     for (i, host) in d.hosts.iter().enumerate() {
         let key = format!("deploy.hosts.{i}.engine");
-        match crate::engine::Endpoint::parse(&host.engine) {
+        match crate::engine::endpoint::Endpoint::parse(&host.engine) {
             Err(why) => c.fail(
                 &key,
                 why,
@@ -627,7 +627,7 @@ fn deploy(c: &mut Checker<'_>, config: &Config) {
                     );
                 }
                 if !host.cert_path.is_empty()
-                    && !matches!(endpoint, crate::engine::Endpoint::Tcp { .. })
+                    && !matches!(endpoint, crate::engine::endpoint::Endpoint::Tcp { .. })
                 {
                     c.fail(
                         &format!("deploy.hosts.{i}.cert_path"),

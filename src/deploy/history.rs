@@ -7,22 +7,16 @@ use serde::{Deserialize, Serialize};
 use super::{Settings, Site};
 use crate::engine::{ContainerSpec, Engine};
 use crate::error::Error;
+pub use crate::record::Phase;
+use crate::record::{Action, Conclusion};
 
 const DIR: &str = "/state";
 const FILE: &str = "/state/history.jsonl";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Phase {
-    pub name: String,
-    pub ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
-    /// `deploy`, `rollback`, `repair` or `lock-release`.
-    pub action: String,
-    /// `succeeded`, `rolled-back`, `failed`, `no-op`, `interrupted` or `repaired`.
-    pub result: String,
+    pub action: Action,
+    pub result: Conclusion,
     pub release: Option<u64>,
     pub version: Option<String>,
     pub image: Option<String>,
@@ -49,10 +43,10 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(action: &str, result: &str, started: i64) -> Entry {
+    pub fn new(action: Action, result: Conclusion, started: i64) -> Entry {
         Entry {
-            action: action.into(),
-            result: result.into(),
+            action,
+            result,
             release: None,
             version: None,
             image: None,
@@ -61,8 +55,8 @@ impl Entry {
             previous_release: None,
             previous_version: None,
             strategy: None,
-            who: super::who().0,
-            started: crate::build::rfc3339(started),
+            who: crate::identity::who().0,
+            started: crate::clock::rfc3339(started),
             duration_ms: 0,
             phases: Vec::new(),
             reason: None,
@@ -74,10 +68,10 @@ impl Entry {
     /// A release that served: deploys and rollbacks that succeeded.
     pub fn served(&self) -> bool {
         self.release.is_some()
-            && match self.action.as_str() {
-                "deploy" | "rollback" => self.result == "succeeded",
-                "repair" => true,
-                _ => false,
+            && match self.action {
+                Action::Deploy | Action::Rollback => self.result == Conclusion::Succeeded,
+                Action::Repair => true,
+                Action::LockRelease => false,
             }
     }
 }

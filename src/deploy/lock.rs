@@ -2,6 +2,7 @@
 //! engine (never started) whose name only one creator can take, so deploys
 //! from different machines exclude each other too.
 
+use crate::record::{Action, Conclusion};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -31,7 +32,7 @@ pub struct LockInfo {
 
 impl LockInfo {
     pub fn describe(&self) -> String {
-        let age = (super::now() - self.since).max(0);
+        let age = (crate::clock::now() - self.since).max(0);
         let state = match self.stale {
             Some(true) => " - STALE: that process is no longer running (a killed deploy)",
             Some(false) => "",
@@ -42,7 +43,7 @@ impl LockInfo {
             self.holder,
             self.pid,
             self.command,
-            crate::build::rfc3339(self.since)
+            crate::clock::rfc3339(self.since)
         )
     }
 }
@@ -65,7 +66,7 @@ pub async fn inspect(engine: &Engine, site: &Site) -> Result<Option<LockInfo>, E
     let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
     let host = label(HOST);
     let pid = label(PID).parse::<u32>().unwrap_or(0);
-    let (_, here) = super::who();
+    let (_, here) = crate::identity::who();
     let stale = (host == here).then(|| !std::path::Path::new(&format!("/proc/{pid}")).exists());
     Ok(Some(LockInfo {
         holder: label(HOLDER),
@@ -87,13 +88,13 @@ pub async fn acquire(
     mut on_wait: impl FnMut(&LockInfo),
 ) -> Result<Guard, Error> {
     let site = &settings.site;
-    let (holder, host) = super::who();
+    let (holder, host) = crate::identity::who();
     let mut labels = site.labels("lock");
     labels.extend([
         (HOLDER.to_string(), holder),
         (HOST.to_string(), host),
         (PID.to_string(), std::process::id().to_string()),
-        (SINCE.to_string(), super::now().to_string()),
+        (SINCE.to_string(), crate::clock::now().to_string()),
         (COMMAND.to_string(), command.to_string()),
     ]);
     let spec = ContainerSpec {
@@ -154,7 +155,11 @@ pub async fn release_recorded(engine: &Engine, site: &Site) -> Result<Option<Loc
     if let Some(info) = &held
         && let Ok(Some(store)) = super::history::Store::existing(engine, site).await
     {
-        let mut entry = super::history::Entry::new("lock-release", "succeeded", super::now());
+        let mut entry = super::history::Entry::new(
+            Action::LockRelease,
+            Conclusion::Succeeded,
+            crate::clock::now(),
+        );
         entry.reason = Some(format!("released a lock {}", info.describe()));
         store.append(&entry).await?;
     }

@@ -10,6 +10,7 @@ pub mod history;
 pub mod host;
 pub mod lock;
 pub mod notify;
+pub mod releases;
 pub mod repair;
 pub mod replicas;
 pub mod rollback;
@@ -200,7 +201,7 @@ impl Settings {
             key_from: &t.key_from,
             server_names: &t.server_names,
             extra_ca: (!self.smoke_ca.is_empty()).then_some(self.smoke_ca.as_str()),
-            now: now(),
+            now: crate::clock::now(),
         };
         tls::load(&request).map(Some).map_err(|problems| {
             Error::Usage(format!(
@@ -220,7 +221,7 @@ impl Settings {
         let mut values = Vec::new();
         let mut missing = Vec::new();
         for (name, reference) in &self.secrets {
-            match resolve(reference) {
+            match crate::secrets::resolve(reference) {
                 Ok(value) => values.push((name.clone(), value)),
                 Err(why) => missing.push(format!("  - secret {name} ({reference}): {why}")),
             }
@@ -233,17 +234,6 @@ impl Settings {
                 missing.join("\n")
             )))
         }
-    }
-}
-
-/// `env:NAME` or `file:/path` to its value.
-pub fn resolve(reference: &str) -> Result<String, String> {
-    match reference.split_once(':') {
-        Some(("env", name)) => std::env::var(name).map_err(|_| format!("{name} is not set")),
-        Some(("file", path)) => std::fs::read_to_string(path)
-            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|e| format!("cannot read {path}: {e}")),
-        _ => Err("not a reference".into()),
     }
 }
 
@@ -273,47 +263,6 @@ pub fn nano_cpus(q: &str) -> Option<i64> {
         Some(m) => m.parse::<i64>().ok().map(|m| m * 1_000_000),
         None => q.parse::<f64>().ok().map(|c| (c * 1e9) as i64),
     }
-}
-
-/// `user@host` for the lock and the audit log.
-pub fn who() -> (String, String) {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(user_from_uid)
-        .unwrap_or_else(|| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    (format!("{user}@{host}"), host)
-}
-
-/// The user name of this process's uid, from /etc/passwd.
-fn user_from_uid() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let fields: Vec<&str> = l.split(':').collect();
-            (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_string())
-        })
-        .or(Some(format!("uid{uid}")))
-}
-
-/// Seconds since the epoch, now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ pub async fn send(settings: &Settings, entry: &Entry) -> Result<bool, String> {
     let Some(reference) = &settings.webhook else {
         return Ok(false);
     };
-    let url = super::resolve(reference).map_err(|why| format!("webhook {reference}: {why}"))?;
+    let url =
+        crate::secrets::resolve(reference).map_err(|why| format!("webhook {reference}: {why}"))?;
     let site = &settings.site;
     let event = format!("{}.{}", entry.action, entry.result);
     let text = format!(

@@ -2,10 +2,11 @@
 //! state: whatever a killed or interrupted run left behind is put right, and
 //! what was done is recorded and said.
 
+use crate::record::{Action, Conclusion};
 use std::time::{Duration, Instant};
 
 use super::history::{Entry, Store};
-use super::run::{Release, drain, release_of, replicas_of};
+use super::releases::{Release, drain, release_of, replicas_of};
 use super::{Settings, VERSION, gateway, replicas};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
@@ -99,7 +100,8 @@ pub(super) async fn repair(
                 .find(|e| e.served())
                 .and_then(|e| e.release);
             if last != Some(number) {
-                let mut entry = Entry::new("repair", "repaired", super::now());
+                let mut entry =
+                    Entry::new(Action::Repair, Conclusion::Repaired, crate::clock::now());
                 entry.release = Some(number);
                 entry.version = current.as_ref().map(|r| r.version.clone());
                 entry.image_id = current.as_ref().map(|r| r.image_id.clone());
@@ -161,7 +163,7 @@ pub(super) async fn repair(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut entry = Entry::new("deploy", "interrupted", super::now());
+        let mut entry = Entry::new(Action::Deploy, Conclusion::Interrupted, crate::clock::now());
         entry.release = releases.first().copied();
         entry.version = orphans[0].labels.get(VERSION).cloned();
         entry.reason = Some(format!("shipit stopped before the deploy finished; {text}"));

@@ -1,13 +1,15 @@
 //! `shipit rollback ENV [--to VERSION]`: a kept release started again,
 //! health- and smoke-gated, switched to; the current one drained and kept.
 
+use crate::cancel::Cancel;
+use crate::record::{Action, Conclusion};
 use std::time::Duration;
 
 use super::history::{Entry, Store};
+use super::releases::{release_of, replicas_of};
 use super::repair::repair;
 use super::run::{
-    Cancel, Failure, Job, Options, Outcome, Timeline, finish, prepare_gateway, promote, release_of,
-    replicas_of, take_lock,
+    Failure, Job, Options, Outcome, Timeline, finish, prepare_gateway, promote, take_lock,
 };
 use super::{Settings, replicas};
 use crate::engine::Engine;
@@ -31,7 +33,7 @@ pub async fn rollback(
     out: &Output,
     cancel: &Cancel,
 ) -> Result<Outcome, Error> {
-    let started = super::now();
+    let started = crate::clock::now();
     let mut timeline = Timeline::new();
     // Checked before the lock: with nothing deployed there is nothing to lock.
     let Some(store) = Store::existing(engine, &settings.site).await? else {
@@ -125,7 +127,7 @@ async fn locked_rollback(
         .map(|c| c.name.clone())
         .collect();
     timeline.mark("inspect");
-    let mut entry = Entry::new("rollback", "succeeded", started);
+    let mut entry = Entry::new(Action::Rollback, Conclusion::Succeeded, started);
     entry.release = Some(number);
     entry.version = target.version.clone();
     entry.image = target.image.clone();
@@ -186,7 +188,7 @@ async fn locked_rollback(
             finish(store, settings, entry, timeline, out).await
         }
         Err(failure) => {
-            entry.result = "failed".into();
+            entry.result = Conclusion::Failed;
             entry.reason = Some(failure.text());
             finish(store, settings, entry, timeline, out).await?;
             Err(Error::Reported {

@@ -3,53 +3,22 @@
 //! release keeps serving and the new one is removed. The steps rollback
 //! shares live here too.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use crate::record::{Action, Conclusion};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::history::{Entry, Phase, Store};
+use super::history::{Entry, Store};
+use super::releases::{Release, drain, next_number, prune, replicas_of};
 use super::repair::repair;
-use super::{RELEASE, Settings, gateway, lock, notify, replicas};
+use super::{Settings, gateway, lock, notify, replicas};
+use crate::cancel::Cancel;
 use crate::config::model::Strategy;
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::output::Output;
+pub use crate::record::Timeline;
 use crate::smoke;
-
-/// Set by SIGINT / SIGTERM: the signal number, 0 while running.
-#[derive(Clone, Default)]
-pub struct Cancel(Arc<AtomicI32>);
-
-impl Cancel {
-    /// Installs the signal handlers for the rest of the process.
-    pub fn install() -> Cancel {
-        let cancel = Cancel::default();
-        for (kind, number) in [
-            (tokio::signal::unix::SignalKind::interrupt(), 2),
-            (tokio::signal::unix::SignalKind::terminate(), 15),
-        ] {
-            if let Ok(mut signal) = tokio::signal::unix::signal(kind) {
-                let flag = cancel.0.clone();
-                tokio::spawn(async move {
-                    while signal.recv().await.is_some() {
-                        flag.store(number, Ordering::SeqCst);
-                    }
-                });
-            }
-        }
-        cancel
-    }
-
-    pub fn signal(&self) -> i32 {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.signal() != 0
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -77,46 +46,22 @@ pub struct Outcome {
     pub notified: Option<bool>,
     /// Each host's part, when the environment deploys to several.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub hosts: Vec<super::fleet::HostReport>,
+    pub hosts: Vec<HostReport>,
 }
 
-/// The release serving now, as the gateway and the containers say.
-#[derive(Debug, Clone)]
-pub(super) struct Release {
-    pub(super) number: u64,
-    pub(super) version: String,
-    pub(super) image_id: String,
-    pub(super) replicas: Vec<String>,
-}
-
-pub(super) struct Timeline {
-    start: Instant,
-    last: Instant,
-    pub(super) phases: Vec<Phase>,
-}
-
-impl Timeline {
-    pub(super) fn new() -> Timeline {
-        let now = Instant::now();
-        Timeline {
-            start: now,
-            last: now,
-            phases: Vec::new(),
-        }
-    }
-
-    pub(super) fn mark(&mut self, name: &str) {
-        let now = Instant::now();
-        self.phases.push(Phase {
-            name: name.into(),
-            ms: (now - self.last).as_millis() as u64,
-        });
-        self.last = now;
-    }
-
-    pub(super) fn total_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
+/// What one host did in a run across hosts.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub gateway_url: String,
+    /// `succeeded`, `rolled-back`, `no-op`, `unreachable`, ...
+    pub result: String,
+    /// The step that failed here, and why.
+    pub step: Option<String>,
+    pub reason: Option<String>,
+    /// What serves on this host now.
+    pub serving_release: Option<u64>,
+    pub serving_version: Option<String>,
 }
 
 /// What every step of one deploy or rollback works with.
@@ -189,55 +134,6 @@ async fn ensure_image(
         })
 }
 
-pub(super) async fn replicas_of(
-    engine: &Engine,
-    settings: &Settings,
-) -> Result<Vec<ContainerInfo>, Error> {
-    engine.containers(&settings.site.filter("replica")).await
-}
-
-pub(super) fn release_of(c: &ContainerInfo) -> u64 {
-    c.labels
-        .get(RELEASE)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The next release number: above every one recorded or present.
-pub(super) fn next_number(history: &[Entry], all: &[ContainerInfo]) -> u64 {
-    let recorded = history.iter().filter_map(|e| e.release).max().unwrap_or(0);
-    let present = all.iter().map(release_of).max().unwrap_or(0);
-    recorded.max(present) + 1
-}
-
-/// Removes releases beyond the newest `keep` previous ones.
-pub(super) async fn prune(
-    engine: &Engine,
-    settings: &Settings,
-    history: &[Entry],
-    serving: u64,
-) -> Result<Vec<String>, Error> {
-    let mut previous: Vec<u64> = Vec::new();
-    for e in history.iter().rev().filter(|e| e.served()) {
-        if let Some(r) = e.release
-            && r != serving
-            && !previous.contains(&r)
-        {
-            previous.push(r);
-        }
-    }
-    let keep: Vec<u64> = previous.into_iter().take(settings.keep_releases).collect();
-    let mut removed = Vec::new();
-    for c in replicas_of(engine, settings).await? {
-        let r = release_of(&c);
-        if r != serving && !keep.contains(&r) {
-            engine.remove_container(&c.name).await?;
-            removed.push(c.name);
-        }
-    }
-    Ok(removed)
-}
-
 /// Takes the environment's lock, saying so while it waits for another holder.
 pub(super) async fn take_lock(
     engine: &Engine,
@@ -268,7 +164,7 @@ pub async fn deploy(
     out: &Output,
     cancel: &Cancel,
 ) -> Result<Outcome, Error> {
-    let started = super::now();
+    let started = crate::clock::now();
     let mut timeline = Timeline::new();
     let image_ref = options.image_ref(settings);
     let strategy = options.strategy.unwrap_or(settings.strategy);
@@ -296,7 +192,7 @@ pub async fn deploy(
             "certificate {} for {}: {} day(s) left",
             material.subject,
             material.names.join(", "),
-            material.days_left(super::now())
+            material.days_left(crate::clock::now())
         ));
     }
     timeline.mark("preflight");
@@ -338,7 +234,7 @@ async fn locked_deploy(
     };
     timeline.mark("inspect");
 
-    let mut entry = Entry::new("deploy", "succeeded", started);
+    let mut entry = Entry::new(Action::Deploy, Conclusion::Succeeded, started);
     entry.version = Some(settings.version.clone());
     entry.image = Some(image_ref.to_string());
     entry.image_id = Some(image_id.to_string());
@@ -370,7 +266,7 @@ async fn locked_deploy(
                 ),
             );
         }
-        entry.result = "no-op".into();
+        entry.result = Conclusion::NoOp;
         entry.release = Some(cur.number);
         entry.replicas = cur.replicas.clone();
         return finish(&store, settings, entry, timeline, out).await;
@@ -423,11 +319,10 @@ async fn locked_deploy(
         Err(failure) => {
             let interrupted = cancel.signal();
             entry.result = if interrupted != 0 {
-                "interrupted"
+                Conclusion::Interrupted
             } else {
-                "rolled-back"
-            }
-            .into();
+                Conclusion::RolledBack
+            };
             if current.is_none() && !gateway_was_there {
                 // A first release that failed: the gateway made for it goes too.
                 let _ = engine.remove_container(&site.gateway()).await;
@@ -688,12 +583,6 @@ pub(super) async fn start_healthy(
     Ok(names)
 }
 
-/// Stops replicas in parallel, letting each drain its in-flight requests.
-pub(super) async fn drain(engine: &Engine, settings: &Settings, names: &[String]) {
-    let stops = names.iter().map(|n| engine.stop(n, settings.drain));
-    let _ = futures_util::future::join_all(stops).await;
-}
-
 async fn blue_green(
     job: &Job<'_>,
     current: Option<&Release>,
@@ -749,11 +638,7 @@ pub(super) async fn promote(
         return Err(failure);
     }
     if let Some(at) = switched_at {
-        timeline.phases.push(Phase {
-            name: "switch".into(),
-            ms: at.elapsed().as_millis() as u64,
-        });
-        timeline.last = Instant::now();
+        timeline.push("switch", at.elapsed().as_millis() as u64);
     }
     out.status(
         "switched",

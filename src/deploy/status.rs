@@ -61,7 +61,7 @@ fn uptime(started: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    Some((super::now() - secs).max(0))
+    Some((crate::clock::now() - secs).max(0))
 }
 
 pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result<Status, Error> {
@@ -209,8 +209,8 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
 mod tests {
     #[test]
     fn uptime_parses_engine_timestamps() {
-        let now = super::super::now();
-        let stamp = crate::build::rfc3339(now - 42);
+        let now = crate::clock::now();
+        let stamp = crate::clock::rfc3339(now - 42);
         let got = super::uptime(&stamp.replace('Z', ".123456789Z")).unwrap();
         assert!((42..=43).contains(&got), "{got}");
         assert_eq!(

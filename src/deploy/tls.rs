@@ -61,7 +61,7 @@ pub fn load(request: &Request<'_>) -> Result<(Material, Vec<String>), Vec<String
             ));
             return None;
         }
-        match super::resolve(reference) {
+        match crate::secrets::resolve(reference) {
             Ok(text) => Some(text.into_bytes()),
             Err(why) => {
                 problems.push(format!("{key} ({reference}): {why}"));
@@ -239,7 +239,7 @@ fn chain_problem(
 ) -> Option<String> {
     let mut roots = crate::http::system_roots();
     if let Some(reference) = request.extra_ca {
-        match super::resolve(reference) {
+        match crate::secrets::resolve(reference) {
             Ok(pem) => {
                 for cert in CertificateDer::pem_slice_iter(pem.as_bytes()).flatten() {
                     let _ = roots.add(cert);

@@ -4,93 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::gate::{Gate, Verdict};
+pub use super::outcome::{Outcome, Restored};
 use super::preflight::{self, Preflight};
 use super::revisions::{self, Revision};
 use super::{Target, apply, lease, manifests};
+use crate::cancel::Cancel;
 use crate::config::Loaded;
-use crate::deploy::run::Cancel;
 use crate::error::Error;
 use crate::output::Output;
+use crate::record::{Action, Conclusion, Timeline};
 use crate::smoke;
-
-#[derive(Debug, Serialize)]
-pub struct Phase {
-    pub name: &'static str,
-    pub ms: u64,
-}
-
-/// The revision that serves again after a failure.
-#[derive(Debug, Serialize)]
-pub struct Restored {
-    pub revision: u64,
-    pub version: String,
-    /// Its rollout finished and its smoke tests passed.
-    pub verified: bool,
-    /// From the undo to the restored revision's rollout finishing.
-    pub ms: u64,
-}
-
-/// What a deploy or rollback did.
-#[derive(Debug, Serialize)]
-pub struct Outcome {
-    pub environment: String,
-    pub action: &'static str,
-    /// `succeeded`, `rolled-back`, `failed` or `interrupted`.
-    pub result: &'static str,
-    pub version: String,
-    pub image: String,
-    pub context: String,
-    pub server_version: String,
-    pub namespace: String,
-    /// The revision serving now.
-    pub revision: Option<u64>,
-    /// The revision that served before.
-    pub previous_revision: Option<u64>,
-    pub objects: Vec<String>,
-    /// Fields another manager had taken, taken back by this apply.
-    pub conflicts: Vec<String>,
-    /// The pods' failures and warning events seen during the rollout.
-    pub problems: Vec<String>,
-    pub smoke: Option<smoke::Report>,
-    pub restored: Option<Restored>,
-    /// Why it failed, if it did.
-    pub cause: Option<String>,
-    pub phases: Vec<Phase>,
-    pub duration_ms: u64,
-    pub exit_code: i32,
-    /// `deploy.webhook`: delivered or not; absent without one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notified: Option<bool>,
-}
-
-struct Timeline {
-    start: Instant,
-    last: Instant,
-    phases: Vec<Phase>,
-}
-
-impl Timeline {
-    fn new() -> Timeline {
-        let now = Instant::now();
-        Timeline {
-            start: now,
-            last: now,
-            phases: Vec::new(),
-        }
-    }
-    fn mark(&mut self, name: &'static str) {
-        let now = Instant::now();
-        self.phases.push(Phase {
-            name,
-            ms: (now - self.last).as_millis() as u64,
-        });
-        self.last = now;
-    }
-}
 
 /// The preflight, and the objects it was made for.
 pub struct Planned {
@@ -182,23 +108,20 @@ impl Run<'_> {
         let t = self.target;
         let k = &t.kubectl;
         let mut timeline = Timeline::new();
-        timeline.phases.push(Phase {
-            name: "preflight",
-            ms: preflight.ms,
-        });
+        timeline.push("preflight", preflight.ms);
         let before = preflight.deployment.as_ref().and_then(revisions::of);
         let before_generation = preflight
             .deployment
             .as_ref()
             .map(|d| super::kubectl::int(d, "/metadata/generation"));
         let (action, version, image) = match &change {
-            Change::Apply(p) => ("deploy", t.version.clone(), p.image.clone()),
-            Change::Undo(r) => ("rollback", r.version.clone(), r.image.clone()),
+            Change::Apply(p) => (Action::Deploy, t.version.clone(), p.image.clone()),
+            Change::Undo(r) => (Action::Rollback, r.version.clone(), r.image.clone()),
         };
         let mut outcome = Outcome {
             environment: t.environment.clone(),
             action,
-            result: "failed",
+            result: Conclusion::Failed,
             version,
             image,
             context: preflight.context.clone(),
@@ -221,12 +144,12 @@ impl Run<'_> {
             notified: None,
         };
         let finish = |mut outcome: Outcome, timeline: Timeline| {
-            outcome.duration_ms = timeline.start.elapsed().as_millis() as u64 + preflight.ms;
+            outcome.duration_ms = timeline.total_ms() + preflight.ms;
             outcome.phases = timeline.phases;
             outcome
         };
         let interrupted = |outcome: &mut Outcome, cancel: &Cancel| {
-            outcome.result = "interrupted";
+            outcome.result = Conclusion::Interrupted;
             outcome.exit_code = 128 + cancel.signal();
             outcome.cause = Some(format!(
                 "interrupted by {}",
@@ -329,7 +252,7 @@ impl Run<'_> {
                 t.progress_deadline.as_secs()
             ),
         );
-        let watched = self.gate(crate::deploy::now() - 2, &cancelled);
+        let watched = self.gate(crate::clock::now() - 2, &cancelled);
         outcome.problems = watched.problems.clone();
         timeline.mark("rollout");
         match watched.verdict {
@@ -367,7 +290,7 @@ impl Run<'_> {
             ));
             return self.fail(outcome, timeline, before, before_generation);
         }
-        outcome.result = "succeeded";
+        outcome.result = Conclusion::Succeeded;
         outcome.exit_code = 0;
         // The old ConfigMaps go while the Lease is released.
         std::thread::scope(|s| {
@@ -461,7 +384,7 @@ impl Run<'_> {
         self.out.error(&cause);
         let finish = |mut outcome: Outcome, timeline: Timeline| {
             let preflight_ms = timeline.phases.first().map_or(0, |p| p.ms);
-            outcome.duration_ms = timeline.start.elapsed().as_millis() as u64 + preflight_ms;
+            outcome.duration_ms = timeline.total_ms() + preflight_ms;
             outcome.phases = timeline.phases;
             outcome
         };
@@ -485,7 +408,7 @@ impl Run<'_> {
         let start = Instant::now();
         let never = || false;
         let restored = revisions::undo(k, &t.app, previous)
-            .map(|_| self.gate(crate::deploy::now() - 2, &never));
+            .map(|_| self.gate(crate::clock::now() - 2, &never));
         let (ready, revision, note) = match restored {
             Ok(w) => match w.verdict {
                 Verdict::Ready { revision, .. } => {
@@ -516,8 +439,8 @@ impl Run<'_> {
             ms,
         });
         if verified {
-            if outcome.result == "failed" {
-                outcome.result = "rolled-back";
+            if outcome.result == Conclusion::Failed {
+                outcome.result = Conclusion::RolledBack;
             }
             self.out.status(
                 "restored",

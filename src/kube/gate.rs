@@ -286,7 +286,7 @@ pub fn wait_stopped(kubectl: &Kubectl, app: &str, cancelled: &dyn Fn() -> bool) 
         };
         let left = stopping(&pods);
         let limit = left.iter().map(|(_, by)| *by).max().unwrap_or(0) + 10;
-        if left.is_empty() || cancelled() || crate::deploy::now() > limit {
+        if left.is_empty() || cancelled() || crate::clock::now() > limit {
             return left.into_iter().map(|(name, _)| name).collect();
         }
         std::thread::sleep(POLL);

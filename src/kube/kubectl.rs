@@ -173,7 +173,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
 
 /// The API server's MicroTime: RFC 3339 with microseconds.
 pub fn micro_time(secs: i64) -> String {
-    crate::build::rfc3339(secs).replace('Z', ".000000Z")
+    crate::clock::rfc3339(secs).replace('Z', ".000000Z")
 }
 
 /// A JSON path's string, or "".
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn times_round_trip() {
         for secs in [0, 951_782_400, 1_795_000_000, 1_700_000_123] {
-            let text = crate::build::rfc3339(secs);
+            let text = crate::clock::rfc3339(secs);
             assert_eq!(parse_time(&text), Some(secs), "{text}");
             assert_eq!(parse_time(&micro_time(secs)), Some(secs));
         }

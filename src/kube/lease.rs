@@ -29,11 +29,11 @@ pub struct Holder {
 
 impl Holder {
     pub fn describe(&self) -> String {
-        let now = crate::deploy::now();
+        let now = crate::clock::now();
         format!(
             "held by {} since {} ({} s ago; Lease {} in {}){}",
             self.holder,
-            crate::build::rfc3339(self.since),
+            crate::clock::rfc3339(self.since),
             (now - self.since).max(0),
             self.lease,
             self.namespace,
@@ -63,7 +63,7 @@ fn holder_of(lease: &Value, namespace: &str) -> Holder {
         holder: text(lease, "/spec/holderIdentity").to_string(),
         since,
         renewed,
-        stale: crate::deploy::now() > renewed + duration,
+        stale: crate::clock::now() > renewed + duration,
     }
 }
 
@@ -136,12 +136,12 @@ pub fn acquire(
     let name = name(app);
     let identity = format!(
         "{} pid {} `{command}`",
-        crate::deploy::who().0,
+        crate::identity::who().0,
         std::process::id()
     );
     let start = Instant::now();
     loop {
-        let now = crate::deploy::now();
+        let now = crate::clock::now();
         let body = lease(&name, &identity, now, None).to_string();
         let mut took_over = None;
         let taken = match kubectl.run(&["create", "-f", "-", "-o", "name"], Some(body.as_bytes())) {
@@ -200,9 +200,8 @@ pub fn acquire(
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
-                        let patch =
-                            json!({"spec": {"renewTime": micro_time(crate::deploy::now())}})
-                                .to_string();
+                        let patch = json!({"spec": {"renewTime": micro_time(crate::clock::now())}})
+                            .to_string();
                         let _ = kubectl.run(
                             &["patch", "lease", &name, "--type=merge", "-p", &patch],
                             None,

@@ -56,7 +56,7 @@ pub fn objects(loaded: &Loaded, digest: &str, stamp: &Stamp) -> Result<Vec<Value
             annotations[VERSION] = json!(loaded.version);
             annotations[IMAGE] = json!(image);
             annotations[DEPLOYED_BY] = json!(stamp.by);
-            annotations[DEPLOYED_AT] = json!(crate::build::rfc3339(stamp.at));
+            annotations[DEPLOYED_AT] = json!(crate::clock::rfc3339(stamp.at));
         }
     }
     Ok(objects)

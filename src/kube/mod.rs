@@ -11,6 +11,7 @@ pub mod kubectl;
 pub mod lease;
 pub mod manifests;
 pub mod notify;
+pub mod outcome;
 pub mod preflight;
 pub mod revisions;
 pub mod status;

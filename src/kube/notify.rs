@@ -8,13 +8,13 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::Target;
-use super::deploy::Outcome;
+use super::outcome::Outcome;
 
 /// `None`: no webhook; `Some(true)` delivered; `Some(false)` not (why is in the warning).
 pub fn announce(target: &Target, outcome: &Outcome, warn: &dyn Fn(&str)) -> Option<bool> {
     let reference = target.webhook.as_ref()?;
     let delivered = (|| {
-        let url = crate::deploy::resolve(reference)
+        let url = crate::secrets::resolve(reference)
             .map_err(|why| format!("webhook {reference}: {why}"))?;
         let text = format!(
             "{} {}: {} {} {}{}",

@@ -162,7 +162,7 @@ pub fn status(target: &Target, last: usize) -> Result<Status, Error> {
             (
                 when,
                 Event {
-                    at: crate::build::rfc3339(when),
+                    at: crate::clock::rfc3339(when),
                     kind: text(e, "/type").into(),
                     reason: text(e, "/reason").into(),
                     object: format!(

@@ -448,7 +448,7 @@ fn today() -> String {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0)
         });
-    crate::build::rfc3339(secs)[..10].to_string()
+    crate::clock::rfc3339(secs)[..10].to_string()
 }
 
 #[cfg(test)]

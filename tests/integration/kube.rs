@@ -612,7 +612,7 @@ fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
     };
     app.create_namespace();
     app.push("1.0.0", "");
-    let now = shipit::build::rfc3339(shipit::deploy::now()).replace('Z', ".000000Z");
+    let now = shipit::clock::rfc3339(shipit::clock::now()).replace('Z', ".000000Z");
     let lease = format!(
         r#"{{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{{"name":"{}-shipit-deploy","namespace":"{}"}},"spec":{{"holderIdentity":"alice@ci-runner pid 7 `shipit deploy cluster`","leaseDurationSeconds":3600,"acquireTime":"{now}","renewTime":"{now}"}}}}"#,
         app.name, app.namespace
@@ -670,7 +670,7 @@ fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
     assert!(!held, "the deploy left its Lease behind");
 
     // A Lease nobody renews is stale: taken over, with a warning.
-    let old = shipit::build::rfc3339(shipit::deploy::now() - 600).replace('Z', ".000000Z");
+    let old = shipit::clock::rfc3339(shipit::clock::now() - 600).replace('Z', ".000000Z");
     std::fs::write(&file, lease.replace(&now, &old).replace("3600", "30")).unwrap();
     let (ok, text) = app.kubectl(&["create", "-f", file.to_str().unwrap()]);
     assert!(ok, "{text}");

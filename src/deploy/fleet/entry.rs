@@ -3,6 +3,7 @@
 use super::preflight::*;
 use super::steps::*;
 use super::*;
+use crate::record::{Action, Conclusion};
 
 /// `shipit deploy ENV` to several hosts.
 pub async fn deploy(
@@ -11,7 +12,7 @@ pub async fn deploy(
     out: &Output,
     cancel: &Cancel,
 ) -> Result<Outcome, Error> {
-    let started = super::super::now();
+    let started = crate::clock::now();
     let mut timeline = Timeline::new();
     let image_ref = options.image_ref(settings);
     let Prepared {
@@ -115,7 +116,7 @@ pub(super) async fn locked_deploy(
         ));
     }
     let entry_for = |m: &Member<'_>| {
-        let mut e = Entry::new("deploy", "succeeded", started);
+        let mut e = Entry::new(Action::Deploy, Conclusion::Succeeded, started);
         e.deploy_id = Some(id.clone());
         e.version = Some(settings.version.clone());
         e.image = Some(base.image_ref.to_string());
@@ -147,7 +148,7 @@ pub(super) async fn locked_deploy(
             .iter()
             .map(|m| {
                 let mut e = entry_for(m);
-                e.result = "no-op".into();
+                e.result = Conclusion::NoOp;
                 e.release = m.current.as_ref().map(|c| c.number);
                 e.replicas = m
                     .current
@@ -182,7 +183,7 @@ pub(super) async fn locked_deploy(
     );
 
     let plan = Plan {
-        action: "deploy",
+        action: Action::Deploy,
         number,
         kept: Vec::new(),
         drifted,
@@ -198,7 +199,7 @@ pub async fn rollback(
     out: &Output,
     cancel: &Cancel,
 ) -> Result<Outcome, Error> {
-    let started = super::super::now();
+    let started = crate::clock::now();
     let mut timeline = Timeline::new();
     let (hosts, unreachable) = host::connect_all(settings).await?;
     if !unreachable.is_empty() {
@@ -272,7 +273,7 @@ pub(super) async fn locked_rollback(
             let all = replicas_of(&m.host.engine, settings).await?;
             names.push(
                 all.iter()
-                    .filter(|c| super::super::run::release_of(c) == r)
+                    .filter(|c| super::super::releases::release_of(c) == r)
                     .map(|c| c.name.clone())
                     .collect::<Vec<_>>(),
             );
@@ -310,7 +311,7 @@ pub(super) async fn locked_rollback(
         ),
     );
     let entry_for = |m: &Member<'_>| {
-        let mut e = Entry::new("rollback", "succeeded", started);
+        let mut e = Entry::new(Action::Rollback, Conclusion::Succeeded, started);
         e.deploy_id = Some(id.clone());
         e.version = target.version.clone();
         e.image = target.image.clone();
@@ -321,7 +322,7 @@ pub(super) async fn locked_rollback(
         e
     };
     let plan = Plan {
-        action: "rollback",
+        action: Action::Rollback,
         number,
         kept,
         drifted: None,

@@ -14,36 +14,18 @@ pub use preflight::check;
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::deliver::{self, Need};
 use super::history::{Entry, Store};
 use super::host::{self, Host, Unreachable};
 use super::lock::{self, Guard};
+use super::releases::{Release, drain, next_number, prune, replicas_of};
 use super::repair::repair;
-use super::run::{
-    Cancel, Job, Options, Outcome, Release, Timeline, drain, next_number, on_trial, prune,
-    replicas_of, restore, start_healthy,
-};
+use super::run::{HostReport, Job, Options, Outcome, Timeline, on_trial, restore, start_healthy};
 use super::{Settings, gateway, notify};
+use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::output::Output;
-
-/// What one host did in a run across hosts.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostReport {
-    pub host: String,
-    pub gateway_url: String,
-    /// `succeeded`, `rolled-back`, `no-op`, `unreachable`, ...
-    pub result: String,
-    /// The step that failed here, and why.
-    pub step: Option<String>,
-    pub reason: Option<String>,
-    /// What serves on this host now.
-    pub serving_release: Option<u64>,
-    pub serving_version: Option<String>,
-}
 
 /// What one host knows once locked and inspected.
 struct Member<'a> {
@@ -98,7 +80,7 @@ fn deploy_id() -> String {
     } else {
         format!("{:08x}", std::process::id())
     };
-    format!("{}-{suffix}", super::now())
+    format!("{}-{suffix}", crate::clock::now())
 }
 
 fn describe(current: &Option<Release>) -> String {

@@ -2,6 +2,7 @@
 //! back), drain, record; and the report of a run that failed.
 
 use super::*;
+use crate::record::{Action, Conclusion};
 
 pub(super) fn limit_for_stage(settings: &Settings) -> Duration {
     settings.health_timeout + settings.smoke_timeout + Duration::from_secs(60)
@@ -14,7 +15,7 @@ pub(super) fn limit_for_switch(settings: &Settings) -> Duration {
 /// What the shared steps do: start a new release (deploy) or kept replicas
 /// (rollback, `kept` per host in host order).
 pub(super) struct Plan {
-    pub(super) action: &'static str,
+    pub(super) action: Action,
     pub(super) number: u64,
     pub(super) kept: Vec<Vec<String>>,
     pub(super) drifted: Option<String>,
@@ -334,11 +335,10 @@ pub(super) async fn fail(
         let mut e = entry_for(m);
         e.release = Some(number);
         e.result = match (interrupted != 0, plan.action) {
-            (true, _) => "interrupted",
-            (false, "deploy") => "rolled-back",
-            _ => "failed",
-        }
-        .into();
+            (true, _) => Conclusion::Interrupted,
+            (false, Action::Deploy) => Conclusion::RolledBack,
+            _ => Conclusion::Failed,
+        };
         let own = failures.iter().find(|(j, _, _)| *j == i);
         e.reason = Some(match own {
             Some((_, step, why)) => format!("{step} failed on this host: {why}"),

@@ -122,7 +122,7 @@ pub async fn certificate_days_left(engine: &Engine, settings: &Settings) -> Opti
         .download(&settings.site.gateway(), &format!("{DIR}/{CERT}"))
         .await
         .ok()??;
-    super::tls::days_left(&pem, super::now())
+    super::tls::days_left(&pem, crate::clock::now())
 }
 
 /// The URL the gateway on `engine`'s host answers on, from here (plain HTTP).

@@ -1,0 +1,165 @@
+//! The record of what a run did, the same for every target: the phases it
+//! went through (a timeline), what it was (`Action`) and how it ended
+//! (`Conclusion`). Both enums serialise as the strings `history.jsonl` and
+//! `--output json` have always carried, so existing histories still read.
+
+use std::fmt;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// One step of a run and how long it took.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub ms: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Deploy,
+    Rollback,
+    Repair,
+    LockRelease,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conclusion {
+    Succeeded,
+    RolledBack,
+    Failed,
+    NoOp,
+    Interrupted,
+    Repaired,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deploy => "deploy",
+            Action::Rollback => "rollback",
+            Action::Repair => "repair",
+            Action::LockRelease => "lock-release",
+        }
+    }
+}
+
+impl Conclusion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conclusion::Succeeded => "succeeded",
+            Conclusion::RolledBack => "rolled-back",
+            Conclusion::Failed => "failed",
+            Conclusion::NoOp => "no-op",
+            Conclusion::Interrupted => "interrupted",
+            Conclusion::Repaired => "repaired",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Conclusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The phases of one run, each timed from the end of the one before.
+pub struct Timeline {
+    start: Instant,
+    last: Instant,
+    pub phases: Vec<Phase>,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline::new()
+    }
+}
+
+impl Timeline {
+    pub fn new() -> Timeline {
+        let now = Instant::now();
+        Timeline {
+            start: now,
+            last: now,
+            phases: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` now.
+    pub fn mark(&mut self, name: &str) {
+        let now = Instant::now();
+        self.phases.push(Phase {
+            name: name.into(),
+            ms: (now - self.last).as_millis() as u64,
+        });
+        self.last = now;
+    }
+
+    /// Records a phase measured elsewhere (`ms` long, ending now).
+    pub fn push(&mut self, name: &str, ms: u64) {
+        self.phases.push(Phase {
+            name: name.into(),
+            ms,
+        });
+        self.last = Instant::now();
+    }
+
+    pub fn total_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_read_and_write_the_history_strings() {
+        for (a, text) in [
+            (Action::Deploy, "deploy"),
+            (Action::Rollback, "rollback"),
+            (Action::Repair, "repair"),
+            (Action::LockRelease, "lock-release"),
+        ] {
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{text}\""));
+            assert_eq!(a.as_str(), text);
+            let back: Action = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(back, a);
+        }
+        for (c, text) in [
+            (Conclusion::Succeeded, "succeeded"),
+            (Conclusion::RolledBack, "rolled-back"),
+            (Conclusion::Failed, "failed"),
+            (Conclusion::NoOp, "no-op"),
+            (Conclusion::Interrupted, "interrupted"),
+            (Conclusion::Repaired, "repaired"),
+        ] {
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{text}\""));
+            assert_eq!(c.as_str(), text);
+            let back: Conclusion = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(back, c);
+        }
+    }
+
+    #[test]
+    fn a_timeline_names_its_phases_in_order() {
+        let mut t = Timeline::new();
+        t.mark("preflight");
+        t.push("switch", 7);
+        t.mark("drain");
+        let names: Vec<&str> = t.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["preflight", "switch", "drain"]);
+        assert_eq!(t.phases[1].ms, 7);
+    }
+}
