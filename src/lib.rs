@@ -22,6 +22,7 @@ pub mod record;
 pub mod render;
 pub mod secrets;
 pub mod smoke;
+pub mod target;
 
 pub use error::Error;
 pub mod release;

@@ -6,10 +6,10 @@
 use serde::Serialize;
 
 use super::Context;
-use super::deploy::runtime;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::offline::{self, RootImage};
+use crate::target::runtime;
 
 pub fn gateway(ctx: &Context, tag: Option<&str>, force: bool, dry_run: bool) -> Result<(), Error> {
     let plan = offline::gateway_plan(tag)?;
@@ -65,7 +65,7 @@ fn make(
     let made = if dry_run {
         false
     } else {
-        runtime(ctx)?.block_on(async {
+        runtime()?.block_on(async {
             let engine = Engine::connect().await?;
             offline::make(&engine, root, force).await
         })?

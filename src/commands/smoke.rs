@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     // goes in Host and SNI); else where the URL (or --connect) says.
     let targets: Vec<(Option<String>, Option<String>)> =
         if c.deploy.hosts.is_empty() || args.url.is_some() || args.connect.is_some() {
-            super::deploy::no_hosts(args.host.as_deref()).or_else(|e| {
+            crate::target::no_hosts(args.host.as_deref()).or_else(|e| {
                 if c.deploy.hosts.is_empty() {
                     Err(e)
                 } else {
@@ -57,9 +57,12 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
             vec![(None, args.connect.clone())]
         } else {
             let settings = crate::deploy::Settings::new(&loaded)?;
-            let runtime = super::deploy::runtime(ctx)?;
+            let runtime = crate::target::runtime()?;
             runtime
-                .block_on(super::hosts::smoke_targets(&settings, args.host.as_deref()))?
+                .block_on(crate::target::docker::smoke_targets(
+                    &settings,
+                    args.host.as_deref(),
+                ))?
                 .into_iter()
                 .map(|(host, connect)| (Some(host), Some(connect)))
                 .collect()

@@ -1,28 +1,54 @@
-//! `deploy`, `rollback`, `status` and `lock` for `deploy.target = "kubernetes"`.
+//! The Kubernetes target (`deploy.target = "kubernetes"`): `deploy`,
+//! `rollback`, `status` and `lock` over kubectl and the rendered manifests.
 
-use super::Context;
-use super::deploy::{Args, runtime};
+use std::time::Duration;
+
+use super::{DeployRequest, LockAction, RollbackRequest, no_hosts, runtime};
 use crate::cancel::Cancel;
-use crate::config::model::Target as DeployTarget;
-use crate::config::{self, Loaded};
+use crate::config::Loaded;
 use crate::error::Error;
 use crate::kube::deploy::{self as kdeploy, Change, Outcome, Run};
 use crate::kube::{Target, lease, manifests, revisions, status};
+use crate::output::Output;
 
-/// The environment's configuration when it deploys to Kubernetes.
-pub fn target(ctx: &Context, environment: &str) -> Result<Option<(Loaded, Target)>, Error> {
-    let loaded =
-        config::load(&ctx.project, Some(environment), &ctx.overrides).map_err(Error::Config)?;
-    if loaded.config.deploy.target != DeployTarget::Kubernetes {
-        return Ok(None);
+/// A cluster, a namespace and the environment's manifests.
+pub struct Kubernetes {
+    loaded: Loaded,
+    target: Target,
+}
+
+impl Kubernetes {
+    pub fn new(loaded: &Loaded) -> Result<Kubernetes, Error> {
+        Ok(Kubernetes {
+            target: Target::new(loaded)?,
+            loaded: loaded.clone(),
+        })
     }
-    let target = Target::new(&loaded)?;
-    Ok(Some((loaded, target)))
+}
+
+impl super::Target for Kubernetes {
+    fn deploy(&self, out: &Output, request: &DeployRequest) -> Result<(), Error> {
+        deploy(out, request, &self.loaded, &self.target)
+    }
+
+    fn rollback(&self, out: &Output, request: &RollbackRequest) -> Result<(), Error> {
+        rollback(out, request, &self.target)
+    }
+
+    fn status(&self, out: &Output, last: usize, host: Option<&str>) -> Result<(), Error> {
+        no_hosts(host)?;
+        status(out, &self.target, last)
+    }
+
+    fn lock(&self, out: &Output, action: LockAction, host: Option<&str>) -> Result<(), Error> {
+        no_hosts(host)?;
+        lock(out, &self.target, action == LockAction::Release)
+    }
 }
 
 /// `image.digest`, a reference pinned by digest, or the registry's answer
 /// (asked by the local engine, with the push credentials).
-fn digest(ctx: &Context, loaded: &Loaded) -> Result<Result<String, String>, Error> {
+fn digest(loaded: &Loaded) -> Result<Result<String, String>, Error> {
     let c = &loaded.config;
     if !c.image.digest.is_empty() {
         return Ok(Ok(c.image.digest.clone()));
@@ -32,7 +58,7 @@ fn digest(ctx: &Context, loaded: &Loaded) -> Result<Result<String, String>, Erro
         return Ok(Ok(d.to_string()));
     }
     let registry = c.image.registry.clone();
-    runtime(ctx)?.block_on(async move {
+    runtime()?.block_on(async move {
         let engine = match crate::engine::Engine::connect().await {
             Ok(e) => e,
             Err(e) => {
@@ -61,16 +87,20 @@ fn stamp() -> manifests::Stamp {
     }
 }
 
-pub fn deploy(ctx: &Context, args: &Args, loaded: &Loaded, target: &Target) -> Result<(), Error> {
+fn deploy(
+    out: &Output,
+    args: &DeployRequest,
+    loaded: &Loaded,
+    target: &Target,
+) -> Result<(), Error> {
     if args.image.is_some() || args.strategy.is_some() {
         return Err(Error::Usage(
             "--image and --strategy are for Docker hosts: a Kubernetes deploy applies the rendered manifests (rolling, pinned by digest)".into(),
         ));
     }
-    let out = &ctx.out;
     let spinner = out.spinner("preflight: context, server, namespace, permissions, image digest");
     let start = std::time::Instant::now();
-    let digest = digest(ctx, loaded)?;
+    let digest = digest(loaded)?;
     let mut planned = kdeploy::plan(target, loaded, digest, &stamp())?;
     planned.preflight.ms = start.elapsed().as_millis() as u64;
     drop(spinner);
@@ -132,46 +162,33 @@ pub fn deploy(ctx: &Context, args: &Args, loaded: &Loaded, target: &Target) -> R
     }
     kdeploy::refuse(p)?;
     out.status("deploy", &what);
-    execute(ctx, args, target, Change::Apply(&planned), p)
+    execute(out, args.lock_wait, target, Change::Apply(&planned), p)
 }
 
 /// Runs the change with SIGINT and SIGTERM caught (they undo it), then reports.
 fn execute(
-    ctx: &Context,
-    args: &Args,
+    out: &Output,
+    lock_wait: Duration,
     target: &Target,
     change: Change<'_>,
     preflight: &crate::kube::preflight::Preflight,
 ) -> Result<(), Error> {
-    let lock_wait = lock_wait(args)?;
-    let outcome = runtime(ctx)?.block_on(async {
+    let outcome = runtime()?.block_on(async {
         let cancel = Cancel::install();
         tokio::task::block_in_place(|| {
             Run {
                 target,
-                out: &ctx.out,
+                out,
                 cancel: &cancel,
                 lock_wait,
             }
             .run(change, preflight)
         })
     });
-    report(ctx, outcome)
+    report(out, outcome)
 }
 
-fn lock_wait(args: &Args) -> Result<std::time::Duration, Error> {
-    match &args.lock_wait {
-        Some(text) => config::rules::parse_duration(text).ok_or_else(|| {
-            Error::Usage(format!(
-                "--lock-wait {text}: expected a duration such as 30s, 5m"
-            ))
-        }),
-        None => Ok(std::time::Duration::ZERO),
-    }
-}
-
-pub fn rollback(ctx: &Context, args: &Args, target: &Target) -> Result<(), Error> {
-    let out = &ctx.out;
+fn rollback(out: &Output, args: &RollbackRequest, target: &Target) -> Result<(), Error> {
     let p = crate::kube::preflight::check(
         &target.kubectl,
         target.configured_context,
@@ -195,11 +212,10 @@ pub fn rollback(ctx: &Context, args: &Args, target: &Target) -> Result<(), Error
             target.environment, to.revision, to.version, to.deployed_at, to.deployed_by
         ),
     );
-    execute(ctx, args, target, Change::Undo(to), &p)
+    execute(out, args.lock_wait, target, Change::Undo(to), &p)
 }
 
-fn report(ctx: &Context, outcome: Outcome) -> Result<(), Error> {
-    let out = &ctx.out;
+fn report(out: &Output, outcome: Outcome) -> Result<(), Error> {
     if out.is_json() {
         out.json(&outcome);
     } else {
@@ -232,9 +248,8 @@ fn report(ctx: &Context, outcome: Outcome) -> Result<(), Error> {
     })
 }
 
-pub fn status(ctx: &Context, target: &Target, last: usize) -> Result<(), Error> {
+fn status(out: &Output, target: &Target, last: usize) -> Result<(), Error> {
     let s = status::status(target, last)?;
-    let out = &ctx.out;
     if out.is_json() {
         out.json(&s);
         return Ok(());
@@ -305,24 +320,21 @@ pub fn status(ctx: &Context, target: &Target, last: usize) -> Result<(), Error> 
     Ok(())
 }
 
-pub fn lock(ctx: &Context, target: &Target, release: bool) -> Result<(), Error> {
+fn lock(out: &Output, target: &Target, release: bool) -> Result<(), Error> {
     let held = if release {
         lease::release(&target.kubectl, &target.app)?
     } else {
         lease::read(&target.kubectl, &target.app)?
     };
-    if ctx.out.is_json() {
+    if out.is_json() {
         let key = if release { "released" } else { "lock" };
-        ctx.out
-            .json(&serde_json::json!({ "environment": target.environment, key: held }));
+        out.json(&serde_json::json!({ "environment": target.environment, key: held }));
         return Ok(());
     }
     match (held, release) {
-        (Some(h), true) => ctx.out.status("released", &h.describe()),
-        (Some(h), false) => ctx.out.status("locked", &h.describe()),
-        (None, _) => ctx
-            .out
-            .status("unlocked", &format!("{} is not locked", target.environment)),
+        (Some(h), true) => out.status("released", &h.describe()),
+        (Some(h), false) => out.status("locked", &h.describe()),
+        (None, _) => out.status("unlocked", &format!("{} is not locked", target.environment)),
     }
     Ok(())
 }

@@ -1,0 +1,210 @@
+//! The Docker target: one or many Docker hosts, each reached through its
+//! engine's API (`deploy.hosts`, or the one engine of `DOCKER_HOST`), with
+//! releases behind an HAProxy gateway on each.
+
+mod hosts;
+mod plan;
+mod status;
+
+pub use hosts::smoke_targets;
+
+use super::{DeployRequest, LockAction, RollbackRequest, no_hosts, runtime};
+use crate::cancel::Cancel;
+use crate::config::Loaded;
+use crate::deploy::run::{self, Options};
+use crate::deploy::{Settings, fleet, lock};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::output::Output;
+
+/// The environment's Docker hosts and what a deploy needs to know of them.
+pub struct Docker {
+    settings: Settings,
+}
+
+impl Docker {
+    pub fn new(loaded: &Loaded) -> Result<Docker, Error> {
+        Ok(Docker {
+            settings: Settings::new(loaded)?,
+        })
+    }
+
+    /// Several hosts (`deploy.hosts`), rather than the engine of `DOCKER_HOST`.
+    fn fleet(&self) -> bool {
+        !self.settings.hosts.is_empty()
+    }
+}
+
+fn options(
+    image: Option<String>,
+    strategy: Option<crate::config::model::Strategy>,
+    lock_wait: std::time::Duration,
+    to: Option<String>,
+) -> Options {
+    Options {
+        image,
+        strategy,
+        lock_wait,
+        to_version: to,
+    }
+}
+
+impl super::Target for Docker {
+    fn deploy(&self, out: &Output, request: &DeployRequest) -> Result<(), Error> {
+        let settings = &self.settings;
+        let options = options(
+            request.image.clone(),
+            request.strategy,
+            request.lock_wait,
+            None,
+        );
+        runtime()?.block_on(async {
+            if self.fleet() {
+                if request.dry_run {
+                    return plan::fleet(out, settings, &options).await;
+                }
+                let cancel = Cancel::install();
+                let outcome = fleet::deploy(settings, &options, out, &cancel).await;
+                return report(out, outcome);
+            }
+            let engine = Engine::connect().await?;
+            if request.dry_run {
+                return plan::single(out, &engine, settings, &options).await;
+            }
+            let cancel = Cancel::install();
+            let outcome = run::deploy(&engine, settings, &options, out, &cancel).await;
+            report(out, outcome)
+        })
+    }
+
+    fn rollback(&self, out: &Output, request: &RollbackRequest) -> Result<(), Error> {
+        let settings = &self.settings;
+        let options = options(None, None, request.lock_wait, request.to.clone());
+        runtime()?.block_on(async {
+            let cancel = Cancel::install();
+            if self.fleet() {
+                let outcome = fleet::rollback(settings, &options, out, &cancel).await;
+                return report(out, outcome);
+            }
+            let engine = Engine::connect().await?;
+            let outcome =
+                crate::deploy::rollback::rollback(&engine, settings, &options, out, &cancel).await;
+            report(out, outcome)
+        })
+    }
+
+    fn status(&self, out: &Output, last: usize, host: Option<&str>) -> Result<(), Error> {
+        let settings = &self.settings;
+        if self.fleet() {
+            let report = runtime()?.block_on(status::fleet(settings, last, host))?;
+            if out.is_json() {
+                out.json(&report);
+            } else {
+                status::print_fleet(out, &report);
+            }
+            return Ok(());
+        }
+        no_hosts(host)?;
+        let report = runtime()?.block_on(async {
+            let engine = Engine::connect().await?;
+            crate::deploy::status::status(&engine, settings, last).await
+        })?;
+        if out.is_json() {
+            out.json(&report);
+        } else {
+            status::print(out, &settings.site.environment, &report);
+        }
+        Ok(())
+    }
+
+    fn lock(&self, out: &Output, action: LockAction, host: Option<&str>) -> Result<(), Error> {
+        let settings = &self.settings;
+        let release = action == LockAction::Release;
+        let environment = &settings.site.environment;
+        runtime()?.block_on(async {
+            if self.fleet() {
+                return hosts::locks(out, settings, host, release).await;
+            }
+            no_hosts(host)?;
+            let engine = Engine::connect().await?;
+            if release {
+                let held = lock::release_recorded(&engine, &settings.site).await?;
+                if out.is_json() {
+                    out.json(&serde_json::json!({ "environment": environment, "released": held }));
+                }
+                match held {
+                    Some(info) => out.status(
+                        "released",
+                        &format!("the lock on {environment}, {}", info.describe()),
+                    ),
+                    None => out.status("unlocked", &format!("{environment} was not locked")),
+                }
+                return Ok(());
+            }
+            let held = lock::inspect(&engine, &settings.site).await?;
+            if out.is_json() {
+                out.json(&serde_json::json!({ "environment": environment, "lock": held }));
+            } else {
+                match held {
+                    Some(info) => out.status("locked", &info.describe()),
+                    None => out.status("unlocked", &format!("{environment} is not locked")),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn report(out: &Output, outcome: Result<run::Outcome, Error>) -> Result<(), Error> {
+    match outcome {
+        Ok(outcome) => {
+            if out.is_json() {
+                out.json(&outcome);
+            } else {
+                let phases = outcome
+                    .entry
+                    .phases
+                    .iter()
+                    .map(|p| format!("{} {} ms", p.name, p.ms))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.status(
+                    "timeline",
+                    &format!("{} ms in all: {phases}", outcome.entry.duration_ms),
+                );
+                for h in &outcome.hosts {
+                    out.status(
+                        "host",
+                        &format!(
+                            "{}: {} release {} ({}) at {}",
+                            h.host,
+                            h.result,
+                            h.serving_release
+                                .map(|r| r.to_string())
+                                .unwrap_or("-".into()),
+                            h.serving_version.clone().unwrap_or_default(),
+                            h.gateway_url
+                        ),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if out.is_json() {
+                out.json(&serde_json::json!({
+                    "result": "failed",
+                    "error": e.to_string(),
+                    "exit_code": e.exit_code(),
+                }));
+            }
+            Err(match e {
+                Error::Reported { code, message } => Error::Reported { code, message },
+                other => Error::Reported {
+                    code: other.exit_code(),
+                    message: other.to_string(),
+                },
+            })
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Where an environment deploys, chosen once when its configuration is
+//! loaded: Docker hosts (`deploy.hosts`, or the one engine of `DOCKER_HOST`)
+//! or a Kubernetes cluster. Each target implements the same operations, so a
+//! command loads once, asks its target and never branches on which it holds.
+//! The coming capabilities (logs, exec, run, accessories, canary) are
+//! further operations of this interface, written once per target.
+
+pub mod docker;
+pub mod kubernetes;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::model::{Strategy, Target as Kind};
+use crate::config::{self, Loaded, Overrides};
+use crate::error::Error;
+use crate::output::Output;
+
+/// What `shipit deploy` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    /// `--image`: deploy this reference instead of the environment's.
+    pub image: Option<String>,
+    /// `--strategy`: instead of `deploy.strategy`.
+    pub strategy: Option<Strategy>,
+    /// `--lock-wait`: how long to wait for another run's lock.
+    pub lock_wait: Duration,
+    /// `--dry-run`: print the plan, change nothing.
+    pub dry_run: bool,
+}
+
+/// What `shipit rollback` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackRequest {
+    /// `--to VERSION`: the kept release (or revision) to return to.
+    pub to: Option<String>,
+    pub lock_wait: Duration,
+}
+
+/// `shipit lock show` or `shipit lock release`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockAction {
+    Show,
+    Release,
+}
+
+/// The operations every target implements. Each prints through `out`
+/// (human or JSON) and returns the error that sets the exit code.
+pub trait Target {
+    /// `shipit deploy`: the plan printed (`--dry-run`), or carried out.
+    fn deploy(&self, out: &Output, request: &DeployRequest) -> Result<(), Error>;
+    /// `shipit rollback`: back to a kept release.
+    fn rollback(&self, out: &Output, request: &RollbackRequest) -> Result<(), Error>;
+    /// `shipit status`: what serves, its health, the lock, the last runs.
+    fn status(&self, out: &Output, last: usize, host: Option<&str>) -> Result<(), Error>;
+    /// `shipit lock show | release`.
+    fn lock(&self, out: &Output, action: LockAction, host: Option<&str>) -> Result<(), Error>;
+}
+
+/// Loads the environment once and chooses its target.
+pub fn load(
+    project: &Path,
+    overrides: &Overrides,
+    environment: &str,
+) -> Result<(Loaded, Box<dyn Target>), Error> {
+    let loaded = config::load(project, Some(environment), overrides).map_err(Error::Config)?;
+    let target: Box<dyn Target> = match loaded.config.deploy.target {
+        Kind::Kubernetes => Box::new(kubernetes::Kubernetes::new(&loaded)?),
+        Kind::Docker => Box::new(docker::Docker::new(&loaded)?),
+    };
+    Ok((loaded, target))
+}
+
+/// The runtime the engine's API and the signal handlers run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Deploy {
+            message: format!("cannot start the async runtime: {e}"),
+        })
+}
+
+/// `--host` names one of deploy.hosts; a target without them has nothing to choose.
+pub fn no_hosts(host: Option<&str>) -> Result<(), Error> {
+    match host {
+        Some(h) => Err(Error::Usage(format!(
+            "--host {h}: this environment sets no deploy.hosts (it deploys to the engine of DOCKER_HOST)"
+        ))),
+        None => Ok(()),
+    }
+}
