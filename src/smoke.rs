@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::model::{Config, SmokeCheck};
-use crate::config::rules;
+use crate::config::Loaded;
+use crate::config::model::SmokeCheck;
 use crate::http;
 
 /// What the suite asks: the health and readiness paths (`app.*_path`), then
@@ -17,15 +17,23 @@ use crate::http;
 pub struct Paths {
     pub health: String,
     pub ready: String,
-    pub checks: Vec<SmokeCheck>,
+    /// Each configured check, with its latency limit.
+    pub checks: Vec<(SmokeCheck, Option<Duration>)>,
 }
 
 impl Paths {
-    pub fn of(config: &Config) -> Paths {
+    pub fn of(loaded: &Loaded) -> Paths {
+        let config = &loaded.config;
         Paths {
             health: config.app.health_path.clone(),
             ready: config.app.readiness_path.clone(),
-            checks: config.smoke.checks.clone(),
+            checks: config
+                .smoke
+                .checks
+                .iter()
+                .cloned()
+                .zip(loaded.typed.smoke_max_latency.iter().copied())
+                .collect(),
         }
     }
 }
@@ -176,14 +184,21 @@ pub fn once(base: &str, route: &http::Route, paths: &Paths) -> Vec<Check> {
             status(&get(route, &format!("{base}{}", paths.ready))?, 200)
         }),
     ];
-    for check in &paths.checks {
-        checks.push(timed(check.name.clone(), || run_check(base, route, check)));
+    for (check, limit) in &paths.checks {
+        checks.push(timed(check.name.clone(), || {
+            run_check(base, route, check, *limit)
+        }));
     }
     checks
 }
 
 /// One configured check: the request, then every expectation on its answer.
-fn run_check(base: &str, route: &http::Route, check: &SmokeCheck) -> Result<(), String> {
+fn run_check(
+    base: &str,
+    route: &http::Route,
+    check: &SmokeCheck,
+    max_latency: Option<Duration>,
+) -> Result<(), String> {
     let headers: Vec<(&str, &str)> = check
         .headers
         .iter()
@@ -208,7 +223,7 @@ fn run_check(base: &str, route: &http::Route, check: &SmokeCheck) -> Result<(), 
             excerpt()
         ));
     }
-    if let Some(limit) = rules::parse_duration(&check.max_latency)
+    if let Some(limit) = max_latency
         && took > limit
     {
         return Err(format!(

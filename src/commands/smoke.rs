@@ -31,17 +31,24 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         None => format!("http://127.0.0.1:{}", c.gateway.port),
     };
     crate::http::parse_url(&url).map_err(|e| Error::Usage(format!("--url {url}: {e}")))?;
-    let text = args.timeout.clone().unwrap_or_else(|| {
-        if c.smoke.timeout.is_empty() {
-            c.deploy.smoke_timeout.clone()
-        } else {
-            c.smoke.timeout.clone()
-        }
-    });
-    let deadline: Duration = rules::parse_duration(&text).ok_or_else(|| {
-        Error::Usage(format!("--timeout {text}: expected a duration such as 30s"))
-    })?;
-    let paths = Paths::of(c);
+    let (deadline, text): (Duration, String) = match &args.timeout {
+        Some(text) => (
+            rules::parse_duration(text).ok_or_else(|| {
+                Error::Usage(format!("--timeout {text}: expected a duration such as 30s"))
+            })?,
+            text.clone(),
+        ),
+        // As configured, for the message; the value was parsed at load.
+        None => (
+            loaded.typed.smoke_check_timeout,
+            if c.smoke.timeout.is_empty() {
+                c.deploy.smoke_timeout.clone()
+            } else {
+                c.smoke.timeout.clone()
+            },
+        ),
+    };
+    let paths = Paths::of(&loaded);
     let tls = smoke::trust(&c.smoke.ca).map_err(Error::Usage)?;
     // With deploy.hosts, each host's gateway in turn (the URL's name still
     // goes in Host and SNI); else where the URL (or --connect) says.

@@ -10,6 +10,7 @@ mod problem;
 pub mod rules;
 mod source;
 mod tree;
+pub mod typed;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ pub use model::Config;
 pub use problem::{ConfigErrors, Problem, ProblemReport};
 pub use source::{Origin, SourceKind, Sources};
 pub use tree::Node;
+pub use typed::Typed;
 
 /// Prefix of environment variables that override configuration keys:
 /// `SHIPIT__IMAGE__TAG=1.2.3` sets `image.tag`.
@@ -57,6 +59,8 @@ pub struct Loaded {
     /// The environment name, or `None` for the shared base alone.
     pub environment: Option<String>,
     pub config: Config,
+    /// Its durations, ports and quantities, parsed once.
+    pub typed: Typed,
     /// The application version, resolved from `app.version_source`.
     pub version: String,
     /// Files read, relative to the project: base first.
@@ -216,12 +220,16 @@ pub fn load(
     };
 
     if problems.is_empty() {
-        Ok(Loaded {
-            environment: environment.map(str::to_string),
-            config,
-            version,
-            files,
-        })
+        match Typed::new(&config, &root) {
+            Ok(typed) => Ok(Loaded {
+                environment: environment.map(str::to_string),
+                config,
+                typed,
+                version,
+                files,
+            }),
+            Err(problems) => Err(ConfigErrors { sources, problems }),
+        }
     } else {
         Err(ConfigErrors { sources, problems })
     }

@@ -20,8 +20,8 @@ pub mod tls;
 
 use std::time::Duration;
 
+use crate::config::Loaded;
 use crate::config::model::{Strategy, Target};
-use crate::config::{Loaded, rules};
 use crate::error::Error;
 use crate::render::Ctx;
 use crate::smoke::Paths;
@@ -129,6 +129,7 @@ pub struct TlsSettings {
 impl Settings {
     pub fn new(loaded: &Loaded) -> Result<Settings, Error> {
         let c = &loaded.config;
+        let t = &loaded.typed;
         let environment = loaded
             .environment
             .clone()
@@ -147,7 +148,6 @@ impl Settings {
         }
         env.push(("ENVIRONMENT".into(), environment.clone()));
         env.dedup_by(|a, b| a.0 == b.0);
-        let duration = |s: &str| rules::parse_duration(s).unwrap_or(Duration::from_secs(1));
         Ok(Settings {
             site: Site {
                 app: c.app.name.clone(),
@@ -155,13 +155,13 @@ impl Settings {
             },
             replicas: c.replicas.max(1) as usize,
             strategy: c.deploy.strategy,
-            port: c.app.port as u16,
-            gateway_port: c.gateway.port as u16,
+            port: t.app_port,
+            gateway_port: t.gateway_port,
             gateway_image: c.deploy.gateway_image.clone(),
-            health_timeout: duration(&c.deploy.health_timeout),
-            health_interval: duration(&c.deploy.health_interval),
-            smoke_timeout: duration(&c.deploy.smoke_timeout),
-            drain: duration(&c.deploy.drain_timeout),
+            health_timeout: t.health_timeout,
+            health_interval: t.health_interval,
+            smoke_timeout: t.smoke_timeout,
+            drain: t.drain_timeout,
             keep_releases: c.deploy.keep_releases.max(1) as usize,
             env,
             secrets: c
@@ -170,14 +170,15 @@ impl Settings {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             user: format!("{0}:{0}", c.image.user),
-            memory_bytes: memory_bytes(&c.resources.limits.memory),
-            nano_cpus: nano_cpus(&c.resources.limits.cpu),
-            paths: Paths::of(c),
+            memory_bytes: t.memory_bytes(),
+            nano_cpus: t.nano_cpus(),
+            paths: Paths::of(loaded),
             webhook: (!c.deploy.webhook.is_empty()).then(|| c.deploy.webhook.clone()),
             version: loaded.version.clone(),
             image_ref: loaded.image_ref(),
-            tls: c.gateway.tls.enabled.then(|| TlsSettings {
-                port: c.gateway.tls.port as u16,
+            // `tls_port` is there exactly when TLS is enabled.
+            tls: t.tls_port.map(|port| TlsSettings {
+                port,
                 server_names: c.gateway.server_names.clone(),
                 certificate_from: c.gateway.tls.certificate_from.clone(),
                 key_from: c.gateway.tls.key_from.clone(),
@@ -237,47 +238,9 @@ impl Settings {
     }
 }
 
-/// Kubernetes memory quantity (`128Mi`, `1G`, `500000`) to bytes.
-pub fn memory_bytes(q: &str) -> Option<i64> {
-    let units: [(&str, i64); 8] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    for (suffix, factor) in units {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return n.parse::<f64>().ok().map(|n| (n * factor as f64) as i64);
-        }
-    }
-    q.parse::<i64>().ok()
-}
-
-/// Kubernetes CPU quantity (`500m`, `1`, `0.5`) to nano-CPUs.
-pub fn nano_cpus(q: &str) -> Option<i64> {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse::<i64>().ok().map(|m| m * 1_000_000),
-        None => q.parse::<f64>().ok().map(|c| (c * 1e9) as i64),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(memory_bytes("128Mi"), Some(128 << 20));
-        assert_eq!(memory_bytes("1G"), Some(1_000_000_000));
-        assert_eq!(memory_bytes("512"), Some(512));
-        assert_eq!(nano_cpus("500m"), Some(500_000_000));
-        assert_eq!(nano_cpus("1"), Some(1_000_000_000));
-        assert_eq!(nano_cpus("0.25"), Some(250_000_000));
-    }
 
     #[test]
     fn names() {

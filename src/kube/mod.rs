@@ -19,7 +19,6 @@ pub mod status;
 use std::time::Duration;
 
 use crate::config::Loaded;
-use crate::config::rules;
 use crate::error::Error;
 use crate::smoke;
 
@@ -52,9 +51,6 @@ impl Target {
             .environment
             .clone()
             .ok_or_else(|| Error::Usage("name an environment to deploy".into()))?;
-        let duration = |s: &str, default: u64| {
-            rules::parse_duration(s).unwrap_or(Duration::from_secs(default))
-        };
         let k = &c.kubernetes;
         Ok(Target {
             app: c.app.name.clone(),
@@ -66,18 +62,11 @@ impl Target {
             },
             configured_context: !k.context.is_empty(),
             k8s_version: k.version.clone(),
-            progress_deadline: duration(&c.deploy.health_timeout, 600),
+            progress_deadline: loaded.typed.health_timeout,
             smoke_url: c.smoke.url.clone(),
-            smoke_timeout: duration(
-                if c.smoke.timeout.is_empty() {
-                    &c.deploy.smoke_timeout
-                } else {
-                    &c.smoke.timeout
-                },
-                60,
-            ),
+            smoke_timeout: loaded.typed.smoke_check_timeout,
             smoke_ca: c.smoke.ca.clone(),
-            paths: smoke::Paths::of(c),
+            paths: smoke::Paths::of(loaded),
             secret: (!c.secrets.is_empty()).then(|| format!("{}-secrets", c.app.name)),
             webhook: (!c.deploy.webhook.is_empty()).then(|| c.deploy.webhook.clone()),
             environment,

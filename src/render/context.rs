@@ -281,9 +281,9 @@ fn json_array(items: &[String]) -> String {
     }
 }
 
-/// Seconds, for nginx and Kubernetes fields that take whole seconds.
-fn seconds(value: &str) -> u64 {
-    rules::parse_duration(value).map_or(0, |d| d.as_secs().max(1))
+/// Whole seconds (at least one), for nginx and Kubernetes fields that take them.
+fn seconds(d: Duration) -> u64 {
+    d.as_secs().max(1)
 }
 
 /// A duration in the shortest exact nginx / Prometheus form: `500ms`, `30s`, `5m`, `2h`.
@@ -300,21 +300,15 @@ pub fn short_duration(d: Duration) -> String {
     }
 }
 
-fn duration(value: &str) -> String {
-    short_duration(rules::parse_duration(value).unwrap_or_default())
-}
-
 /// Compose wants CPUs as a decimal number of cores.
-fn compose_cpus(value: &str) -> String {
-    let milli = rules::parse_cpu(value).unwrap_or(0);
+fn compose_cpus(milli: u64) -> String {
     let text = format!("{}.{:03}", milli / 1000, milli % 1000);
     text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Compose wants memory as bytes with a b/k/m/g suffix (binary units).
-fn compose_memory(value: &str) -> String {
-    let bytes = rules::parse_memory(value).unwrap_or(0);
-    for (unit, size) in [("g", 1u128 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+fn compose_memory(bytes: u64) -> String {
+    for (unit, size) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
         if bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
@@ -334,6 +328,7 @@ impl Ctx {
         // Validation refused anything outside the supported range.
         let k8s_minor = rules::kubernetes_minor(&loaded.config.kubernetes.version).unwrap_or(30);
         let c = &loaded.config;
+        let t = &loaded.typed;
         let environment = loaded.environment.clone().unwrap_or_else(|| "ci".into());
         let mut env: Vec<(String, String)> = vec![
             ("HOST".into(), "0.0.0.0".into()),
@@ -342,14 +337,14 @@ impl Ctx {
             // the platform's stop grace period (drain + 10 s) is longer.
             (
                 "SHUTDOWN_GRACE_SECONDS".into(),
-                seconds(&c.deploy.drain_timeout).to_string(),
+                seconds(t.drain_timeout).to_string(),
             ),
         ];
         env.retain(|(k, _)| !c.env.contains_key(k));
         env.extend(c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.sort();
-        let drain = seconds(&c.deploy.drain_timeout);
-        let delay = rules::parse_duration(&c.deploy.shutdown_delay).map_or(0, |d| d.as_secs());
+        let drain = seconds(t.drain_timeout);
+        let delay = t.shutdown_delay.as_secs();
         let mut service_env: Vec<(String, String)> = vec![
             ("SHUTDOWN_DELAY_SECONDS".into(), delay.to_string()),
             // Counted from SIGTERM: the delay, then the drain.
@@ -481,10 +476,10 @@ impl Ctx {
             cpu_limit: c.resources.limits.cpu.clone(),
             memory_request: c.resources.requests.memory.clone(),
             memory_limit: c.resources.limits.memory.clone(),
-            compose_cpu_limit: compose_cpus(&c.resources.limits.cpu),
-            compose_cpu_request: compose_cpus(&c.resources.requests.cpu),
-            compose_memory_limit: compose_memory(&c.resources.limits.memory),
-            compose_memory_request: compose_memory(&c.resources.requests.memory),
+            compose_cpu_limit: compose_cpus(t.cpu_limit_millis),
+            compose_cpu_request: compose_cpus(t.cpu_request_millis),
+            compose_memory_limit: compose_memory(t.memory_limit),
+            compose_memory_request: compose_memory(t.memory_request),
             autoscaling: c.autoscaling.enabled,
             autoscaling_min: c.autoscaling.min,
             autoscaling_max: c.autoscaling.max,
@@ -527,17 +522,16 @@ impl Ctx {
             rate_limit: c.gateway.rate_limit.clone(),
             burst: c.gateway.burst,
             body_size: c.gateway.body_size.clone(),
-            connect_timeout: duration(&c.gateway.connect_timeout),
-            read_timeout: duration(&c.gateway.read_timeout),
-            send_timeout: duration(&c.gateway.send_timeout),
+            connect_timeout: short_duration(t.gateway_connect_timeout),
+            read_timeout: short_duration(t.gateway_read_timeout),
+            send_timeout: short_duration(t.gateway_send_timeout),
             tls: c.gateway.tls.enabled,
             tls_redirect: c.gateway.tls.enabled && c.gateway.tls.redirect_http,
             tls_port: c.gateway.tls.port,
             tls_certificate: c.gateway.tls.certificate.clone(),
             tls_certificate_key: c.gateway.tls.certificate_key.clone(),
             tls_dir,
-            hsts_seconds: rules::parse_duration(&c.gateway.tls.hsts_max_age)
-                .map_or(0, |d| d.as_secs()),
+            hsts_seconds: t.hsts_max_age.map_or(0, |d| d.as_secs()),
             tls_ciphers: TLS12_CIPHERS,
             namespace: c.kubernetes.namespace.clone(),
             service_port: c.kubernetes.service_port,
@@ -554,8 +548,7 @@ impl Ctx {
             },
             pod_security: k8s_minor >= 23,
             cluster_ip: c.kubernetes.cluster_ip.clone(),
-            progress_deadline_seconds: rules::parse_duration(&c.deploy.health_timeout)
-                .map_or(600, |d| d.as_secs().max(1)),
+            progress_deadline_seconds: seconds(t.health_timeout),
             ingress: c.kubernetes.ingress.enabled,
             ingress_host: c.kubernetes.ingress.host.clone(),
             ingress_class: c.kubernetes.ingress.class.clone(),
@@ -569,16 +562,12 @@ impl Ctx {
             grafana: c.monitoring.grafana,
             prometheus_image: c.monitoring.prometheus_image.clone(),
             grafana_image: c.monitoring.grafana_image.clone(),
-            scrape_interval: duration(&c.monitoring.scrape_interval),
+            scrape_interval: short_duration(t.scrape_interval),
             alertmanagers: c.monitoring.alertmanagers.clone(),
             alert_error_rate: format!("{}", c.monitoring.alerts.error_rate),
-            alert_p95_seconds: format!(
-                "{}",
-                rules::parse_duration(&c.monitoring.alerts.p95_latency)
-                    .map_or(0.0, |d| d.as_secs_f64())
-            ),
-            alert_for: duration(&c.monitoring.alerts.for_duration),
-            alert_down_for: duration(&c.monitoring.alerts.instance_down_for),
+            alert_p95_seconds: format!("{}", t.alert_p95_latency.as_secs_f64()),
+            alert_for: short_duration(t.alert_for),
+            alert_down_for: short_duration(t.alert_instance_down_for),
         }
     }
 
@@ -660,12 +649,12 @@ mod tests {
         assert_eq!(short_duration(Duration::from_secs(90)), "90s");
         assert_eq!(short_duration(Duration::from_secs(300)), "5m");
         assert_eq!(short_duration(Duration::from_secs(7200)), "2h");
-        assert_eq!(compose_cpus("500m"), "0.5");
-        assert_eq!(compose_cpus("1"), "1");
-        assert_eq!(compose_cpus("1250m"), "1.25");
-        assert_eq!(compose_memory("128Mi"), "128m");
-        assert_eq!(compose_memory("1Gi"), "1g");
-        assert_eq!(compose_memory("500M"), "500000000b");
+        assert_eq!(compose_cpus(500), "0.5");
+        assert_eq!(compose_cpus(1000), "1");
+        assert_eq!(compose_cpus(1250), "1.25");
+        assert_eq!(compose_memory(128 << 20), "128m");
+        assert_eq!(compose_memory(1 << 30), "1g");
+        assert_eq!(compose_memory(500_000_000), "500000000b");
         assert_eq!(ingress_rate("20r/s", 40), ("limit-rps", 20, 2));
         assert_eq!(ingress_rate("600r/m", 40), ("limit-rpm", 600, 1));
         assert_eq!(ingress_rate("10r/s", 25), ("limit-rps", 10, 3));
