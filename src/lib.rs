@@ -18,6 +18,7 @@ pub mod init;
 pub mod kube;
 pub mod offline;
 pub mod output;
+pub mod process;
 pub mod record;
 pub mod render;
 pub mod secrets;

@@ -15,6 +15,16 @@ pub struct Phase {
     pub ms: u64,
 }
 
+/// A run's phases for people: `1200 ms in all: lock 3 ms, health 900 ms, ...`.
+pub fn summary(phases: &[Phase], total_ms: u64) -> String {
+    let phases = phases
+        .iter()
+        .map(|p| format!("{} {} ms", p.name, p.ms))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{total_ms} ms in all: {phases}")
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

@@ -292,28 +292,29 @@ pub fn context_entries(
 /// Compiles the service on the host as a static binary (prebuilt mode).
 pub fn compile_static(project: &Path, plan: &Plan) -> Result<PathBuf, Error> {
     let rustflags = "-C target-feature=+crt-static";
-    duct::cmd!(
+    crate::process::Program::new(
         "cargo",
-        "build",
-        "--release",
-        "--locked",
-        "--package",
-        &plan.package,
-        "--target",
-        &plan.rust_target
+        [
+            "build",
+            "--release",
+            "--locked",
+            "--package",
+            &plan.package,
+            "--target",
+            &plan.rust_target,
+        ],
     )
     .dir(project)
     .env("RUSTFLAGS", rustflags)
     .env("SOURCE_REVISION", &plan.revision)
-    .stdout_to_stderr()
-    .run()
+    .run_to_stderr()
     .map_err(|e| Error::Build {
         step: format!(
             "cargo build --release --package {} --target {}",
             plan.package, plan.rust_target
         ),
         output: String::new(),
-        message: e.to_string(),
+        message: e.message,
         help: "fix the compile error above; prebuilt mode compiles on this machine".into(),
     })?;
     let target_dir =

@@ -34,20 +34,14 @@ fn failed(step: &str, message: String) -> Error {
 /// Runs cargo in `dir`; its stderr becomes part of the error.
 fn cargo(dir: &Path, args: &[&str]) -> Result<String, Error> {
     let step = format!("cargo {}", args.join(" "));
-    let output = duct::cmd("cargo", args)
+    let output = crate::process::Program::new("cargo", args)
         .dir(dir)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| failed(&step, e.to_string()))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        .output()
+        .map_err(|e| failed(&step, e.message))?;
+    if output.success() {
+        Ok(output.stdout)
     } else {
-        Err(failed(
-            &step,
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ))
+        Err(failed(&step, output.stderr.trim().to_string()))
     }
 }
 

@@ -17,7 +17,7 @@ const PID: &str = "dev.shipit.lock.pid";
 const SINCE: &str = "dev.shipit.lock.since";
 const COMMAND: &str = "dev.shipit.lock.command";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LockInfo {
     pub holder: String,
     pub host: String,

@@ -10,6 +10,7 @@ pub mod history;
 pub mod host;
 pub mod lock;
 pub mod notify;
+pub mod plan;
 pub mod releases;
 pub mod repair;
 pub mod replicas;

@@ -47,6 +47,9 @@ pub struct Outcome {
     /// Each host's part, when the environment deploys to several.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostReport>,
+    /// The plan a deploy carried out (what `--dry-run` prints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<super::plan::Plan>,
 }
 
 /// What one host did in a run across hosts.
@@ -442,6 +445,7 @@ pub(super) async fn finish(
         gateway_url: gateway::url(store.engine(), settings),
         notified,
         hosts: Vec::new(),
+        plan: None,
     })
 }
 

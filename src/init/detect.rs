@@ -178,16 +178,17 @@ pub fn detect(project: &Path) -> Found {
 /// (members, globs and `[[bin]]` resolved as cargo does); empty when cargo
 /// cannot read the workspace.
 fn cargo_binaries(project: &Path) -> Vec<Binary> {
-    let Ok(text) = duct::cmd!(
+    let Ok(text) = crate::process::Program::new(
         "cargo",
-        "metadata",
-        "--no-deps",
-        "--offline",
-        "--format-version",
-        "1"
+        [
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ],
     )
     .dir(project)
-    .stderr_null()
     .read() else {
         return Vec::new();
     };

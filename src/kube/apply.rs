@@ -4,6 +4,7 @@
 //! hand - are taken back, and named.
 
 use super::kubectl::{Failed, Kubectl};
+use crate::process::Program;
 
 pub const FIELD_MANAGER: &str = "--field-manager=shipit";
 
@@ -96,21 +97,19 @@ pub fn diff(kubectl: &Kubectl, list: &[u8]) -> Result<String, Failed> {
         "-f".into(),
         "-".into(),
     ]);
-    let output = duct::cmd(&kubectl.program, &argv)
-        .stdin_bytes(list.to_vec())
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
+    let output = Program::new(&kubectl.program, &argv)
+        .stdin(list)
+        .output()
         .map_err(|e| Failed {
             command: format!("{} diff", kubectl.program),
-            message: e.to_string(),
+            message: e.message,
         })?;
+    // kubectl diff exits 1 when there are differences.
     match output.status.code() {
-        Some(0) | Some(1) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        Some(0) | Some(1) => Ok(output.stdout),
         _ => Err(Failed {
             command: format!("{} diff", kubectl.program),
-            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            message: output.stderr.trim().to_string(),
         }),
     }
 }

@@ -141,6 +141,7 @@ impl Run<'_> {
             phases: Vec::new(),
             duration_ms: 0,
             exit_code: 1,
+            plan: None,
             notified: None,
         };
         let finish = |mut outcome: Outcome, timeline: Timeline| {

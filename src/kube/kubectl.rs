@@ -1,8 +1,10 @@
 //! The one adapter to the cluster: the user's own `kubectl`, run through
-//! duct, so contexts, auth plugins and the kubeconfig behave as they do for
+//! `process`, so contexts, auth plugins and the kubeconfig behave as they do for
 //! the user. Every call is argv (no shell) with its stdout and stderr captured.
 
 use serde_json::Value;
+
+use crate::process::{Program, Reader};
 
 /// A kubectl that refused or failed: its own words, trimmed.
 #[derive(Debug, Clone)]
@@ -39,32 +41,28 @@ impl Kubectl {
     }
 
     fn exec(&self, argv: Vec<String>, stdin: Option<&[u8]>) -> Result<String, Failed> {
-        let command = format!("{} {}", self.program, argv.join(" "));
-        let mut expr = duct::cmd(&self.program, &argv)
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked();
-        expr = match stdin {
-            Some(bytes) => expr.stdin_bytes(bytes.to_vec()),
-            None => expr.stdin_null(),
-        };
-        let output = expr.run().map_err(|e| Failed {
+        let mut program = Program::new(&self.program, &argv);
+        if let Some(bytes) = stdin {
+            program = program.stdin(bytes);
+        }
+        let command = program.command();
+        let output = program.output().map_err(|e| Failed {
             command: command.clone(),
-            message: if e.kind() == std::io::ErrorKind::NotFound {
+            message: if e.not_found {
                 format!(
                     "{} is not installed (or not on PATH): kubernetes.kubectl names the program",
                     self.program
                 )
             } else {
-                e.to_string()
+                e.message
             },
         })?;
-        if output.status.success() {
-            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        if output.success() {
+            return Ok(output.stdout);
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
         // kubectl warns about version skew on every call: that is not the failure.
-        let message = stderr
+        let message = output
+            .stderr
             .lines()
             .filter(|l| !l.starts_with("WARNING: version difference"))
             .collect::<Vec<_>>()
@@ -113,12 +111,12 @@ impl Kubectl {
 /// A running `kubectl get ... --watch`: each version of the object as it
 /// changes, sent on a channel; stopped when dropped.
 pub struct Watch {
-    reader: std::sync::Arc<duct::ReaderHandle>,
+    reader: std::sync::Arc<Reader>,
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let _ = self.reader.kill();
+        self.reader.kill();
     }
 }
 
@@ -127,12 +125,7 @@ impl Kubectl {
     /// every change. `None` if kubectl cannot be started.
     pub fn watch(&self, what: &str, tx: std::sync::mpsc::Sender<Value>) -> Option<Watch> {
         let argv = self.argv(&["get", what, "--watch", "-o", "json"], true);
-        let reader = duct::cmd(&self.program, &argv)
-            .stdin_null()
-            .stderr_null()
-            .unchecked()
-            .reader()
-            .ok()?;
+        let reader = Program::new(&self.program, &argv).reader().ok()?;
         let reader = std::sync::Arc::new(reader);
         let source = reader.clone();
         std::thread::spawn(move || {

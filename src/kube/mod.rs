@@ -12,6 +12,7 @@ pub mod lease;
 pub mod manifests;
 pub mod notify;
 pub mod outcome;
+pub mod plan;
 pub mod preflight;
 pub mod revisions;
 pub mod status;

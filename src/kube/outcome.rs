@@ -45,6 +45,9 @@ pub struct Outcome {
     pub phases: Vec<Phase>,
     pub duration_ms: u64,
     pub exit_code: i32,
+    /// The plan a deploy carried out (what `--dry-run` prints under `plan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<super::plan::Plan>,
     /// `deploy.webhook`: delivered or not; absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notified: Option<bool>,

@@ -38,10 +38,10 @@ fn binaries() -> Result<(String, String), Error> {
 
 /// The HAProxy version on this machine (`2.6.12`).
 fn haproxy_version(haproxy: &str) -> Result<String, Error> {
-    let text = duct::cmd!(haproxy, "-v")
-        .stderr_to_stdout()
+    let text = crate::process::Program::new(haproxy, ["-v"])
+        .merge_stderr()
         .read()
-        .map_err(|e| Error::Usage(format!("cannot run {haproxy} -v: {e}")))?;
+        .map_err(|e| Error::Usage(format!("cannot run {haproxy} -v: {}", e.message)))?;
     text.split_whitespace()
         .skip_while(|w| *w != "version")
         .nth(1)

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{RootImage, Source, libraries};
 use crate::error::Error;
+use crate::process::Program;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -100,10 +101,12 @@ pub fn interpreter_plan(which: Interpreter, image: Option<&str>) -> Result<Inter
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(); // python3.11
-            let text = duct::cmd!(&binary, "--version")
-                .stderr_to_stdout()
+            let text = Program::new(&binary, ["--version"])
+                .merge_stderr()
                 .read()
-                .map_err(|e| Error::Usage(format!("cannot run {binary} --version: {e}")))?;
+                .map_err(|e| {
+                    Error::Usage(format!("cannot run {binary} --version: {}", e.message))
+                })?;
             let version = text.trim().trim_start_matches("Python ").to_string();
             let stdlib = format!("/usr/lib/{minor}");
             // The standard library without its tests, IDLE, Tk and compiled caches.
@@ -163,9 +166,9 @@ pub fn interpreter_plan(which: Interpreter, image: Option<&str>) -> Result<Inter
                 .find(|p| Path::new(p).exists())
                 .map(|p| p.to_string())
                 .ok_or_else(|| missing("node", "nodejs npm"))?;
-            let text = duct::cmd!(&binary, "--version")
-                .read()
-                .map_err(|e| Error::Usage(format!("cannot run {binary} --version: {e}")))?;
+            let text = Program::new(&binary, ["--version"]).read().map_err(|e| {
+                Error::Usage(format!("cannot run {binary} --version: {}", e.message))
+            })?;
             let version = text.trim().trim_start_matches('v').to_string();
             let npm = ["/usr/lib/node_modules/npm", "/usr/share/nodejs/npm"]
                 .iter()

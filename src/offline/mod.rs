@@ -38,9 +38,14 @@ pub struct RootImage {
 
 /// The shared libraries (and the loader) a binary links, by path.
 pub(crate) fn libraries(binary: &str) -> Result<Vec<String>, Error> {
-    let text = duct::cmd!("ldd", binary)
+    let text = crate::process::Program::new("ldd", [binary])
         .read()
-        .map_err(|e| Error::Usage(format!("cannot list the libraries of {binary} (ldd): {e}")))?;
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot list the libraries of {binary} (ldd): {}",
+                e.message
+            ))
+        })?;
     Ok(text
         .split_whitespace()
         .filter(|w| w.starts_with('/'))

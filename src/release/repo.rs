@@ -1,9 +1,10 @@
 //! The git side of a release, through git2: tags, history, the working tree,
 //! the release commit and tag, and undoing them. `push` runs the git command
-//! (via duct) so the user's credentials, hooks and remotes apply.
+//! (via `process`) so the user's credentials, hooks and remotes apply.
 
 use std::path::{Path, PathBuf};
 
+use crate::process::Program;
 use git2::{ObjectType, Oid, Repository, Signature, Sort, StatusOptions};
 use semver::Version;
 
@@ -249,30 +250,30 @@ impl Repo {
     /// `git push --atomic REMOTE BRANCH:UPSTREAM TAG`: both land or neither.
     pub fn push(&self, upstream: &Upstream, branch: &str, tag: &str) -> Result<(), String> {
         let workdir = self.workdir()?;
-        let output = duct::cmd!(
+        let output = Program::new(
             "git",
-            "-C",
-            &workdir,
-            "push",
-            "--atomic",
-            "--porcelain",
-            &upstream.remote,
-            format!("refs/heads/{branch}:refs/heads/{}", upstream.branch),
-            format!("refs/tags/{tag}:refs/tags/{tag}")
+            [
+                "-C".to_string(),
+                workdir.display().to_string(),
+                "push".into(),
+                "--atomic".into(),
+                "--porcelain".into(),
+                upstream.remote.clone(),
+                format!("refs/heads/{branch}:refs/heads/{}", upstream.branch),
+                format!("refs/tags/{tag}:refs/tags/{tag}"),
+            ],
         )
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-        if output.status.success() {
+        .merge_stderr()
+        .output()
+        .map_err(|e| e.message)?;
+        if output.success() {
             Ok(())
         } else {
             Err(format!(
                 "git push to {} failed ({}):\n{}",
                 upstream.remote,
                 output.status,
-                String::from_utf8_lossy(&output.stdout).trim_end()
+                output.stdout.trim_end()
             ))
         }
     }

@@ -8,6 +8,7 @@ use crate::cancel::Cancel;
 use crate::config::Loaded;
 use crate::error::Error;
 use crate::kube::deploy::{self as kdeploy, Change, Outcome, Run};
+use crate::kube::plan::Plan;
 use crate::kube::{Target, lease, manifests, revisions, status};
 use crate::output::Output;
 
@@ -113,6 +114,7 @@ fn deploy(
         "{} {} ({}) to {} in {} (Kubernetes {})",
         target.environment, target.version, planned.image, p.context, p.namespace, p.server_version
     );
+    let plan = Plan::of(target, &planned);
     if args.dry_run {
         kdeploy::refuse(p)?;
         let checked = crate::kube::apply::check(&target.kubectl, &planned.list).map_err(|e| {
@@ -139,6 +141,7 @@ fn deploy(
                 "conflicts": checked.conflicts,
                 "lock": lock,
                 "diff": diff,
+                "plan": plan,
             }));
         } else {
             out.status("plan", &format!("deploy {what}"));
@@ -162,7 +165,14 @@ fn deploy(
     }
     kdeploy::refuse(p)?;
     out.status("deploy", &what);
-    execute(out, args.lock_wait, target, Change::Apply(&planned), p)
+    execute(
+        out,
+        args.lock_wait,
+        target,
+        Change::Apply(&planned),
+        p,
+        Some(plan),
+    )
 }
 
 /// Runs the change with SIGINT and SIGTERM caught (they undo it), then reports.
@@ -172,6 +182,7 @@ fn execute(
     target: &Target,
     change: Change<'_>,
     preflight: &crate::kube::preflight::Preflight,
+    plan: Option<Plan>,
 ) -> Result<(), Error> {
     let outcome = runtime()?.block_on(async {
         let cancel = Cancel::install();
@@ -185,7 +196,7 @@ fn execute(
             .run(change, preflight)
         })
     });
-    report(out, outcome)
+    report(out, Outcome { plan, ..outcome })
 }
 
 fn rollback(out: &Output, args: &RollbackRequest, target: &Target) -> Result<(), Error> {
@@ -212,22 +223,16 @@ fn rollback(out: &Output, args: &RollbackRequest, target: &Target) -> Result<(),
             target.environment, to.revision, to.version, to.deployed_at, to.deployed_by
         ),
     );
-    execute(out, args.lock_wait, target, Change::Undo(to), &p)
+    execute(out, args.lock_wait, target, Change::Undo(to), &p, None)
 }
 
 fn report(out: &Output, outcome: Outcome) -> Result<(), Error> {
     if out.is_json() {
         out.json(&outcome);
     } else {
-        let phases = outcome
-            .phases
-            .iter()
-            .map(|p| format!("{} {} ms", p.name, p.ms))
-            .collect::<Vec<_>>()
-            .join(", ");
         out.status(
             "timeline",
-            &format!("{} ms in all: {phases}", outcome.duration_ms),
+            &crate::record::summary(&outcome.phases, outcome.duration_ms),
         );
     }
     if outcome.exit_code == 0 {

@@ -333,8 +333,9 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
     let (found, _) = app.in_namespace(&["get", "deployment", &app.name]);
     assert!(!found, "a dry run created the Deployment");
 
-    // v1, then v2: gated and smoke-tested.
+    // v1, then v2: gated and smoke-tested. v1 carries out the dry run's plan.
     let v1 = outcome(&app.deploy("1.0.0", &[]).success());
+    crate::deploy::support::assert_plan_carried_out(&plan["plan"], &v1["plan"], &v1["phases"]);
     assert_eq!(
         (v1["result"].as_str(), v1["revision"].as_u64()),
         (Some("succeeded"), Some(1))

@@ -5,24 +5,25 @@ use super::steps::*;
 use super::*;
 use crate::record::{Action, Conclusion};
 
-/// `shipit deploy ENV` to several hosts.
+/// `shipit deploy ENV` to several hosts, from what the preflight found.
 pub async fn deploy(
+    prepared: Prepared,
     settings: &Settings,
     options: &Options,
     out: &Output,
     cancel: &Cancel,
 ) -> Result<Outcome, Error> {
-    let started = crate::clock::now();
-    let mut timeline = Timeline::new();
     let image_ref = options.image_ref(settings);
     let Prepared {
+        started,
+        mut timeline,
         source,
         needs,
         hosts,
         problems,
         secrets,
         tls,
-    } = prepare(settings, options, &image_ref).await?;
+    } = prepared;
     if !problems.is_empty() {
         return Err(Error::Deploy {
             message: format!(

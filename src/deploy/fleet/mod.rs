@@ -10,7 +10,7 @@ mod preflight;
 mod steps;
 
 pub use entry::{deploy, rollback};
-pub use preflight::check;
+pub use preflight::{Prepared, prepare};
 
 use std::time::Duration;
 

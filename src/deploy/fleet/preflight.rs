@@ -205,20 +205,27 @@ pub(super) fn drift(members: &[Member<'_>]) -> Option<String> {
 }
 
 /// What the preflight found, and what the run goes on with.
-pub(super) struct Prepared {
+pub struct Prepared {
+    /// When the run started (its preflight is its first phase).
+    pub(super) started: i64,
+    pub(super) timeline: Timeline,
     pub(super) source: Option<Engine>,
     pub(super) needs: Vec<Need>,
-    pub(super) hosts: Vec<Host>,
-    pub(super) problems: Vec<String>,
+    /// The hosts that answered, in lock order.
+    pub hosts: Vec<Host>,
+    /// What would stop the run, from every host at once.
+    pub problems: Vec<String>,
     pub(super) secrets: Vec<(String, String)>,
     pub(super) tls: Option<(super::super::tls::Material, Vec<String>)>,
 }
 
-pub(super) async fn prepare(
-    settings: &Settings,
-    options: &Options,
-    image_ref: &str,
-) -> Result<Prepared, Error> {
+/// The preflight of a deploy across hosts: every host reached and checked,
+/// nothing changed.
+pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared, Error> {
+    let started = crate::clock::now();
+    let timeline = Timeline::new();
+    let image_ref = options.image_ref(settings);
+    let image_ref = image_ref.as_str();
     // The engine the image was built on: where it is streamed from.
     let source = Engine::connect().await.ok();
     let needs = match &source {
@@ -264,6 +271,8 @@ pub(super) async fn prepare(
         }
     };
     Ok(Prepared {
+        started,
+        timeline,
         source,
         needs,
         hosts,
@@ -271,14 +280,4 @@ pub(super) async fn prepare(
         secrets,
         tls,
     })
-}
-
-/// The preflight alone (`deploy --dry-run`): every problem, and the hosts that answered.
-pub async fn check(
-    settings: &Settings,
-    options: &Options,
-) -> Result<(Vec<String>, Vec<Host>), Error> {
-    let image_ref = options.image_ref(settings);
-    let p = prepare(settings, options, &image_ref).await?;
-    Ok((p.problems, p.hosts))
 }

@@ -311,6 +311,7 @@ pub(super) async fn record(
         entry: first,
         notified,
         hosts,
+        plan: None,
     })
 }
 

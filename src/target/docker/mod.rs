@@ -11,11 +11,14 @@ pub use hosts::smoke_targets;
 use super::{DeployRequest, LockAction, RollbackRequest, no_hosts, runtime};
 use crate::cancel::Cancel;
 use crate::config::Loaded;
+use crate::deploy::host::Host;
+use crate::deploy::plan::{self as deploy_plan, Plan};
 use crate::deploy::run::{self, Options};
 use crate::deploy::{Settings, fleet, lock};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::output::Output;
+use crate::record::summary;
 
 /// The environment's Docker hosts and what a deploy needs to know of them.
 pub struct Docker {
@@ -60,20 +63,34 @@ impl super::Target for Docker {
         );
         runtime()?.block_on(async {
             if self.fleet() {
+                let prepared = fleet::prepare(settings, &options).await?;
+                let plan = deploy_plan::of_hosts(
+                    settings,
+                    &options,
+                    &prepared.hosts,
+                    prepared.problems.clone(),
+                )
+                .await?;
                 if request.dry_run {
-                    return plan::fleet(out, settings, &options).await;
+                    return plan::fleet(out, settings, &plan);
                 }
                 let cancel = Cancel::install();
-                let outcome = fleet::deploy(settings, &options, out, &cancel).await;
-                return report(out, outcome);
+                let outcome = fleet::deploy(prepared, settings, &options, out, &cancel).await;
+                return report(out, outcome, Some(plan));
             }
+            // One engine is a fleet of one host.
             let engine = Engine::connect().await?;
+            let one = [Host {
+                name: engine.address.clone(),
+                engine,
+            }];
+            let plan = deploy_plan::of_hosts(settings, &options, &one, Vec::new()).await?;
             if request.dry_run {
-                return plan::single(out, &engine, settings, &options).await;
+                return plan::single(out, settings, &plan);
             }
             let cancel = Cancel::install();
-            let outcome = run::deploy(&engine, settings, &options, out, &cancel).await;
-            report(out, outcome)
+            let outcome = run::deploy(&one[0].engine, settings, &options, out, &cancel).await;
+            report(out, outcome, Some(plan))
         })
     }
 
@@ -84,12 +101,12 @@ impl super::Target for Docker {
             let cancel = Cancel::install();
             if self.fleet() {
                 let outcome = fleet::rollback(settings, &options, out, &cancel).await;
-                return report(out, outcome);
+                return report(out, outcome, None);
             }
             let engine = Engine::connect().await?;
             let outcome =
                 crate::deploy::rollback::rollback(&engine, settings, &options, out, &cancel).await;
-            report(out, outcome)
+            report(out, outcome, None)
         })
     }
 
@@ -155,23 +172,19 @@ impl super::Target for Docker {
     }
 }
 
-fn report(out: &Output, outcome: Result<run::Outcome, Error>) -> Result<(), Error> {
+fn report(
+    out: &Output,
+    outcome: Result<run::Outcome, Error>,
+    plan: Option<Plan>,
+) -> Result<(), Error> {
     match outcome {
-        Ok(outcome) => {
+        Ok(mut outcome) => {
+            outcome.plan = plan;
             if out.is_json() {
                 out.json(&outcome);
             } else {
-                let phases = outcome
-                    .entry
-                    .phases
-                    .iter()
-                    .map(|p| format!("{} {} ms", p.name, p.ms))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                out.status(
-                    "timeline",
-                    &format!("{} ms in all: {phases}", outcome.entry.duration_ms),
-                );
+                let e = &outcome.entry;
+                out.status("timeline", &summary(&e.phases, e.duration_ms));
                 for h in &outcome.hosts {
                     out.status(
                         "host",
@@ -196,6 +209,7 @@ fn report(out: &Output, outcome: Result<run::Outcome, Error>) -> Result<(), Erro
                     "result": "failed",
                     "error": e.to_string(),
                     "exit_code": e.exit_code(),
+                    "plan": plan,
                 }));
             }
             Err(match e {

@@ -276,10 +276,15 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     let v3 = site.image("3.0.0", "");
 
     // v1, streamed to every host: no registry runs anywhere.
-    let run = site.deploy("1.0.0", &v1, &["--output", "json"]).success();
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    // As planned: the plan it printed is the plan it ran, on all four hosts.
+    let (run, report) = site.deploy_as_planned("1.0.0", &v1, &[]);
     assert_eq!(
         report["hosts"].as_array().map(Vec::len),
+        Some(4),
+        "{report}"
+    );
+    assert_eq!(
+        report["plan"]["hosts"].as_array().map(Vec::len),
         Some(4),
         "{report}"
     );

@@ -30,8 +30,13 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
     let v2 = site.image("2.0.0", "");
     let v3 = site.image("3.0.0", "");
 
-    let run = site.deploy("1.0.0", &v1, &["--output", "json"]).success();
-    let first: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    // The first release, as planned: the plan it printed is the plan it ran.
+    let (_, first) = site.deploy_as_planned("1.0.0", &v1, &[]);
+    assert_eq!(first["plan"]["strategy"], "blue-green");
+    assert_eq!(
+        first["plan"]["hosts"][0]["serving_release"],
+        serde_json::Value::Null
+    );
     assert_eq!(first["entry"]["result"], "succeeded");
     assert_eq!(first["entry"]["release"], 1);
     assert_eq!(site.serving().as_deref(), Some("1"));
@@ -47,8 +52,10 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
     no_failures_in(loads, "the blue-green deploy of 2.0.0");
     assert_eq!(site.serving().as_deref(), Some("2"));
 
-    // The same version again is a reported no-op.
-    let run = site.deploy("2.0.0", &v2, &[]).success();
+    // The same version again is a reported no-op, as planned.
+    let (run, again) = site.deploy_as_planned("2.0.0", &v2, &[]);
+    assert_eq!(again["plan"]["no_op"], true);
+    assert_eq!(again["entry"]["result"], "no-op");
     assert!(
         run.stderr.contains("already serves 2.0.0"),
         "{}",
@@ -68,9 +75,8 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
 
     // Rolling, under load: replicas replaced one at a time.
     let loads = Loads::start(&site.url());
-    let run = site
-        .deploy("3.0.0", &v3, &["--strategy", "rolling"])
-        .success();
+    let (run, rolled) = site.deploy_as_planned("3.0.0", &v3, &["--strategy", "rolling"]);
+    assert_eq!(rolled["plan"]["strategy"], "rolling");
     assert!(run.stderr.contains("takes traffic (2/2)"), "{}", run.stderr);
     no_failures_in(loads, "the rolling deploy of 3.0.0");
     assert_eq!(site.serving().as_deref(), Some("3"));

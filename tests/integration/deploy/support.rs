@@ -163,6 +163,28 @@ impl Site {
         self.shipit(&args, &[])
     }
 
+    /// Deploys twice: `--dry-run --output json`, then for real with
+    /// `--output json`. The real run must report under `plan` the very plan
+    /// the dry run printed, and its phases must be the plan's steps, in order.
+    /// Returns the real run and its JSON.
+    pub(super) fn deploy_as_planned(
+        &self,
+        version: &str,
+        image: &str,
+        extra: &[&str],
+    ) -> (Run, serde_json::Value) {
+        let mut args = extra.to_vec();
+        args.extend(["--dry-run", "--output", "json"]);
+        let dry = self.deploy(version, image, &args).success();
+        let dry: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+        let mut args = extra.to_vec();
+        args.extend(["--output", "json"]);
+        let run = self.deploy(version, image, &args).success();
+        let real: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_plan_carried_out(&dry["plan"], &real["plan"], &real["entry"]["phases"]);
+        (run, real)
+    }
+
     pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -564,4 +586,31 @@ pub(super) fn gateway_conf(site: &Site) -> String {
     } else {
         String::new()
     }
+}
+
+/// The plan a real run reports is the one its dry run printed, and the
+/// phases it went through are that plan's steps, in order.
+pub(crate) fn assert_plan_carried_out(
+    dry: &serde_json::Value,
+    real: &serde_json::Value,
+    phases: &serde_json::Value,
+) {
+    assert!(dry.is_object(), "the dry run printed no plan: {dry}");
+    assert_eq!(
+        dry, real,
+        "the real run did not carry out the dry run's plan"
+    );
+    let names: Vec<&str> = phases
+        .as_array()
+        .unwrap_or_else(|| panic!("no phases: {phases}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let steps: Vec<&str> = real["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(names, steps, "the run's phases are not the plan's steps");
 }

@@ -1,0 +1,54 @@
+//! What a Kubernetes deploy will do, worked out by its preflight before
+//! anything changes: `--dry-run` prints it under `plan`, a real run carries
+//! it out and reports the same value under the same key. Nothing in it is a
+//! time or an id that would differ between the two.
+
+use serde::Serialize;
+
+use super::deploy::Planned;
+use super::{Target, manifests, revisions};
+use crate::record::Action;
+
+/// The phases of a deploy that succeeds, in order.
+pub const STEPS: [&str; 6] = [
+    "preflight",
+    "lock and dry-run",
+    "apply",
+    "rollout",
+    "old pods stopped",
+    "smoke",
+];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Plan {
+    pub action: Action,
+    pub environment: String,
+    pub version: String,
+    /// The image, pinned by digest.
+    pub image: String,
+    pub context: String,
+    pub server_version: String,
+    pub namespace: String,
+    pub serving_revision: Option<u64>,
+    /// The objects applied, `Kind/name`.
+    pub objects: Vec<String>,
+    pub steps: Vec<String>,
+}
+
+impl Plan {
+    pub fn of(target: &Target, planned: &Planned) -> Plan {
+        let p = &planned.preflight;
+        Plan {
+            action: Action::Deploy,
+            environment: target.environment.clone(),
+            version: target.version.clone(),
+            image: planned.image.clone(),
+            context: p.context.clone(),
+            server_version: p.server_version.clone(),
+            namespace: p.namespace.clone(),
+            serving_revision: p.deployment.as_ref().and_then(revisions::of),
+            objects: manifests::names(&planned.objects),
+            steps: STEPS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
