@@ -4,7 +4,13 @@
 //! shared base file nor the environment file says otherwise. Field names are
 //! the TOML keys; every struct is `#[serde(default)]` so a missing key means
 //! "inherit", never an error. Values whose syntax matters (durations, sizes,
-//! image references) stay strings here and are checked in `validate`.
+//! image references) stay strings here, as written (generated files and
+//! messages quote them), are checked in `validate` and parsed once into
+//! `typed`.
+//!
+//! Over 500 lines on purpose: this file is the configuration's schema, one
+//! struct per TOML table with its defaults beside it, read as a whole (the
+//! README's reference follows it table by table).
 
 use std::collections::BTreeMap;
 

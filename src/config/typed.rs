@@ -37,6 +37,12 @@ pub struct Typed {
     pub alert_p95_latency: Duration,
     pub alert_for: Duration,
     pub alert_instance_down_for: Duration,
+    /// `gateway.rate_limit`: so many requests per second (`'s'`) or minute (`'m'`).
+    pub rate_limit: (u32, char),
+    /// `gateway.body_size` in bytes.
+    pub body_size_bytes: u64,
+    /// The minor version of `kubernetes.version` (1.MINOR).
+    pub kubernetes_minor: u32,
     pub app_port: u16,
     pub gateway_port: u16,
     /// `gateway.tls.port`, with TLS at the gateway.
@@ -135,6 +141,27 @@ impl Typed {
                 "monitoring.alerts.instance_down_for",
                 &c.monitoring.alerts.instance_down_for,
             ),
+            rate_limit: rules::parse_rate(&c.gateway.rate_limit).unwrap_or_else(|| {
+                fail(
+                    "gateway.rate_limit",
+                    format!("\"{}\" is not a rate", c.gateway.rate_limit),
+                );
+                (0, 's')
+            }),
+            body_size_bytes: rules::parse_size(&c.gateway.body_size).unwrap_or_else(|| {
+                fail(
+                    "gateway.body_size",
+                    format!("\"{}\" is not a size", c.gateway.body_size),
+                );
+                0
+            }),
+            kubernetes_minor: rules::kubernetes_minor(&c.kubernetes.version).unwrap_or_else(|| {
+                fail(
+                    "kubernetes.version",
+                    format!("\"{}\" is not a Kubernetes version", c.kubernetes.version),
+                );
+                0
+            }),
             app_port: port("app.port", c.app.port),
             gateway_port: port("gateway.port", c.gateway.port),
             tls_port: c

@@ -84,7 +84,7 @@ pub async fn problems(
                     .await;
                 if let Err(why) = found {
                     problems.push(format!(
-                        "the {} image {} is not on this host and cannot be pulled ({why}): {}",
+                        "the {} image {} is not on the engine and could not be pulled ({why}): {}",
                         need.what,
                         need.reference,
                         if need.id.is_some() {

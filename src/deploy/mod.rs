@@ -14,9 +14,8 @@ pub mod plan;
 pub mod releases;
 pub mod repair;
 pub mod replicas;
-pub mod rollback;
-pub mod run;
 pub mod status;
+pub mod steps;
 pub mod tls;
 
 use std::time::Duration;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::host::Host;
 use super::lock::LockInfo;
-use super::run::Options;
+use super::steps::Options;
 use super::{Settings, gateway, status};
 use crate::config::model::{Strategy, Transfer};
 use crate::engine::Engine;
@@ -110,7 +110,7 @@ pub fn plan(
     hosts: Vec<HostPlan>,
     problems: Vec<String>,
 ) -> Result<Plan, Error> {
-    let several = !settings.hosts.is_empty();
+    let several = hosts.len() > 1;
     // Several hosts each stage a whole new release (blue-green), so that no
     // host switches before every host has passed.
     let strategy = if several {
@@ -137,7 +137,7 @@ pub fn plan(
         strategy: strategy_name(strategy),
         replicas: settings.replicas,
         gateway_image: settings.gateway_image.clone(),
-        transfer: several.then_some(settings.transfer),
+        transfer: (!settings.hosts.is_empty()).then_some(settings.transfer),
         certificate,
         hosts,
         no_op,

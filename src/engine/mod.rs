@@ -14,11 +14,13 @@ use futures_util::StreamExt;
 use crate::error::Error;
 
 pub mod endpoint;
+mod inside;
 pub mod runtime;
 pub mod transfer;
 
 pub use endpoint::Endpoint;
-pub use runtime::{ContainerInfo, ContainerSpec, ExecSession, Upload};
+pub use inside::{ExecSession, Upload};
+pub use runtime::{ContainerInfo, ContainerSpec};
 
 pub struct Engine {
     pub(crate) docker: Docker,

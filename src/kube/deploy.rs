@@ -41,6 +41,7 @@ pub fn plan(
         &preflight::Wanted {
             app: &target.app,
             version: &target.k8s_version,
+            minor: target.k8s_minor,
             objects: &objects,
             secret: target.secret.clone(),
             digest,

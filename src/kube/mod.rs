@@ -31,8 +31,9 @@ pub struct Target {
     pub version: String,
     pub kubectl: kubectl::Kubectl,
     pub configured_context: bool,
-    /// `kubernetes.version`.
+    /// `kubernetes.version`, and its minor version.
     pub k8s_version: String,
+    pub k8s_minor: u32,
     /// `deploy.health_timeout`: the manifests' `progressDeadlineSeconds`.
     pub progress_deadline: Duration,
     pub smoke_url: String,
@@ -63,6 +64,7 @@ impl Target {
             },
             configured_context: !k.context.is_empty(),
             k8s_version: k.version.clone(),
+            k8s_minor: loaded.typed.kubernetes_minor,
             progress_deadline: loaded.typed.health_timeout,
             smoke_url: c.smoke.url.clone(),
             smoke_timeout: loaded.typed.smoke_check_timeout,

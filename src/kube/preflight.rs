@@ -26,8 +26,9 @@ pub struct Preflight {
 /// What to check.
 pub struct Wanted<'a> {
     pub app: &'a str,
-    /// `kubernetes.version`.
+    /// `kubernetes.version`, as written and its minor version.
     pub version: &'a str,
+    pub minor: u32,
     /// The objects the deploy applies (their kinds give the permissions).
     pub objects: &'a [Value],
     /// The Secret the manifests reference, if any (the operator creates it).
@@ -103,8 +104,7 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
                 .and_then(Value::as_str)
                 .map(|m| m.trim_end_matches('+'))
                 .and_then(|m| m.parse().ok());
-            let wanted_minor = crate::config::rules::kubernetes_minor(wanted.version);
-            if minor.is_some() && minor != wanted_minor {
+            if minor.is_some_and(|m| m != wanted.minor) {
                 problems.push(format!(
                     "the server is Kubernetes {server_version}, but the manifests are rendered for {} (kubernetes.version): set kubernetes.version = \"1.{}\" so the API versions match",
                     wanted.version,

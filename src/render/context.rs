@@ -3,12 +3,14 @@
 //! compose, labels, image references), so templates hold no logic beyond
 //! loops and conditions.
 
-use std::time::Duration;
-
+use crate::config::Loaded;
 use crate::config::model::{BuildKind, Strategy, Target};
-use crate::config::{Loaded, rules};
 
 use super::escape;
+use super::format::{
+    compose_cpus, compose_memory, default_healthcheck, ingress_rate, json_array, rate_window,
+    redirect_authority, rust_target, seconds, short_duration,
+};
 
 /// A secret reference as the templates need it.
 #[derive(Debug, Clone)]
@@ -201,132 +203,9 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
 /// gateway uses this one list.
 pub const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 
-/// The first server name that is not a wildcard (else a wildcard's domain),
-/// with the HTTPS port unless it is 443.
-fn redirect_authority(names: &[String], port: i64) -> String {
-    let name = names
-        .iter()
-        .find(|n| !n.starts_with("*."))
-        .or(names.first())
-        .map(|n| n.trim_start_matches("*.").to_string())
-        .unwrap_or_default();
-    if port == 443 {
-        name
-    } else {
-        format!("{name}:{port}")
-    }
-}
-
-/// `20r/s` -> a 10 s window allowing 200 requests; `600r/m` -> 1 minute, 600.
-fn rate_window(rate: &str) -> (&'static str, u64) {
-    match rules::parse_rate(rate) {
-        Some((n, 'm')) => ("1m", u64::from(n)),
-        Some((n, _)) => ("10s", u64::from(n) * 10),
-        None => ("10s", 0),
-    }
-}
-
-/// `20r/s` -> (`limit-rps`, 20, burst / 20 rounded up, at least 1).
-fn ingress_rate(rate: &str, burst: i64) -> (&'static str, u64, u64) {
-    let (n, unit) = rules::parse_rate(rate).unwrap_or((0, 's'));
-    let n = u64::from(n);
-    let key = if unit == 'm' {
-        "limit-rpm"
-    } else {
-        "limit-rps"
-    };
-    let multiplier = if n == 0 {
-        1
-    } else {
-        (burst.max(0) as u64).div_ceil(n).max(1)
-    };
-    (key, n, multiplier)
-}
-
-/// The health check shipit renders where the image has an interpreter:
-/// `app.health_path` over HTTP, from inside the container, no curl needed.
-fn default_healthcheck(kind: BuildKind, path: &str) -> Vec<String> {
-    let script = match kind {
-        BuildKind::Python => format!(
-            "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '{path}', timeout=3)"
-        ),
-        BuildKind::Node => format!(
-            "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '{path}').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
-        ),
-        _ => return Vec::new(),
-    };
-    let interpreter = if kind == BuildKind::Python {
-        "python3"
-    } else {
-        "node"
-    };
-    let flag = if kind == BuildKind::Python {
-        "-c"
-    } else {
-        "-e"
-    };
-    vec![interpreter.into(), flag.into(), script]
-}
-
-/// A JSON array of strings (Dockerfile and compose exec form); empty for none.
-fn json_array(items: &[String]) -> String {
-    if items.is_empty() {
-        String::new()
-    } else {
-        let quoted: Vec<String> = items
-            .iter()
-            .map(|i| serde_json::to_string(i).unwrap_or_default())
-            .collect();
-        format!("[{}]", quoted.join(", "))
-    }
-}
-
-/// Whole seconds (at least one), for nginx and Kubernetes fields that take them.
-fn seconds(d: Duration) -> u64 {
-    d.as_secs().max(1)
-}
-
-/// A duration in the shortest exact nginx / Prometheus form: `500ms`, `30s`, `5m`, `2h`.
-pub fn short_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        format!("{ms}ms")
-    } else if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else {
-        format!("{}s", ms / 1000)
-    }
-}
-
-/// Compose wants CPUs as a decimal number of cores.
-fn compose_cpus(milli: u64) -> String {
-    let text = format!("{}.{:03}", milli / 1000, milli % 1000);
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// Compose wants memory as bytes with a b/k/m/g suffix (binary units).
-fn compose_memory(bytes: u64) -> String {
-    for (unit, size) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
-        if bytes.is_multiple_of(size) {
-            return format!("{}{unit}", bytes / size);
-        }
-    }
-    format!("{bytes}b")
-}
-
-fn rust_target(platform: &str) -> &'static str {
-    match platform {
-        "linux/arm64" => "aarch64-unknown-linux-gnu",
-        _ => "x86_64-unknown-linux-gnu",
-    }
-}
-
 impl Ctx {
     pub fn new(loaded: &Loaded) -> Ctx {
-        // Validation refused anything outside the supported range.
-        let k8s_minor = rules::kubernetes_minor(&loaded.config.kubernetes.version).unwrap_or(30);
+        let k8s_minor = loaded.typed.kubernetes_minor;
         let c = &loaded.config;
         let t = &loaded.typed;
         let environment = loaded.environment.clone().unwrap_or_else(|| "ci".into());
@@ -364,7 +243,7 @@ impl Ctx {
             .cloned()
             .collect();
         let (ingress_rate_key, ingress_rate, ingress_burst_multiplier) =
-            ingress_rate(&c.gateway.rate_limit, c.gateway.burst);
+            ingress_rate(t.rate_limit, c.gateway.burst);
         let secrets: Vec<SecretView> = c
             .secrets
             .iter()
@@ -514,9 +393,9 @@ impl Ctx {
             ingress_rate_key,
             ingress_rate,
             ingress_burst_multiplier,
-            body_size_bytes: rules::parse_size(&c.gateway.body_size).unwrap_or(0),
-            rate_window: rate_window(&c.gateway.rate_limit).0.into(),
-            rate_allowance: rate_window(&c.gateway.rate_limit).1 + c.gateway.burst.max(0) as u64,
+            body_size_bytes: t.body_size_bytes,
+            rate_window: rate_window(t.rate_limit).0.into(),
+            rate_allowance: rate_window(t.rate_limit).1 + c.gateway.burst.max(0) as u64,
             server_names: c.gateway.server_names.join(" "),
             gateway_port: c.gateway.port,
             rate_limit: c.gateway.rate_limit.clone(),
@@ -636,28 +515,5 @@ impl Ctx {
             escape::yaml(&self.app_name),
             escape::yaml(&self.instance)
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_quantities_in_target_forms() {
-        assert_eq!(short_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(short_duration(Duration::from_secs(90)), "90s");
-        assert_eq!(short_duration(Duration::from_secs(300)), "5m");
-        assert_eq!(short_duration(Duration::from_secs(7200)), "2h");
-        assert_eq!(compose_cpus(500), "0.5");
-        assert_eq!(compose_cpus(1000), "1");
-        assert_eq!(compose_cpus(1250), "1.25");
-        assert_eq!(compose_memory(128 << 20), "128m");
-        assert_eq!(compose_memory(1 << 30), "1g");
-        assert_eq!(compose_memory(500_000_000), "500000000b");
-        assert_eq!(ingress_rate("20r/s", 40), ("limit-rps", 20, 2));
-        assert_eq!(ingress_rate("600r/m", 40), ("limit-rpm", 600, 1));
-        assert_eq!(ingress_rate("10r/s", 25), ("limit-rps", 10, 3));
-        assert_eq!(ingress_rate("10r/s", 0), ("limit-rps", 10, 1));
     }
 }

@@ -4,6 +4,7 @@
 pub mod ci;
 pub mod context;
 pub mod escape;
+pub mod format;
 mod templates;
 pub mod write;
 

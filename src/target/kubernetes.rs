@@ -206,6 +206,7 @@ fn rollback(out: &Output, args: &RollbackRequest, target: &Target) -> Result<(),
         &crate::kube::preflight::Wanted {
             app: &target.app,
             version: &target.k8s_version,
+            minor: target.k8s_minor,
             objects: &[],
             secret: None,
             digest: Ok(String::new()),

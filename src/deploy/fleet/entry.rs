@@ -1,11 +1,12 @@
-//! `deploy` and `rollback` across hosts: prepare, lock, go, unlock.
+//! `deploy` and `rollback` on the environment's hosts (one engine is a fleet
+//! of one): prepare, lock, inspect, go, unlock.
 
 use super::preflight::*;
 use super::steps::*;
 use super::*;
 use crate::record::{Action, Conclusion};
 
-/// `shipit deploy ENV` to several hosts, from what the preflight found.
+/// `shipit deploy ENV`, from what the preflight found.
 pub async fn deploy(
     prepared: Prepared,
     settings: &Settings,
@@ -24,22 +25,31 @@ pub async fn deploy(
         secrets,
         tls,
     } = prepared;
+    let one = hosts.len() == 1 && problems.is_empty();
     if !problems.is_empty() {
         return Err(Error::Deploy {
             message: format!(
                 "preflight found {} problem(s) across {} host(s); nothing was changed on any host:\n{}",
                 problems.len(),
-                settings.hosts.len(),
+                settings.hosts.len().max(1),
                 indent(&problems)
             ),
         });
     }
-    if let Some((_, warnings)) = &tls {
+    if let Some((material, warnings)) = &tls {
         for w in warnings {
             out.warn(w);
         }
+        out.detail(&format!(
+            "certificate {} for {}: {} day(s) left",
+            material.subject,
+            material.names.join(", "),
+            material.days_left(crate::clock::now())
+        ));
     }
-    timeline.mark("preflight");
+    if !one {
+        timeline.mark("preflight");
+    }
 
     if let Some(source) = &source {
         let deliveries = host::on_each(
@@ -47,7 +57,7 @@ pub async fn deploy(
             |h| &h.name,
             Duration::from_secs(1800),
             |h| {
-                let o = out.for_host(&h.name);
+                let o = host_out(out, &hosts, &h.name);
                 let needs = &needs;
                 async move { deliver::deliver(source, h, settings, needs, &o).await }
             },
@@ -79,7 +89,8 @@ pub async fn deploy(
             .await
             .unwrap_or_default(),
     };
-    timeline.mark("images");
+    // One host: getting its images is part of its preflight, as it always was.
+    timeline.mark(if one { "preflight" } else { "images" });
 
     let command = format!("shipit deploy {}", settings.site.environment);
     let guards = lock_all(&hosts, settings, out, cancel, &command, options.lock_wait).await?;
@@ -90,6 +101,11 @@ pub async fn deploy(
         image_ref: &image_ref,
         secrets: &secrets,
         tls: tls.as_ref().map(|(m, _)| m),
+        strategy: if one {
+            options.strategy.unwrap_or(settings.strategy)
+        } else {
+            Strategy::BlueGreen
+        },
     };
     let result = locked_deploy(&hosts, &base, out, &image_id, started, timeline).await;
     unlock_all(&hosts, guards).await;
@@ -108,6 +124,7 @@ pub(super) async fn locked_deploy(
     let site = &settings.site;
     let members = inspect_all(hosts, base, out).await?;
     timeline.mark("inspect");
+    let one = members.len() == 1;
     let id = deploy_id();
     let drifted = drift(&members);
     if let Some(d) = &drifted {
@@ -117,15 +134,11 @@ pub(super) async fn locked_deploy(
         ));
     }
     let entry_for = |m: &Member<'_>| {
-        let mut e = Entry::new(Action::Deploy, Conclusion::Succeeded, started);
-        e.deploy_id = Some(id.clone());
+        let mut e = m.entry(Action::Deploy, started, &id);
         e.version = Some(settings.version.clone());
         e.image = Some(base.image_ref.to_string());
         e.image_id = Some(image_id.to_string());
-        e.strategy = Some("blue-green".into());
-        e.repaired = m.repaired.clone();
-        e.previous_release = m.current.as_ref().map(|r| r.number);
-        e.previous_version = m.current.as_ref().map(|r| r.version.clone());
+        e.strategy = Some(crate::deploy::plan::strategy_name(base.strategy).into());
         e
     };
 
@@ -136,20 +149,30 @@ pub(super) async fn locked_deploy(
     }) && drifted.is_none();
     if unchanged {
         let cur = members[0].current.clone().unwrap_or_else(|| unreachable!());
-        out.status(
-            "unchanged",
-            &format!(
+        let changes = gateway_changes(&members);
+        let said = match (&changes, one) {
+            (Some(what), _) => format!(
+                "release {} keeps serving {} ({}); {what}",
+                cur.number, cur.version, base.image_ref
+            ),
+            (None, true) => format!(
+                "release {} already serves {} ({}): nothing to do",
+                cur.number, cur.version, base.image_ref
+            ),
+            (None, false) => format!(
                 "release {} already serves {} on all {} hosts: nothing to do",
                 cur.number,
                 cur.version,
                 members.len()
             ),
-        );
+        };
+        out.status("unchanged", &said);
         let entries: Vec<Entry> = members
             .iter()
             .map(|m| {
                 let mut e = entry_for(m);
                 e.result = Conclusion::NoOp;
+                e.reason = changes.clone();
                 e.release = m.current.as_ref().map(|c| c.number);
                 e.replicas = m
                     .current
@@ -161,7 +184,7 @@ pub(super) async fn locked_deploy(
             .collect();
         return record(&members, settings, entries, timeline, out, "no-op").await;
     }
-    if settings.strategy == crate::config::model::Strategy::Rolling {
+    if !one && settings.strategy == Strategy::Rolling {
         out.detail(
             "several hosts: each stages a whole new release beside the old one (blue-green), so that no host switches before every host has passed",
         );
@@ -172,16 +195,34 @@ pub(super) async fn locked_deploy(
         let all = replicas_of(&m.host.engine, settings).await?;
         number = number.max(next_number(&m.history, &all));
     }
-    out.status(
-        "deploying",
-        &format!(
-            "{} {} as release {number} to {} hosts ({} replica(s) each, deploy {id})",
-            site.environment,
-            settings.version,
-            members.len(),
-            settings.replicas
-        ),
-    );
+    if one {
+        let m = &members[0];
+        out.status(
+            "deploying",
+            &format!(
+                "{} {} as release {number} ({}, {} replica(s)){}",
+                site.environment,
+                settings.version,
+                crate::deploy::plan::strategy_name(base.strategy),
+                settings.replicas,
+                m.current
+                    .as_ref()
+                    .map(|c| format!(", replacing release {} ({})", c.number, c.version))
+                    .unwrap_or_else(|| ", first release".into())
+            ),
+        );
+    } else {
+        out.status(
+            "deploying",
+            &format!(
+                "{} {} as release {number} to {} hosts ({} replica(s) each, deploy {id})",
+                site.environment,
+                settings.version,
+                members.len(),
+                settings.replicas
+            ),
+        );
+    }
 
     let plan = Plan {
         action: Action::Deploy,
@@ -190,6 +231,19 @@ pub(super) async fn locked_deploy(
         drifted,
     };
     go(&members, base, out, plan, entry_for, timeline).await
+}
+
+/// What the gateways' preparation changed, when a deploy changes nothing else.
+fn gateway_changes(members: &[Member<'_>]) -> Option<String> {
+    let reloaded = members.iter().any(|m| m.ensured.reloaded);
+    let rotated = members.iter().any(|m| m.ensured.rotated);
+    (reloaded || rotated).then(|| {
+        crate::deploy::steps::gateway_changes(&crate::deploy::gateway::Ensured {
+            reloaded,
+            rotated,
+            ..Default::default()
+        })
+    })
 }
 
 /// `shipit rollback ENV [--to VERSION]` on every host together: the same
@@ -216,16 +270,36 @@ pub async fn rollback(
             ),
         });
     }
+    // Checked before the lock: with nothing deployed there is nothing to lock.
+    let mut deployed = false;
+    for h in &hosts {
+        deployed |= Store::existing(&h.engine, &settings.site).await?.is_some();
+    }
+    if !deployed {
+        return Err(Error::Deploy {
+            message: format!(
+                "nothing was ever deployed to {} on {}: there is nothing to roll back to",
+                settings.site.environment,
+                if hosts.len() == 1 {
+                    "this engine"
+                } else {
+                    "these hosts"
+                }
+            ),
+        });
+    }
     let tls = settings.load_tls()?;
     let command = format!("shipit rollback {}", settings.site.environment);
     let guards = lock_all(&hosts, settings, out, cancel, &command, options.lock_wait).await?;
     timeline.mark("lock");
+    // A rollback starts kept replicas: no image to run, no secrets to pass.
     let base = Base {
         settings,
         cancel,
         image_ref: "",
         secrets: &[],
         tls: tls.as_ref().map(|(m, _)| m),
+        strategy: Strategy::BlueGreen,
     };
     let result = locked_rollback(&hosts, &base, options, out, started, timeline).await;
     unlock_all(&hosts, guards).await;
@@ -243,7 +317,7 @@ pub(super) async fn locked_rollback(
     let settings = base.settings;
     let site = &settings.site;
     let members = inspect_all(hosts, base, out).await?;
-    timeline.mark("inspect");
+    let one = members.len() == 1;
     if let Some(d) = drift(&members) {
         return Err(Error::Deploy {
             message: format!(
@@ -255,12 +329,14 @@ pub(super) async fn locked_rollback(
     let Some(current) = members[0].current.clone() else {
         return Err(Error::Deploy {
             message: format!(
-                "no release serves {} on these hosts: deploy one with `shipit deploy {}`",
-                site.environment, site.environment
+                "no release serves {}{}: deploy one with `shipit deploy {}`",
+                site.environment,
+                if one { "" } else { " on these hosts" },
+                site.environment
             ),
         });
     };
-    // The newest release that served, is kept on every host, and is not the current one.
+    // The releases that served, newest first, kept on every host, not the current one.
     let mut kept_everywhere: Vec<(u64, Entry, Vec<Vec<String>>)> = Vec::new();
     for e in members[0].history.iter().rev().filter(|e| e.served()) {
         let Some(r) = e.release.filter(|r| *r != current.number) else {
@@ -283,6 +359,11 @@ pub(super) async fn locked_rollback(
             kept_everywhere.push((r, e.clone(), names));
         }
     }
+    let where_kept = if one { "" } else { " on every host" };
+    let listed: Vec<String> = kept_everywhere
+        .iter()
+        .map(|(r, e, _)| format!("{} (release {r})", e.version.clone().unwrap_or_default()))
+        .collect();
     let target = kept_everywhere
         .into_iter()
         .find(|(_, e, _)| match &options.to_version {
@@ -292,34 +373,50 @@ pub(super) async fn locked_rollback(
     let Some((number, target, kept)) = target else {
         return Err(Error::Deploy {
             message: match &options.to_version {
-                Some(v) => {
-                    format!("no release of version {v} is kept on every host to roll back to")
-                }
-                None => "no previous release is kept on every host to roll back to".into(),
+                Some(v) => format!(
+                    "no kept release of version {v}{where_kept} to roll back to; kept: {}",
+                    if listed.is_empty() {
+                        "none".into()
+                    } else {
+                        listed.join(", ")
+                    }
+                ),
+                None => format!(
+                    "no previous release is kept {} to roll back to",
+                    if one {
+                        "on the engine"
+                    } else {
+                        "on every host"
+                    }
+                ),
             },
         });
     };
+    timeline.mark("inspect");
     let id = deploy_id();
+    let from_to = format!(
+        "from release {} ({}) to release {number} ({})",
+        current.number,
+        current.version,
+        target.version.clone().unwrap_or_default()
+    );
     out.status(
         "rolling back",
-        &format!(
-            "{} on {} hosts from release {} ({}) to release {number} ({}), deploy {id}",
-            site.environment,
-            members.len(),
-            current.number,
-            current.version,
-            target.version.clone().unwrap_or_default()
-        ),
+        &if one {
+            format!("{} {from_to}", site.environment)
+        } else {
+            format!(
+                "{} on {} hosts {from_to}, deploy {id}",
+                site.environment,
+                members.len()
+            )
+        },
     );
     let entry_for = |m: &Member<'_>| {
-        let mut e = Entry::new(Action::Rollback, Conclusion::Succeeded, started);
-        e.deploy_id = Some(id.clone());
+        let mut e = m.entry(Action::Rollback, started, &id);
         e.version = target.version.clone();
         e.image = target.image.clone();
         e.image_id = target.image_id.clone();
-        e.repaired = m.repaired.clone();
-        e.previous_release = m.current.as_ref().map(|r| r.number);
-        e.previous_version = m.current.as_ref().map(|r| r.version.clone());
         e
     };
     let plan = Plan {

@@ -6,6 +6,7 @@
 //! under one deploy id.
 
 mod entry;
+mod one;
 mod preflight;
 mod steps;
 
@@ -20,9 +21,12 @@ use super::host::{self, Host, Unreachable};
 use super::lock::{self, Guard};
 use super::releases::{Release, drain, next_number, prune, replicas_of};
 use super::repair::repair;
-use super::run::{HostReport, Job, Options, Outcome, Timeline, on_trial, restore, start_healthy};
+use super::steps::{
+    HostReport, Job, Options, Outcome, Timeline, on_trial, restore, start_healthy, start_kept,
+};
 use super::{Settings, gateway, notify};
 use crate::cancel::Cancel;
+use crate::config::model::Strategy;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::output::Output;
@@ -36,9 +40,22 @@ struct Member<'a> {
     current: Option<Release>,
     repaired: Vec<String>,
     gateway_was_there: bool,
+    /// What preparing its gateway changed.
+    ensured: gateway::Ensured,
 }
 
 impl Member<'_> {
+    /// This host's history entry for a run: what served before it, what
+    /// was repaired, and the run's id (the same on every host).
+    fn entry(&self, action: crate::record::Action, started: i64, id: &str) -> Entry {
+        let mut e = Entry::new(action, crate::record::Conclusion::Succeeded, started);
+        e.deploy_id = Some(id.to_string());
+        e.repaired = self.repaired.clone();
+        e.previous_release = self.current.as_ref().map(|r| r.number);
+        e.previous_version = self.current.as_ref().map(|r| r.version.clone());
+        e
+    }
+
     fn job<'j>(&'j self, base: &Base<'j>) -> Job<'j> {
         Job {
             engine: &self.host.engine,
@@ -59,6 +76,17 @@ struct Base<'a> {
     image_ref: &'a str,
     secrets: &'a [(String, String)],
     tls: Option<&'a super::tls::Material>,
+    /// Blue-green, or rolling on a fleet of one.
+    strategy: Strategy,
+}
+
+/// Where a host's lines go: prefixed with its name when there are several.
+fn host_out(out: &Output, hosts: &[Host], name: &str) -> Output {
+    if hosts.len() == 1 {
+        out.clone()
+    } else {
+        out.for_host(name)
+    }
 }
 
 fn indent(lines: &[String]) -> String {

@@ -28,7 +28,12 @@ pub(super) async fn preflight(
             if options.lock_wait.is_zero() {
                 match lock::inspect(&h.engine, &settings.site).await {
                     Ok(Some(info)) if info.stale != Some(true) => {
-                        found.push(format!("locked: {}", info.describe()))
+                        found.push(format!(
+                            "{} is locked by another deploy: {}\nwait for it (--lock-wait 10m), or, if that deploy is dead, `shipit lock release {}`",
+                            settings.site.environment,
+                            info.describe(),
+                            settings.site.environment
+                        ))
                     }
                     Ok(_) => {}
                     Err(e) => found.push(e.to_string()),
@@ -64,7 +69,12 @@ pub(super) async fn ports_taken(engine: &Engine, settings: &Settings) -> Vec<Str
             c.ports
                 .values()
                 .filter(|p| wanted.contains(p))
-                .map(|p| format!("port {p} is published by the container {}", c.name))
+                .map(|p| {
+                    format!(
+                        "the gateway could not be prepared, so nothing else was changed: a port the gateway publishes is already taken (port {p}, by the container {})",
+                        c.name
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -81,17 +91,21 @@ pub(super) async fn lock_all(
 ) -> Result<Vec<Guard>, Error> {
     let mut guards: Vec<Guard> = Vec::new();
     for h in hosts {
-        let o = out.for_host(&h.name);
-        // A lock whose holder died on this machine (a run killed, or one that
-        // lost this host before it could let go) is taken over, and said so.
-        if let Ok(Some(info)) = lock::inspect(&h.engine, &settings.site).await
+        let o = host_out(out, hosts, &h.name);
+        // Across several hosts, a lock whose holder died on this machine (a
+        // run killed, or one that lost this host before it could let go) is
+        // taken over, and said so. One host's stale lock is refused with the
+        // way to release it (`shipit lock release`): a person decides.
+        if hosts.len() > 1
+            && let Ok(Some(info)) = lock::inspect(&h.engine, &settings.site).await
             && info.stale == Some(true)
         {
             o.warn(&format!("taking over a stale lock: {}", info.describe()));
             let _ = lock::release(&h.engine, &settings.site).await;
         }
-        match super::super::run::take_lock(&h.engine, settings, &o, cancel, command, wait).await {
+        match super::super::steps::take_lock(&h.engine, settings, &o, cancel, command, wait).await {
             Ok(g) => guards.push(g),
+            Err(e) if hosts.len() == 1 => return Err(e),
             Err(e) => {
                 for (g, h) in guards.into_iter().zip(hosts) {
                     g.release(&h.engine).await;
@@ -130,11 +144,11 @@ pub(super) async fn inspect_all<'h>(
         |h| &h.name,
         Duration::from_secs(120),
         |h| {
-            let o = out.for_host(&h.name);
+            let o = host_out(out, hosts, &h.name);
             async move {
                 let engine = &h.engine;
                 let (store, history, gateway_was_there) =
-                    super::super::run::open_site(engine, settings).await?;
+                    super::super::steps::open_site(engine, settings).await?;
                 let job = Job {
                     engine,
                     settings,
@@ -144,7 +158,7 @@ pub(super) async fn inspect_all<'h>(
                     secrets: base.secrets,
                     tls: base.tls,
                 };
-                super::super::run::prepare_gateway(&job).await?;
+                let ensured = super::super::steps::prepare_gateway(&job).await?;
                 let (current, repaired) = repair(engine, settings, &store, &history, &o).await?;
                 let history = if repaired.is_empty() {
                     history
@@ -159,6 +173,7 @@ pub(super) async fn inspect_all<'h>(
                     current,
                     repaired,
                     gateway_was_there,
+                    ensured,
                 })
             }
         },
@@ -169,6 +184,8 @@ pub(super) async fn inspect_all<'h>(
     for (h, r) in hosts.iter().zip(results) {
         match r {
             Ok(Ok(m)) => members.push(m),
+            // One host: its own error, as it always said it.
+            Ok(Err(e)) if hosts.len() == 1 => return Err(e),
             Ok(Err(e)) => problems.push(format!("{}: {e}", h.name)),
             Err(why) => problems.push(why),
         }
@@ -226,6 +243,9 @@ pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared,
     let timeline = Timeline::new();
     let image_ref = options.image_ref(settings);
     let image_ref = image_ref.as_str();
+    // What this machine holds is checked first: a usage error, before any host.
+    let secrets = settings.resolve_secrets()?;
+    let tls = settings.load_tls()?;
     // The engine the image was built on: where it is streamed from.
     let source = Engine::connect().await.ok();
     let needs = match &source {
@@ -247,7 +267,7 @@ pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared,
         ],
     };
     let (hosts, unreachable) = host::connect_all(settings).await?;
-    let mut problems = preflight(
+    let problems = preflight(
         source.as_ref(),
         &hosts,
         &unreachable,
@@ -256,20 +276,7 @@ pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared,
         options,
     )
     .await;
-    let secrets = match settings.resolve_secrets() {
-        Ok(s) => s,
-        Err(e) => {
-            problems.push(e.to_string());
-            Vec::new()
-        }
-    };
-    let tls = match settings.load_tls() {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(e.to_string());
-            None
-        }
-    };
+
     Ok(Prepared {
         started,
         timeline,

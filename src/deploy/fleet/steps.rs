@@ -21,7 +21,8 @@ pub(super) struct Plan {
     pub(super) drifted: Option<String>,
 }
 
-/// Steps 3 to 7 over every host: stage, switch, drain, record.
+/// Steps 3 to 7 over every host: stage everywhere, then switch everywhere,
+/// drain, record. A fleet of one promotes as soon as it passed (`one.rs`).
 pub(super) async fn go(
     members: &[Member<'_>],
     base: &Base<'_>,
@@ -30,6 +31,9 @@ pub(super) async fn go(
     entry_for: impl Fn(&Member<'_>) -> Entry,
     mut timeline: Timeline,
 ) -> Result<Outcome, Error> {
+    if let [one] = members {
+        return super::one::go(one, base, out, plan, entry_for, timeline).await;
+    }
     let settings = base.settings;
     let site = &settings.site;
     let number = plan.number;
@@ -63,7 +67,7 @@ pub(super) async fn go(
                 let names = if created {
                     start_healthy(&job, number, 0..settings.replicas, &mut t).await?
                 } else {
-                    start_kept(&job, &kept).await?;
+                    start_kept(&job, &kept, &mut t).await?;
                     kept
                 };
                 m.out.status("healthy", &names.join(", "));
@@ -232,41 +236,6 @@ pub(super) async fn go(
         ),
     );
     record(members, settings, entries, timeline, out, "succeeded").await
-}
-
-/// Starts kept replicas again and waits for them to report healthy; on
-/// failure they are stopped again.
-pub(super) async fn start_kept(
-    job: &Job<'_>,
-    names: &[String],
-) -> Result<(), super::super::run::Failure> {
-    let engine = job.engine;
-    for n in names {
-        if let Err(e) = engine.start(n).await {
-            for m in names {
-                let _ = engine.stop(m, Duration::from_secs(1)).await;
-            }
-            return Err(super::super::run::Failure::new("start", e.to_string()));
-        }
-    }
-    let cancel = job.cancel;
-    let gated =
-        super::super::replicas::wait_healthy(engine, names, job.settings.health_timeout, &|| {
-            cancel.is_set()
-        })
-        .await;
-    if let Err(u) = gated {
-        for m in names {
-            let _ = engine.stop(m, Duration::from_secs(1)).await;
-        }
-        return Err(super::super::run::Failure {
-            phase: "health",
-            reason: u.reason,
-            container: Some(u.container),
-            logs: u.logs,
-        });
-    }
-    Ok(())
 }
 
 /// Appends each host's entry to its history and sends the webhook once.

@@ -11,9 +11,8 @@ pub use hosts::smoke_targets;
 use super::{DeployRequest, LockAction, RollbackRequest, no_hosts, runtime};
 use crate::cancel::Cancel;
 use crate::config::Loaded;
-use crate::deploy::host::Host;
 use crate::deploy::plan::{self as deploy_plan, Plan};
-use crate::deploy::run::{self, Options};
+use crate::deploy::steps::{self, Options};
 use crate::deploy::{Settings, fleet, lock};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -62,34 +61,24 @@ impl super::Target for Docker {
             None,
         );
         runtime()?.block_on(async {
-            if self.fleet() {
-                let prepared = fleet::prepare(settings, &options).await?;
-                let plan = deploy_plan::of_hosts(
-                    settings,
-                    &options,
-                    &prepared.hosts,
-                    prepared.problems.clone(),
-                )
-                .await?;
-                if request.dry_run {
-                    return plan::fleet(out, settings, &plan);
-                }
-                let cancel = Cancel::install();
-                let outcome = fleet::deploy(prepared, settings, &options, out, &cancel).await;
-                return report(out, outcome, Some(plan));
-            }
-            // One engine is a fleet of one host.
-            let engine = Engine::connect().await?;
-            let one = [Host {
-                name: engine.address.clone(),
-                engine,
-            }];
-            let plan = deploy_plan::of_hosts(settings, &options, &one, Vec::new()).await?;
+            // One engine (DOCKER_HOST) is a fleet of one host.
+            let prepared = fleet::prepare(settings, &options).await?;
+            let plan = deploy_plan::of_hosts(
+                settings,
+                &options,
+                &prepared.hosts,
+                prepared.problems.clone(),
+            )
+            .await?;
             if request.dry_run {
-                return plan::single(out, settings, &plan);
+                return if self.fleet() {
+                    plan::fleet(out, settings, &plan)
+                } else {
+                    plan::single(out, settings, &plan)
+                };
             }
             let cancel = Cancel::install();
-            let outcome = run::deploy(&one[0].engine, settings, &options, out, &cancel).await;
+            let outcome = fleet::deploy(prepared, settings, &options, out, &cancel).await;
             report(out, outcome, Some(plan))
         })
     }
@@ -99,13 +88,7 @@ impl super::Target for Docker {
         let options = options(None, None, request.lock_wait, request.to.clone());
         runtime()?.block_on(async {
             let cancel = Cancel::install();
-            if self.fleet() {
-                let outcome = fleet::rollback(settings, &options, out, &cancel).await;
-                return report(out, outcome, None);
-            }
-            let engine = Engine::connect().await?;
-            let outcome =
-                crate::deploy::rollback::rollback(&engine, settings, &options, out, &cancel).await;
+            let outcome = fleet::rollback(settings, &options, out, &cancel).await;
             report(out, outcome, None)
         })
     }
@@ -174,7 +157,7 @@ impl super::Target for Docker {
 
 fn report(
     out: &Output,
-    outcome: Result<run::Outcome, Error>,
+    outcome: Result<steps::Outcome, Error>,
     plan: Option<Plan>,
 ) -> Result<(), Error> {
     match outcome {
@@ -185,7 +168,9 @@ fn report(
             } else {
                 let e = &outcome.entry;
                 out.status("timeline", &summary(&e.phases, e.duration_ms));
-                for h in &outcome.hosts {
+                // One host: the lines above said it all.
+                let several = outcome.hosts.len() > 1;
+                for h in outcome.hosts.iter().filter(|_| several) {
                     out.status(
                         "host",
                         &format!(

@@ -1,17 +1,16 @@
-//! `shipit deploy ENV`: plan, lock, repair, start, health, smoke, switch,
-//! record, drain - and on any failure (or SIGINT/SIGTERM) the previous
-//! release keeps serving and the new one is removed. The steps rollback
-//! shares live here too.
+//! The steps of a deploy or rollback on one host, which the run over the
+//! environment's hosts (`fleet`) puts together: take the lock, open the site,
+//! prepare the gateway, start (or start kept) replicas gated on health,
+//! smoke-test them through the candidate route, switch, drain, and route
+//! back on a failure. Also the run's options and what it reports.
 
-use crate::record::{Action, Conclusion};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::history::{Entry, Store};
-use super::releases::{Release, drain, next_number, prune, replicas_of};
-use super::repair::repair;
-use super::{Settings, gateway, lock, notify, replicas};
+use super::releases::{Release, drain};
+use super::{Settings, gateway, lock, replicas};
 use crate::cancel::Cancel;
 use crate::config::model::Strategy;
 use crate::engine::Engine;
@@ -88,6 +87,17 @@ pub(super) struct Failure {
     pub(super) logs: String,
 }
 
+impl From<replicas::Unhealthy> for Failure {
+    fn from(u: replicas::Unhealthy) -> Failure {
+        Failure {
+            phase: "health",
+            reason: u.reason,
+            container: Some(u.container),
+            logs: u.logs,
+        }
+    }
+}
+
 impl Failure {
     pub(super) fn new(phase: &'static str, reason: impl Into<String>) -> Failure {
         Failure {
@@ -112,31 +122,6 @@ impl Failure {
     }
 }
 
-/// The image on the engine: present, or pulled from its registry.
-async fn ensure_image(
-    engine: &Engine,
-    reference: &str,
-    what: &str,
-    hint: &str,
-) -> Result<String, Error> {
-    if let Some(id) = engine.image_id(reference).await {
-        return Ok(id);
-    }
-    if let Err(e) = engine.pull(reference).await {
-        return Err(Error::Deploy {
-            message: format!(
-                "the {what} image {reference} is not on the engine and could not be pulled ({e}); nothing was changed\n{hint}"
-            ),
-        });
-    }
-    engine
-        .image_id(reference)
-        .await
-        .ok_or_else(|| Error::Deploy {
-            message: format!("the {what} image {reference} was pulled but cannot be found"),
-        })
-}
-
 /// Takes the environment's lock, saying so while it waits for another holder.
 pub(super) async fn take_lock(
     engine: &Engine,
@@ -157,221 +142,6 @@ pub(super) async fn take_lock(
         },
     )
     .await
-}
-
-/// `shipit deploy ENV`.
-pub async fn deploy(
-    engine: &Engine,
-    settings: &Settings,
-    options: &Options,
-    out: &Output,
-    cancel: &Cancel,
-) -> Result<Outcome, Error> {
-    let started = crate::clock::now();
-    let mut timeline = Timeline::new();
-    let image_ref = options.image_ref(settings);
-    let strategy = options.strategy.unwrap_or(settings.strategy);
-    let image_id = ensure_image(
-        engine,
-        &image_ref,
-        "release",
-        &format!("build it first: `shipit build {}` (or --push it to the registry and deploy from there)", settings.site.environment),
-    )
-    .await?;
-    ensure_image(
-        engine,
-        &settings.gateway_image,
-        "gateway",
-        "where nothing can be pulled, make it from Debian's HAProxy: `shipit image gateway` (and set deploy.gateway_image to the name it prints, if you chose another)",
-    )
-    .await?;
-    let secrets = settings.resolve_secrets()?;
-    let tls = settings.load_tls()?;
-    if let Some((material, warnings)) = &tls {
-        for warning in warnings {
-            out.warn(warning);
-        }
-        out.detail(&format!(
-            "certificate {} for {}: {} day(s) left",
-            material.subject,
-            material.names.join(", "),
-            material.days_left(crate::clock::now())
-        ));
-    }
-    timeline.mark("preflight");
-
-    let command = format!("shipit deploy {}", settings.site.environment);
-    let guard = take_lock(engine, settings, out, cancel, &command, options.lock_wait).await?;
-    timeline.mark("lock");
-    let job = Job {
-        engine,
-        settings,
-        out,
-        cancel,
-        image_ref: &image_ref,
-        secrets: &secrets,
-        tls: tls.as_ref().map(|(m, _)| m),
-    };
-    let result = locked_deploy(&job, &image_id, strategy, started, timeline).await;
-    guard.release(engine).await;
-    result
-}
-
-async fn locked_deploy(
-    job: &Job<'_>,
-    image_id: &str,
-    strategy: Strategy,
-    started: i64,
-    mut timeline: Timeline,
-) -> Result<Outcome, Error> {
-    let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
-    let image_ref = job.image_ref;
-    let site = &settings.site;
-    let (store, history, gateway_was_there) = open_site(engine, settings).await?;
-    let ensured = prepare_gateway(job).await?;
-    let (current, repaired) = repair(engine, settings, &store, &history, out).await?;
-    let history = if repaired.is_empty() {
-        history
-    } else {
-        store.read().await?
-    };
-    timeline.mark("inspect");
-
-    let mut entry = Entry::new(Action::Deploy, Conclusion::Succeeded, started);
-    entry.version = Some(settings.version.clone());
-    entry.image = Some(image_ref.to_string());
-    entry.image_id = Some(image_id.to_string());
-    entry.strategy = Some(strategy_name(strategy).into());
-    entry.repaired = repaired;
-    entry.previous_release = current.as_ref().map(|r| r.number);
-    entry.previous_version = current.as_ref().map(|r| r.version.clone());
-
-    if let Some(cur) = &current
-        && cur.version == settings.version
-        && cur.image_id == image_id
-    {
-        if ensured.rotated || ensured.reloaded {
-            let what = gateway_changes(&ensured);
-            out.status(
-                "unchanged",
-                &format!(
-                    "release {} keeps serving {} ({image_ref}); {what}",
-                    cur.number, cur.version
-                ),
-            );
-            entry.reason = Some(what);
-        } else {
-            out.status(
-                "unchanged",
-                &format!(
-                    "release {} already serves {} ({image_ref}): nothing to do",
-                    cur.number, cur.version
-                ),
-            );
-        }
-        entry.result = Conclusion::NoOp;
-        entry.release = Some(cur.number);
-        entry.replicas = cur.replicas.clone();
-        return finish(&store, settings, entry, timeline, out).await;
-    }
-
-    let all = replicas_of(engine, settings).await?;
-    let number = next_number(&history, &all);
-    entry.release = Some(number);
-    out.status(
-        "deploying",
-        &format!(
-            "{} {} as release {number} ({}, {} replica(s)){}",
-            site.environment,
-            settings.version,
-            strategy_name(strategy),
-            settings.replicas,
-            current
-                .as_ref()
-                .map(|c| format!(", replacing release {} ({})", c.number, c.version))
-                .unwrap_or_else(|| ", first release".into())
-        ),
-    );
-
-    let outcome = match (&current, strategy) {
-        (Some(cur), Strategy::Rolling) => rolling(job, cur, number, &mut timeline).await,
-        _ => blue_green(job, current.as_ref(), number, &mut timeline).await,
-    };
-    match outcome {
-        Ok(names) => {
-            entry.replicas = names;
-            // Prune with this release recorded, so it counts as served.
-            let mut with_this = history.clone();
-            with_this.push(entry.clone());
-            let removed = prune(engine, settings, &with_this, number).await?;
-            if !removed.is_empty() {
-                out.detail(&format!("removed old releases: {}", removed.join(", ")));
-            }
-            timeline.mark("cleanup");
-            out.status(
-                "deployed",
-                &format!(
-                    "{} release {number} ({}) serves at {}",
-                    site.environment,
-                    settings.version,
-                    gateway::url(engine, settings)
-                ),
-            );
-            finish(&store, settings, entry, timeline, out).await
-        }
-        Err(failure) => {
-            let interrupted = cancel.signal();
-            entry.result = if interrupted != 0 {
-                Conclusion::Interrupted
-            } else {
-                Conclusion::RolledBack
-            };
-            if current.is_none() && !gateway_was_there {
-                // A first release that failed: the gateway made for it goes too.
-                let _ = engine.remove_container(&site.gateway()).await;
-            }
-            let previous = current
-                .as_ref()
-                .map(|c| format!("release {} ({}) keeps serving", c.number, c.version))
-                .unwrap_or_else(|| {
-                    "nothing was serving before, and nothing is left running".into()
-                });
-            let cause = if interrupted != 0 {
-                format!(
-                    "interrupted by signal {interrupted} during {}",
-                    failure.phase
-                )
-            } else {
-                failure.text()
-            };
-            entry.reason = Some(cause.clone());
-            let outcome = finish(&store, settings, entry, timeline, out).await?;
-            let what_to_do = match failure.phase {
-                "health" => {
-                    "check the container's logs above; `shipit status` shows the serving release"
-                }
-                "smoke" => {
-                    "the release is healthy but failed its smoke tests: run it locally and `shipit smoke ENV --url ...` against it"
-                }
-                "switch" => {
-                    "the gateway kept routing to the previous release; `shipit status` shows it"
-                }
-                _ => "fix the cause and deploy again",
-            };
-            let _ = outcome;
-            Err(Error::Reported {
-                code: if interrupted != 0 {
-                    128 + interrupted
-                } else {
-                    1
-                },
-                message: format!(
-                    "deploy of {} {} (release {number}) failed and was rolled back: {cause}\n{previous}.\n{what_to_do}",
-                    site.environment, settings.version
-                ),
-            })
-        }
-    }
 }
 
 /// Brings the gateway in line with the configuration before anything else
@@ -417,7 +187,7 @@ pub(super) async fn prepare_gateway(job: &Job<'_>) -> Result<gateway::Ensured, E
     Ok(ensured)
 }
 
-fn gateway_changes(ensured: &gateway::Ensured) -> String {
+pub(super) fn gateway_changes(ensured: &gateway::Ensured) -> String {
     match (ensured.reloaded, ensured.rotated) {
         (true, true) => {
             "the gateway's configuration was reloaded gracefully and its certificate rotated live"
@@ -426,34 +196,6 @@ fn gateway_changes(ensured: &gateway::Ensured) -> String {
         (true, false) => "the gateway's configuration was reloaded gracefully".into(),
         (false, true) => "the gateway's certificate was rotated live".into(),
         _ => "the gateway is unchanged".into(),
-    }
-}
-
-pub(super) async fn finish(
-    store: &Store<'_>,
-    settings: &Settings,
-    mut entry: Entry,
-    timeline: Timeline,
-    out: &Output,
-) -> Result<Outcome, Error> {
-    entry.duration_ms = timeline.total_ms();
-    entry.phases = timeline.phases;
-    store.append(&entry).await?;
-    let notified = notify::announce(settings, &entry, out).await;
-    Ok(Outcome {
-        entry,
-        gateway_url: gateway::url(store.engine(), settings),
-        notified,
-        hosts: Vec::new(),
-        plan: None,
-    })
-}
-
-fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Rolling => "rolling",
-        Strategy::BlueGreen => "blue-green",
-        Strategy::Canary => "canary",
     }
 }
 
@@ -576,27 +318,43 @@ pub(super) async fn start_healthy(
         for n in &names {
             let _ = engine.remove_container(n).await;
         }
-        return Err(Failure {
-            phase: "health",
-            reason: u.reason,
-            container: Some(u.container),
-            logs: u.logs,
-        });
+        return Err(u.into());
     }
     timeline.mark("health");
     Ok(names)
 }
 
-async fn blue_green(
+/// Starts kept replicas again (a rollback) and gates them on health; on
+/// failure they are stopped again.
+pub(super) async fn start_kept(
     job: &Job<'_>,
-    current: Option<&Release>,
-    number: u64,
+    names: &[String],
     timeline: &mut Timeline,
-) -> Result<Vec<String>, Failure> {
-    let names = start_healthy(job, number, 0..job.settings.replicas, timeline).await?;
-    job.out.status("healthy", &names.join(", "));
-    promote(job, current, number, &names, true, timeline).await?;
-    Ok(names)
+) -> Result<(), Failure> {
+    let engine = job.engine;
+    let stop_all = async || {
+        for n in names {
+            let _ = engine.stop(n, Duration::from_secs(1)).await;
+        }
+    };
+    for n in names {
+        if let Err(e) = engine.start(n).await {
+            stop_all().await;
+            return Err(Failure::new("start", format!("cannot start {n}: {e}")));
+        }
+    }
+    timeline.mark("start");
+    let cancel = job.cancel;
+    let gated = replicas::wait_healthy(engine, names, job.settings.health_timeout, &|| {
+        cancel.is_set()
+    })
+    .await;
+    if let Err(u) = gated {
+        stop_all().await;
+        return Err(u.into());
+    }
+    timeline.mark("health");
+    Ok(())
 }
 
 /// Smoke-tests `names` through the candidate route, switches the gateway to
@@ -677,7 +435,7 @@ pub(super) async fn restore(job: &Job<'_>, release: &Release) {
     }
 }
 
-async fn rolling(
+pub(super) async fn rolling(
     job: &Job<'_>,
     current: &Release,
     number: u64,
