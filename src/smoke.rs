@@ -63,6 +63,37 @@ impl Report {
         self.checks.iter().filter(|c| !c.passed).collect()
     }
 
+    /// The summary without what the service answered (for records that
+    /// leave this machine): how many and which checks failed, not their bodies.
+    pub fn brief(&self) -> String {
+        let failed = self.failures();
+        if failed.is_empty() {
+            return self.summary();
+        }
+        format!(
+            "{} of {} checks failed against {} after {} attempt(s) in {} ms: {}",
+            failed.len(),
+            self.checks.len(),
+            self.url,
+            self.attempts,
+            self.duration_ms,
+            failed
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    /// Each failing check and what it got, one per line (each line begins
+    /// with a newline): the part of `summary` `brief` leaves out.
+    pub fn failed_checks(&self) -> String {
+        self.failures()
+            .iter()
+            .map(|c| format!("\n  - {}: {}", c.name, c.detail))
+            .collect()
+    }
+
     pub fn summary(&self) -> String {
         let failed = self.failures();
         if failed.is_empty() {

@@ -72,8 +72,8 @@ pub(super) struct Job<'a> {
     pub(super) settings: &'a Settings,
     pub(super) out: &'a Output,
     pub(super) cancel: &'a Cancel,
-    /// The image new replicas run (empty for a rollback, which starts kept ones).
-    pub(super) image_ref: &'a str,
+    /// The image new replicas run (none for a rollback, which starts kept ones).
+    pub(super) image_ref: Option<&'a str>,
     pub(super) secrets: &'a [(String, String)],
     /// The gateway's certificate and key, checked (TLS environments).
     pub(super) tls: Option<&'a super::tls::Material>,
@@ -84,6 +84,9 @@ pub(super) struct Failure {
     pub(super) phase: &'static str,
     pub(super) reason: String,
     pub(super) container: Option<String>,
+    /// What the service answered (the failing smoke checks), for people.
+    pub(super) detail: String,
+    /// The failing container's last log lines, for people.
     pub(super) logs: String,
 }
 
@@ -93,6 +96,7 @@ impl From<replicas::Unhealthy> for Failure {
             phase: "health",
             reason: u.reason,
             container: Some(u.container),
+            detail: String::new(),
             logs: u.logs,
         }
     }
@@ -104,19 +108,32 @@ impl Failure {
             phase,
             reason: reason.into(),
             container: None,
+            detail: String::new(),
             logs: String::new(),
         }
     }
 
-    pub(super) fn text(&self) -> String {
+    /// Which step failed, for which container, and why: what the history
+    /// and the webhook carry (they leave this machine: no log line, no body).
+    pub(super) fn brief(&self) -> String {
         format!(
-            "{} failed{}: {}{}",
+            "{} failed{}: {}",
             self.phase,
             self.container
                 .as_ref()
                 .map(|c| format!(" for {c}"))
                 .unwrap_or_default(),
             self.reason,
+        )
+    }
+
+    /// The brief, with what the service answered and its last log lines: the
+    /// diagnosis, for the terminal and the run's own JSON.
+    pub(super) fn text(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.brief(),
+            self.detail,
             gateway::tail(&self.logs)
         )
     }
@@ -221,6 +238,7 @@ pub(super) async fn on_trial<T>(
                     phase: "health",
                     reason: why,
                     container: Some(names[0].clone()),
+                    detail: String::new(),
                     logs: engine.logs(&names[0], 20).await,
                 });
             }
@@ -247,8 +265,9 @@ pub(super) async fn on_trial<T>(
         if !report.passed {
             return Err(Failure {
                 phase: "smoke",
-                reason: report.summary(),
+                reason: report.brief(),
                 container: Some(names[0].clone()),
+                detail: report.failed_checks(),
                 logs: engine.logs(&names[0], 20).await,
             });
         }
@@ -278,7 +297,13 @@ pub(super) async fn start_healthy(
     timeline: &mut Timeline,
 ) -> Result<Vec<String>, Failure> {
     let (engine, settings, cancel) = (job.engine, job.settings, job.cancel);
-    let (image_ref, secrets) = (job.image_ref, job.secrets);
+    let secrets = job.secrets;
+    let Some(image_ref) = job.image_ref else {
+        return Err(Failure::new(
+            "start",
+            "no image to start new replicas from (a rollback starts kept ones)",
+        ));
+    };
     let mut names = Vec::new();
     for i in indexes {
         match replicas::start(

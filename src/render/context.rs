@@ -161,6 +161,8 @@ pub struct Ctx {
     pub pdb_api: &'static str,
     /// Pod Security admission labels (Kubernetes 1.23 and later).
     pub pod_security: bool,
+    /// `unhealthyPodEvictionPolicy` (beta and on by default from 1.27).
+    pub pdb_evicts_unhealthy: bool,
     /// `kubernetes.cluster_ip`, or empty.
     pub cluster_ip: String,
     /// `progressDeadlineSeconds`: `deploy.health_timeout`, the rollout gate.
@@ -426,6 +428,7 @@ impl Ctx {
                 "policy/v1beta1"
             },
             pod_security: k8s_minor >= 23,
+            pdb_evicts_unhealthy: k8s_minor >= 27,
             cluster_ip: c.kubernetes.cluster_ip.clone(),
             progress_deadline_seconds: seconds(t.health_timeout),
             ingress: c.kubernetes.ingress.enabled,

@@ -329,6 +329,13 @@ fn kubernetes_version_chooses_the_api_versions_and_out_of_range_is_refused() {
     assert_eq!(api("1.23", "hpa.yaml"), "apiVersion: autoscaling/v2");
     assert_eq!(api("1.20", "pdb.yaml"), "apiVersion: policy/v1beta1");
     assert_eq!(api("1.21.0", "pdb.yaml"), "apiVersion: policy/v1");
+    let evicts_unhealthy = |version: &str| {
+        render(version);
+        p.read("generated/production/k8s/pdb.yaml")
+            .contains("\n  unhealthyPodEvictionPolicy: AlwaysAllow\n")
+    };
+    assert!(!evicts_unhealthy("1.26"));
+    assert!(evicts_unhealthy("1.27"));
     let labels = |version: &str| {
         render(version);
         p.read("generated/production/k8s/cluster/namespace.yaml")

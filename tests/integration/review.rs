@@ -161,6 +161,23 @@ fn the_ignore_rules_sit_where_every_build_path_reads_them() {
     }
     for rule in [".git/", "target/", ".env", ".env.*", "*.pem", "*.key"] {
         assert!(root.lines().any(|l| l == rule), "{rule}");
+    } // The header stands on its own lines, never merged with the rules' first comment.
+    for text in std::iter::once(root.clone()).chain(
+        ENVS.iter()
+            .map(|e| project.read(&format!("generated/{e}/.dockerignore"))),
+    ) {
+        assert!(
+            text.lines()
+                .any(|l| l
+                    == "# Keeps the build context small and free of secrets: only sources go in."),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .next()
+                .is_some_and(|l| l.contains("do not edit") && !l.contains("Keeps")),
+            "{text}"
+        );
     }
 }
 
@@ -215,6 +232,18 @@ fn the_ingress_serves_metrics_only_to_the_allowed_networks() {
             .read("generated/staging/nginx.conf")
             .contains("allow 10.1.0.0/16;\n            deny all;")
     );
+    // The HAProxy gateway allows the same networks, and only them.
+    let haproxy = project.read("generated/staging/haproxy.cfg");
+    assert!(
+        haproxy.contains("acl private src 10.1.0.0/16\n"),
+        "{haproxy}"
+    );
+    assert!(!haproxy.contains("192.168.0.0/16"), "{haproxy}");
+    project
+        .shipit(&["render", "staging", "--set", "gateway.metrics_allow=[]"])
+        .success();
+    let haproxy = project.read("generated/staging/haproxy.cfg");
+    assert!(haproxy.contains("acl private always_false\n"), "{haproxy}");
     let run = project
         .shipit(&[
             "validate",
@@ -462,7 +491,26 @@ fn workflows_build_releases_from_clean_state_with_least_privilege() {
         .iter()
         .map(|u| u["package-ecosystem"].as_str().unwrap())
         .collect();
-    assert_eq!(ecosystems, ["github-actions", "cargo"]);
+    assert_eq!(
+        ecosystems,
+        ["github-actions", "cargo", "docker", "docker-compose"]
+    );
+    // Every update waits a week after a release (a compromised one is usually
+    // yanked by then), and the image updates look where the images are pinned.
+    for update in dependabot["updates"].as_sequence().unwrap() {
+        assert_eq!(update["cooldown"]["default-days"], 7, "{update:?}");
+    }
+    let dirs = &dependabot["updates"][2]["directories"];
+    for env in ENVS {
+        let dir = format!("/generated/{env}");
+        assert!(
+            dirs.as_sequence()
+                .unwrap()
+                .iter()
+                .any(|d| d.as_str() == Some(&dir)),
+            "{dir}"
+        );
+    }
 }
 
 /// nginx run for real on the rendered production configuration: ciphers,
@@ -489,4 +537,56 @@ fn nginx_serves_only_its_names_with_forward_secret_tls() {
     assert!(!nginx.tls("calculator.example.com", "AES128-GCM-SHA256"));
     assert!(!nginx.tls("calculator.example.com", "AES256-SHA"));
     assert!(!nginx.tls("evil.example", "ECDHE-RSA-AES128-GCM-SHA256"));
+}
+
+// Every container the compose stack runs is checked and bounded: Prometheus
+// and Grafana too, not only the service and its gateway.
+#[test]
+fn every_compose_service_has_a_health_check_and_cpu_memory_and_pid_limits() {
+    let project = Project::from_repo();
+    project.shipit(&["render", "production"]).success();
+    let compose = yaml(&project, "generated/production/docker-compose.yml");
+    let services = compose["services"].as_mapping().expect("services");
+    let names: Vec<&str> = services.keys().filter_map(Value::as_str).collect();
+    for wanted in ["gateway", "prometheus", "grafana"] {
+        assert!(names.contains(&wanted), "no {wanted} in {names:?}");
+    }
+    for (name, service) in services {
+        let name = name.as_str().unwrap_or_default();
+        let test = &service["healthcheck"]["test"];
+        // The service's own check may come from its image (`image_healthcheck`).
+        if name != "calculator" {
+            assert!(test.is_sequence(), "{name} has no health check");
+        }
+        let limits = &service["deploy"]["resources"]["limits"];
+        for key in ["cpus", "memory", "pids"] {
+            assert!(!limits[key].is_null(), "{name} has no {key} limit");
+        }
+    }
+}
+
+// The ConfigMap names the Secret only when the Deployment uses one.
+#[test]
+fn the_config_map_names_the_secret_only_where_one_is_used() {
+    let project = Project::from_repo();
+    project.shipit(&["render", "staging"]).success();
+    let config = project.read("generated/staging/k8s/configmap.yaml");
+    let deployment = project.read("generated/staging/k8s/deployment.yaml");
+    assert!(!config.contains("-secrets"), "{config}");
+    assert!(!deployment.contains("-secrets"), "{deployment}");
+    project
+        .shipit(&[
+            "render",
+            "staging",
+            "--set",
+            "secrets.API_TOKEN=env:API_TOKEN",
+        ])
+        .success();
+    let config = project.read("generated/staging/k8s/configmap.yaml");
+    let deployment = project.read("generated/staging/k8s/deployment.yaml");
+    assert!(
+        config.contains("the Secret \"calculator-secrets\""),
+        "{config}"
+    );
+    assert!(deployment.contains("calculator-secrets"), "{deployment}");
 }

@@ -15,16 +15,9 @@ pub async fn deploy(
     cancel: &Cancel,
 ) -> Result<Outcome, Error> {
     let image_ref = options.image_ref(settings);
-    let Prepared {
-        started,
-        mut timeline,
-        source,
-        needs,
-        hosts,
-        problems,
-        secrets,
-        tls,
-    } = prepared;
+    let (started, mut timeline) = (prepared.started, prepared.timeline);
+    let (hosts, problems, needs) = (prepared.hosts, prepared.problems, prepared.needs);
+    let (source, secrets, tls) = (prepared.source, prepared.secrets, prepared.tls);
     let one = hosts.len() == 1 && problems.is_empty();
     if !problems.is_empty() {
         return Err(Error::Deploy {
@@ -98,7 +91,7 @@ pub async fn deploy(
     let base = Base {
         settings,
         cancel,
-        image_ref: &image_ref,
+        image_ref: Some(&image_ref),
         secrets: &secrets,
         tls: tls.as_ref().map(|(m, _)| m),
         strategy: if one {
@@ -107,7 +100,15 @@ pub async fn deploy(
             Strategy::BlueGreen
         },
     };
-    let result = locked_deploy(&hosts, &base, out, &image_id, started, timeline).await;
+    let result = locked_deploy(
+        &hosts,
+        &base,
+        out,
+        (&image_ref, &image_id),
+        started,
+        timeline,
+    )
+    .await;
     unlock_all(&hosts, guards).await;
     result
 }
@@ -116,7 +117,7 @@ pub(super) async fn locked_deploy(
     hosts: &[Host],
     base: &Base<'_>,
     out: &Output,
-    image_id: &str,
+    (image_ref, image_id): (&str, &str),
     started: i64,
     mut timeline: Timeline,
 ) -> Result<Outcome, Error> {
@@ -136,7 +137,7 @@ pub(super) async fn locked_deploy(
     let entry_for = |m: &Member<'_>| {
         let mut e = m.entry(Action::Deploy, started, &id);
         e.version = Some(settings.version.clone());
-        e.image = Some(base.image_ref.to_string());
+        e.image = Some(image_ref.to_string());
         e.image_id = Some(image_id.to_string());
         e.strategy = Some(crate::deploy::plan::strategy_name(base.strategy).into());
         e
@@ -153,11 +154,11 @@ pub(super) async fn locked_deploy(
         let said = match (&changes, one) {
             (Some(what), _) => format!(
                 "release {} keeps serving {} ({}); {what}",
-                cur.number, cur.version, base.image_ref
+                cur.number, cur.version, image_ref
             ),
             (None, true) => format!(
                 "release {} already serves {} ({}): nothing to do",
-                cur.number, cur.version, base.image_ref
+                cur.number, cur.version, image_ref
             ),
             (None, false) => format!(
                 "release {} already serves {} on all {} hosts: nothing to do",
@@ -296,7 +297,7 @@ pub async fn rollback(
     let base = Base {
         settings,
         cancel,
-        image_ref: "",
+        image_ref: None,
         secrets: &[],
         tls: tls.as_ref().map(|(m, _)| m),
         strategy: Strategy::BlueGreen,

@@ -73,7 +73,8 @@ impl Member<'_> {
 struct Base<'a> {
     settings: &'a Settings,
     cancel: &'a Cancel,
-    image_ref: &'a str,
+    /// The release's image (none for a rollback).
+    image_ref: Option<&'a str>,
     secrets: &'a [(String, String)],
     tls: Option<&'a super::tls::Material>,
     /// Blue-green, or rolling on a fleet of one.

@@ -76,13 +76,25 @@ pub(super) async fn go(
             ),
         );
     }
+    record_one(m, settings, entry, timeline, out, "succeeded").await
+}
+
+/// Appends the host's entry to its history, sends the webhook, reports.
+async fn record_one(
+    m: &Member<'_>,
+    settings: &Settings,
+    entry: Entry,
+    timeline: Timeline,
+    out: &Output,
+    result: &str,
+) -> Result<Outcome, Error> {
     record(
         std::slice::from_ref(m),
         settings,
         vec![entry],
         timeline,
         out,
-        "succeeded",
+        result,
     )
     .await
 }
@@ -107,16 +119,8 @@ async fn failed(
         .map(|c| format!("release {} ({}) keeps serving", c.number, c.version));
     if plan.action == Action::Rollback {
         entry.result = Conclusion::Failed;
-        entry.reason = Some(failure.text());
-        record(
-            std::slice::from_ref(m),
-            settings,
-            vec![entry],
-            timeline,
-            out,
-            "failed",
-        )
-        .await?;
+        entry.reason = Some(failure.brief());
+        record_one(m, settings, entry, timeline, out, "failed").await?;
         return Err(Error::Reported {
             code: 1,
             message: format!(
@@ -144,17 +148,13 @@ async fn failed(
     } else {
         failure.text()
     };
-    entry.reason = Some(cause.clone());
-    let recorded = vec![entry];
-    record(
-        std::slice::from_ref(m),
-        settings,
-        recorded,
-        timeline,
-        out,
-        "rolled-back",
-    )
-    .await?;
+    // The history and the webhook get the cause without logs or bodies.
+    entry.reason = Some(if interrupted != 0 {
+        cause.clone()
+    } else {
+        failure.brief()
+    });
+    record_one(m, settings, entry, timeline, out, "rolled-back").await?;
     let what_to_do = match failure.phase {
         "health" => "check the container's logs above; `shipit status` shows the serving release",
         "smoke" => {

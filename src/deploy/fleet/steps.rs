@@ -82,27 +82,24 @@ pub(super) async fn go(
     )
     .await;
     timeline.mark("stage");
-    let mut failures: Vec<(usize, String, String)> = Vec::new();
+    let mut failures: Vec<(usize, String, String, String)> = Vec::new();
     let mut ready = Vec::new();
     for (i, r) in staged.into_iter().enumerate() {
         match r {
             Ok(Ok(s)) => ready.push(Some(s)),
             Ok(Err(f)) => {
-                failures.push((i, f.phase.to_string(), f.text()));
+                failures.push((i, f.phase.to_string(), f.brief(), f.text()));
                 ready.push(None);
             }
             Err(why) => {
-                failures.push((i, "stage".into(), why));
+                failures.push((i, "stage".into(), why.clone(), why));
                 ready.push(None);
             }
         }
     }
     if failures.is_empty() && base.cancel.is_set() {
-        failures.push((
-            usize::MAX,
-            "stage".into(),
-            format!("interrupted by signal {}", base.cancel.signal()),
-        ));
+        let why = format!("interrupted by signal {}", base.cancel.signal());
+        failures.push((usize::MAX, "stage".into(), why.clone(), why));
     }
     if !failures.is_empty() {
         // Nothing switched anywhere: the staged replicas go.
@@ -144,10 +141,12 @@ pub(super) async fn go(
     for (i, r) in switches.iter().enumerate() {
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(why)) => switch_failures.push((i, "switch".to_string(), why.clone())),
+            Ok(Err(why)) => {
+                switch_failures.push((i, "switch".to_string(), why.clone(), why.clone()))
+            }
             Err(why) => {
                 lost.push(i);
-                switch_failures.push((i, "switch".to_string(), why.clone()));
+                switch_failures.push((i, "switch".to_string(), why.clone(), why.clone()));
             }
         }
     }
@@ -291,7 +290,7 @@ pub(super) async fn fail(
     base: &Base<'_>,
     plan: &Plan,
     entry_for: impl Fn(&Member<'_>) -> Entry,
-    failures: Vec<(usize, String, String)>,
+    failures: Vec<(usize, String, String, String)>,
     timeline: Timeline,
     out: &Output,
     during: &str,
@@ -309,13 +308,14 @@ pub(super) async fn fail(
             (false, Action::Deploy) => Conclusion::RolledBack,
             _ => Conclusion::Failed,
         };
-        let own = failures.iter().find(|(j, _, _)| *j == i);
+        let own = failures.iter().find(|(j, ..)| *j == i);
         e.reason = Some(match own {
-            Some((_, step, why)) => format!("{step} failed on this host: {why}"),
+            // What leaves this machine: no log line, no body.
+            Some((_, step, brief, _)) => format!("{step} failed on this host: {brief}"),
             None => format!("another host failed during {during}; this one was put back"),
         });
         match own {
-            Some((_, step, why)) => lines.push(format!(
+            Some((_, step, _, why)) => lines.push(format!(
                 "{} ({step}): {why}\n  now serves {}",
                 m.host.name,
                 describe(&m.current)
@@ -328,7 +328,7 @@ pub(super) async fn fail(
         }
         entries.push(e);
     }
-    if let Some((_, _, why)) = failures.iter().find(|(j, _, _)| *j == usize::MAX) {
+    if let Some((.., why)) = failures.iter().find(|(j, ..)| *j == usize::MAX) {
         lines.insert(0, why.clone());
     }
     let _ = record(members, settings, entries, timeline, out, "rolled-back").await;

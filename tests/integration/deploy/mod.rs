@@ -275,6 +275,14 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
         run.stderr
     );
     assert_eq!(site.serving().as_deref(), Some("1"));
+    // The diagnosis stays on this machine: the history keeps the reason, not
+    // the container's log lines.
+    let reason = last_reason(&site);
+    assert!(reason.contains("was not healthy within 4 s"), "{reason}");
+    assert!(
+        !reason.contains("last log lines") && !reason.contains("listening"),
+        "{reason}"
+    );
 
     let run = site
         .shipit(
@@ -325,6 +333,11 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
         .code(1);
     assert!(run.stderr.contains("smoke failed for"), "{}", run.stderr);
     assert!(run.stderr.contains("GET /not-ready"), "{}", run.stderr);
+    // What the service answered is shown here, and kept out of the history.
+    assert!(run.stderr.contains("got 404"), "{}", run.stderr);
+    let reason = last_reason(&site);
+    assert!(reason.contains("GET /not-ready"), "{reason}");
+    assert!(!reason.contains("got 404"), "{reason}");
     assert!(
         run.stderr.contains("release 1 (1.0.0) keeps serving"),
         "{}",
@@ -384,6 +397,13 @@ fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook
     assert!(
         failed["reason"].as_str().unwrap().contains("not healthy"),
         "{failed}"
+    );
+    assert!(
+        !failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("last log lines"),
+        "the webhook got the container's log lines: {failed}"
     );
     assert!(!run.stderr.contains("t0ken"));
 
@@ -828,4 +848,15 @@ fn docker_smoke_reports_for_people_json_and_junit() {
     assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<failure message="), "{xml}");
+}
+
+/// The reason the newest history entry records.
+fn last_reason(site: &Site) -> String {
+    let status = site.status();
+    let history = status["history"].as_array().cloned().unwrap_or_default();
+    history
+        .last()
+        .and_then(|e| e["reason"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
