@@ -25,6 +25,17 @@ pub fn summary(phases: &[Phase], total_ms: u64) -> String {
     format!("{total_ms} ms in all: {phases}")
 }
 
+/// What a run is about, the same for every target: what it does, to which
+/// environment, which version and image.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Subject {
+    pub action: Action,
+    pub environment: String,
+    pub version: String,
+    /// The image (on Kubernetes, pinned by digest).
+    pub image: String,
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

@@ -63,6 +63,17 @@ impl Report {
         self.checks.iter().filter(|c| !c.passed).collect()
     }
 
+    /// How many checks failed, against what, after how long.
+    fn failed_head(&self, failed: usize) -> String {
+        format!(
+            "{failed} of {} checks failed against {} after {} attempt(s) in {} ms",
+            self.checks.len(),
+            self.url,
+            self.attempts,
+            self.duration_ms,
+        )
+    }
+
     /// The summary without what the service answered (for records that
     /// leave this machine): how many and which checks failed, not their bodies.
     pub fn brief(&self) -> String {
@@ -70,19 +81,8 @@ impl Report {
         if failed.is_empty() {
             return self.summary();
         }
-        format!(
-            "{} of {} checks failed against {} after {} attempt(s) in {} ms: {}",
-            failed.len(),
-            self.checks.len(),
-            self.url,
-            self.attempts,
-            self.duration_ms,
-            failed
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+        format!("{}: {}", self.failed_head(failed.len()), names.join(", "))
     }
 
     /// Each failing check and what it got, one per line (each line begins
@@ -106,17 +106,9 @@ impl Report {
             )
         } else {
             format!(
-                "{} of {} checks failed against {} after {} attempt(s) in {} ms:\n{}",
-                failed.len(),
-                self.checks.len(),
-                self.url,
-                self.attempts,
-                self.duration_ms,
-                failed
-                    .iter()
-                    .map(|c| format!("  - {}: {}", c.name, c.detail))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                "{}:{}",
+                self.failed_head(failed.len()),
+                self.failed_checks()
             )
         }
     }

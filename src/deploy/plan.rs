@@ -13,14 +13,12 @@ use super::{Settings, gateway, status};
 use crate::config::model::{Strategy, Transfer};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::record::Action;
+use crate::record::{Action, Subject};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Plan {
-    pub action: Action,
-    pub environment: String,
-    pub version: String,
-    pub image: String,
+    #[serde(flatten)]
+    pub subject: Subject,
     pub strategy: &'static str,
     /// Replicas on each host.
     pub replicas: usize,
@@ -130,10 +128,12 @@ pub fn plan(
     let rolling = strategy == Strategy::Rolling && serving.first().is_some_and(Option::is_some);
     let steps = steps(several, no_op, rolling, settings.replicas);
     Ok(Plan {
-        action: Action::Deploy,
-        environment: settings.site.environment.clone(),
-        version: settings.version.clone(),
-        image: options.image_ref(settings),
+        subject: Subject {
+            action: Action::Deploy,
+            environment: settings.site.environment.clone(),
+            version: settings.version.clone(),
+            image: options.image_ref(settings),
+        },
         strategy: strategy_name(strategy),
         replicas: settings.replicas,
         gateway_image: settings.gateway_image.clone(),
@@ -206,52 +206,21 @@ mod tests {
 
     #[test]
     fn steps_follow_the_strategy() {
+        let joined =
+            |several, no_op, rolling, replicas| steps(several, no_op, rolling, replicas).join(" ");
+        let one = "preflight lock inspect";
         assert_eq!(
-            steps(false, false, false, 2),
-            [
-                "preflight",
-                "lock",
-                "inspect",
-                "start",
-                "health",
-                "smoke",
-                "switch",
-                "drain",
-                "cleanup"
-            ]
+            joined(false, false, false, 2),
+            format!("{one} start health smoke switch drain cleanup")
         );
         assert_eq!(
-            steps(false, false, true, 2),
-            [
-                "preflight",
-                "lock",
-                "inspect",
-                "start",
-                "health",
-                "smoke",
-                "start",
-                "health",
-                "switch",
-                "drain",
-                "cleanup"
-            ]
+            joined(false, false, true, 2),
+            format!("{one} start health smoke start health switch drain cleanup")
         );
+        assert_eq!(joined(false, true, false, 2), one);
         assert_eq!(
-            steps(false, true, false, 2),
-            ["preflight", "lock", "inspect"]
-        );
-        assert_eq!(
-            steps(true, false, false, 3),
-            [
-                "preflight",
-                "images",
-                "lock",
-                "inspect",
-                "stage",
-                "switch",
-                "drain",
-                "cleanup"
-            ]
+            joined(true, false, false, 3),
+            "preflight images lock inspect stage switch drain cleanup"
         );
     }
 }

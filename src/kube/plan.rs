@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::deploy::Planned;
 use super::{Target, manifests, revisions};
-use crate::record::Action;
+use crate::record::{Action, Subject};
 
 /// The phases of a deploy that succeeds, in order.
 pub const STEPS: [&str; 6] = [
@@ -21,11 +21,8 @@ pub const STEPS: [&str; 6] = [
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Plan {
-    pub action: Action,
-    pub environment: String,
-    pub version: String,
-    /// The image, pinned by digest.
-    pub image: String,
+    #[serde(flatten)]
+    pub subject: Subject,
     pub context: String,
     pub server_version: String,
     pub namespace: String,
@@ -39,10 +36,12 @@ impl Plan {
     pub fn of(target: &Target, planned: &Planned) -> Plan {
         let p = &planned.preflight;
         Plan {
-            action: Action::Deploy,
-            environment: target.environment.clone(),
-            version: target.version.clone(),
-            image: planned.image.clone(),
+            subject: Subject {
+                action: Action::Deploy,
+                environment: target.environment.clone(),
+                version: target.version.clone(),
+                image: planned.image.clone(),
+            },
             context: p.context.clone(),
             server_version: p.server_version.clone(),
             namespace: p.namespace.clone(),

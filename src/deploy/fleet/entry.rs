@@ -85,20 +85,25 @@ pub async fn deploy(
     // One host: getting its images is part of its preflight, as it always was.
     timeline.mark(if one { "preflight" } else { "images" });
 
-    let command = format!("shipit deploy {}", settings.site.environment);
-    let guards = lock_all(&hosts, settings, out, cancel, &command, options.lock_wait).await?;
-    timeline.mark("lock");
-    let base = Base {
+    let guards = lock(
+        &hosts,
         settings,
+        out,
         cancel,
+        Action::Deploy,
+        options,
+        &mut timeline,
+    )
+    .await?;
+    let base = Base {
         image_ref: Some(&image_ref),
         secrets: &secrets,
-        tls: tls.as_ref().map(|(m, _)| m),
         strategy: if one {
             options.strategy.unwrap_or(settings.strategy)
         } else {
             Strategy::BlueGreen
         },
+        ..Base::new(settings, cancel, tls.as_ref().map(|(m, _)| m))
     };
     let result = locked_deploy(
         &hosts,
@@ -290,18 +295,18 @@ pub async fn rollback(
         });
     }
     let tls = settings.load_tls()?;
-    let command = format!("shipit rollback {}", settings.site.environment);
-    let guards = lock_all(&hosts, settings, out, cancel, &command, options.lock_wait).await?;
-    timeline.mark("lock");
-    // A rollback starts kept replicas: no image to run, no secrets to pass.
-    let base = Base {
+    let guards = lock(
+        &hosts,
         settings,
+        out,
         cancel,
-        image_ref: None,
-        secrets: &[],
-        tls: tls.as_ref().map(|(m, _)| m),
-        strategy: Strategy::BlueGreen,
-    };
+        Action::Rollback,
+        options,
+        &mut timeline,
+    )
+    .await?;
+    // A rollback starts kept replicas: no image to run, no secrets to pass.
+    let base = Base::new(settings, cancel, tls.as_ref().map(|(m, _)| m));
     let result = locked_rollback(&hosts, &base, options, out, started, timeline).await;
     unlock_all(&hosts, guards).await;
     result
@@ -427,4 +432,20 @@ pub(super) async fn locked_rollback(
         drifted: None,
     };
     go(&members, base, out, plan, entry_for, timeline).await
+}
+
+/// Every host's lock for `action`, in lock order; the run's `lock` phase.
+async fn lock(
+    hosts: &[Host],
+    settings: &Settings,
+    out: &Output,
+    cancel: &Cancel,
+    action: Action,
+    options: &Options,
+    timeline: &mut Timeline,
+) -> Result<Vec<Guard>, Error> {
+    let command = format!("shipit {action} {}", settings.site.environment);
+    let guards = lock_all(hosts, settings, out, cancel, &command, options.lock_wait).await?;
+    timeline.mark("lock");
+    Ok(guards)
 }

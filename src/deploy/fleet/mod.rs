@@ -81,6 +81,24 @@ struct Base<'a> {
     strategy: Strategy,
 }
 
+impl<'a> Base<'a> {
+    /// What a rollback shares: no image, no secrets, blue-green.
+    fn new(
+        settings: &'a Settings,
+        cancel: &'a Cancel,
+        tls: Option<&'a super::tls::Material>,
+    ) -> Base<'a> {
+        Base {
+            settings,
+            cancel,
+            image_ref: None,
+            secrets: &[],
+            tls,
+            strategy: Strategy::BlueGreen,
+        }
+    }
+}
+
 /// Where a host's lines go: prefixed with its name when there are several.
 fn host_out(out: &Output, hosts: &[Host], name: &str) -> Output {
     if hosts.len() == 1 {

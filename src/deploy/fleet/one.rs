@@ -11,12 +11,12 @@ use crate::deploy::steps::{Failure, promote, rolling, start_kept};
 use crate::record::{Action, Conclusion};
 
 /// Stages, switches and drains on the one host, records, and reports.
+/// `entry` is the host's history entry for the run, filled in as it goes.
 pub(super) async fn go(
-    m: &Member<'_>,
+    (m, mut entry): (&Member<'_>, Entry),
     base: &Base<'_>,
     out: &Output,
     plan: Plan,
-    entry_for: impl Fn(&Member<'_>) -> Entry,
     mut timeline: Timeline,
 ) -> Result<Outcome, Error> {
     let settings = base.settings;
@@ -24,7 +24,6 @@ pub(super) async fn go(
     let job = m.job(base);
     let number = plan.number;
     let current = m.current.as_ref();
-    let mut entry = entry_for(m);
     entry.release = Some(number);
     let outcome = match (plan.action, current, base.strategy) {
         (Action::Rollback, _, _) => {

@@ -32,7 +32,7 @@ pub(super) async fn go(
     mut timeline: Timeline,
 ) -> Result<Outcome, Error> {
     if let [one] = members {
-        return super::one::go(one, base, out, plan, entry_for, timeline).await;
+        return super::one::go((one, entry_for(one)), base, out, plan, timeline).await;
     }
     let settings = base.settings;
     let site = &settings.site;

@@ -59,9 +59,9 @@ pub(super) fn single(out: &Output, settings: &Settings, plan: &Plan) -> Result<(
         });
     };
     let report = Single {
-        environment: &plan.environment,
-        version: &plan.version,
-        image: &plan.image,
+        environment: &plan.subject.environment,
+        version: &plan.subject.version,
+        image: &plan.subject.image,
         image_present: host.image_present,
         strategy: plan.strategy,
         replicas: plan.replicas,
@@ -159,9 +159,9 @@ pub(super) fn fleet(out: &Output, settings: &Settings, plan: &Plan) -> Result<()
     let problems = &plan.problems;
     if out.is_json() {
         out.json(&serde_json::json!({
-            "environment": plan.environment,
-            "version": plan.version,
-            "image": plan.image,
+            "environment": plan.subject.environment,
+            "version": plan.subject.version,
+            "image": plan.subject.image,
             "transfer": settings.transfer,
             "replicas_per_host": plan.replicas,
             "hosts": rows,
@@ -173,9 +173,9 @@ pub(super) fn fleet(out: &Output, settings: &Settings, plan: &Plan) -> Result<()
             "plan",
             &format!(
                 "deploy {} {} ({}) to {} host(s), {} replica(s) each, images by {:?}",
-                plan.environment,
-                plan.version,
-                plan.image,
+                plan.subject.environment,
+                plan.subject.version,
+                plan.subject.image,
                 settings.hosts.len(),
                 plan.replicas,
                 settings.transfer
