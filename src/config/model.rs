@@ -276,6 +276,9 @@ pub struct Host {
     /// The client certificates of a `tcp://` engine with TLS (`ca.pem`,
     /// `cert.pem`, `key.pem`), when not in `DOCKER_CERT_PATH`.
     pub cert_path: String,
+    /// A `tcp://` engine without TLS is refused (secrets and TLS keys would
+    /// cross the network in the clear) unless this says so; warned each run.
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]

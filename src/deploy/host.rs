@@ -53,7 +53,7 @@ pub async fn connect_all(settings: &Settings) -> Result<(Vec<Host>, Vec<Unreacha
         let cert_path = (!h.cert_path.is_empty()).then_some(h.cert_path.as_str());
         let connected = tokio::time::timeout(
             Duration::from_secs(30),
-            Engine::connect_to(endpoint, cert_path, Some(&h.address)),
+            Engine::connect_to(endpoint, cert_path, Some(&h.address), h.insecure),
         )
         .await;
         match connected {
@@ -102,4 +102,18 @@ where
         }
     });
     futures_util::future::join_all(runs).await
+}
+
+/// A warning for each host reached over plain HTTP (its `insecure` says so).
+pub fn plain_http_warnings(hosts: &[Host]) -> Vec<String> {
+    hosts
+        .iter()
+        .filter(|h| h.engine.plain_http)
+        .map(|h| {
+            format!(
+                "{}: plain HTTP, without TLS (insecure): anyone on the network can read the secrets and TLS keys this run sends it",
+                h.name
+            )
+        })
+        .collect()
 }

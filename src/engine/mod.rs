@@ -28,7 +28,13 @@ pub struct Engine {
     pub address: String,
     /// Where the ports it publishes answer from here (the gateway's host).
     pub published_host: String,
+    /// A tcp:// engine reached without TLS (allowed explicitly): warned each run.
+    pub plain_http: bool,
 }
+
+/// `SHIPIT_ALLOW_PLAIN_TCP=1`: a `DOCKER_HOST=tcp://` engine without TLS is
+/// accepted (with a warning each run); the `insecure` of a configured host.
+pub const ALLOW_PLAIN_TCP: &str = "SHIPIT_ALLOW_PLAIN_TCP";
 
 /// What to build from a context: the Dockerfile's path inside it, the stage,
 /// build arguments and labels.
@@ -85,7 +91,8 @@ impl Engine {
                 "point DOCKER_HOST at an engine: unix:///path, tcp://host:port, ssh://[user@]host"
                     .into(),
         })?;
-        Engine::connect_to(&endpoint, None, None).await
+        let insecure = std::env::var(ALLOW_PLAIN_TCP).is_ok_and(|v| v == "1");
+        Engine::connect_to(&endpoint, None, None, insecure).await
     }
 
     /// Connects to one engine: `cert_path` holds a tcp:// engine's client
@@ -96,6 +103,7 @@ impl Engine {
         endpoint: &Endpoint,
         cert_path: Option<&str>,
         published_host: Option<&str>,
+        insecure: bool,
     ) -> Result<Engine, Error> {
         let address = endpoint.to_string();
         let unreachable = |message: String| {
@@ -110,6 +118,7 @@ impl Engine {
         }
         };
         let version = bollard::API_DEFAULT_VERSION;
+        let mut plain_http = false;
         let docker = match endpoint {
             Endpoint::Unix(path) => Docker::connect_with_unix(path, TIMEOUT_SECS, version),
             Endpoint::Tcp { host, port } => {
@@ -136,11 +145,23 @@ impl Engine {
                         TIMEOUT_SECS,
                         version,
                     ),
-                    None => Docker::connect_with_http(
-                        &format!("tcp://{host}:{port}"),
-                        TIMEOUT_SECS,
-                        version,
-                    ),
+                    None if !insecure => {
+                        return Err(Error::Engine {
+                            address: address.clone(),
+                            message: "refusing to talk plain HTTP to a tcp:// engine: secrets and TLS keys would cross the network unencrypted".into(),
+                            help: format!(
+                                "give the engine TLS (dockerd --tlsverify) and shipit its client certificates (cert_path in deploy.hosts, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH); on a network you trust entirely, set insecure = true on the host ({ALLOW_PLAIN_TCP}=1 for DOCKER_HOST)"
+                            ),
+                        });
+                    }
+                    None => {
+                        plain_http = true;
+                        Docker::connect_with_http(
+                            &format!("tcp://{host}:{port}"),
+                            TIMEOUT_SECS,
+                            version,
+                        )
+                    }
                 }
             }
             Endpoint::Ssh { .. } => {
@@ -168,6 +189,7 @@ impl Engine {
                 .filter(|h| !h.is_empty())
                 .map(str::to_string)
                 .unwrap_or_else(|| endpoint.published_host()),
+            plain_http,
         })
     }
 

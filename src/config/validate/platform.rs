@@ -47,9 +47,15 @@ pub(super) fn deploy(c: &mut Checker<'_>, config: &Config) {
                         "each engine once: a host's replicas are set by `replicas`",
                     );
                 }
-                if !host.cert_path.is_empty()
-                    && !matches!(endpoint, crate::engine::endpoint::Endpoint::Tcp { .. })
-                {
+                let tcp = matches!(endpoint, crate::engine::endpoint::Endpoint::Tcp { .. });
+                if host.insecure && (!tcp || !host.cert_path.is_empty()) {
+                    c.fail(
+                        &format!("deploy.hosts.{i}.insecure"),
+                        format!("insecure is set for {name}, which does not talk plain HTTP"),
+                        "insecure applies to a tcp:// engine without TLS only; remove it",
+                    );
+                }
+                if !host.cert_path.is_empty() && !tcp {
                     c.fail(
                         &format!("deploy.hosts.{i}.cert_path"),
                         format!("cert_path is set for {name}, which is not a tcp:// engine"),

@@ -19,6 +19,9 @@ pub async fn deploy(
     let (hosts, problems, needs) = (prepared.hosts, prepared.problems, prepared.needs);
     let (source, secrets, tls) = (prepared.source, prepared.secrets, prepared.tls);
     let one = hosts.len() == 1 && problems.is_empty();
+    for w in host::plain_http_warnings(&hosts) {
+        out.warn(&w);
+    }
     if !problems.is_empty() {
         return Err(Error::Deploy {
             message: format!(
@@ -275,6 +278,9 @@ pub async fn rollback(
                 )
             ),
         });
+    }
+    for w in host::plain_http_warnings(&hosts) {
+        out.warn(&w);
     }
     // Checked before the lock: with nothing deployed there is nothing to lock.
     let mut deployed = false;

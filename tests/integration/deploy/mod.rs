@@ -860,3 +860,68 @@ fn last_reason(site: &Site) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// A tcp:// engine without TLS is refused: the deploy would send secrets and
+/// the gateway's key in the clear. Allowed only when said explicitly, and then
+/// warned about on every run. (The local engine is reached over plain TCP
+/// through socat; the rollback finds nothing deployed, so nothing changes.)
+#[test]
+fn docker_a_plain_tcp_engine_is_refused_unless_allowed_and_then_warned() {
+    if !crate::docker::engine() {
+        return;
+    }
+    let project = crate::harness::Project::from_repo();
+    let port = free_port();
+    let mut socat = Command::new("socat")
+        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
+        .arg("UNIX-CONNECT:/var/run/docker.sock")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat (installed by .ci/install-tools)");
+    let engine = format!("tcp://127.0.0.1:{port}");
+    wait_for("socat to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    // DOCKER_HOST: refused before a byte is sent, then allowed by the variable.
+    let plain = [("DOCKER_HOST", engine.as_str())];
+    for args in [&["deploy", "staging"][..], &["rollback", "staging"][..]] {
+        let run = project.shipit_env(args, &plain).code(1);
+        assert!(
+            run.stderr.contains("refusing to talk plain HTTP"),
+            "{}",
+            run.stderr
+        );
+    }
+    let allowed = [
+        ("DOCKER_HOST", engine.as_str()),
+        ("SHIPIT_ALLOW_PLAIN_TCP", "1"),
+    ];
+    let run = project.shipit_env(&["rollback", "staging"], &allowed).code(1);
+    assert!(run.stderr.contains("plain HTTP, without TLS"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nothing was ever deployed"),
+        "{}",
+        run.stderr
+    );
+
+    // deploy.hosts: refused unless the host says insecure = true.
+    let staging = project.read("environments/staging.toml");
+    let host = format!("\n[[deploy.hosts]]\nengine = \"{engine}\"\naddress = \"127.0.0.1\"\n");
+    project.write("environments/staging.toml", &format!("{staging}{host}"));
+    let run = project.shipit(&["rollback", "staging"]).code(1);
+    assert!(
+        run.stderr.contains("refusing to talk plain HTTP"),
+        "{}",
+        run.stderr
+    );
+    project.write(
+        "environments/staging.toml",
+        &format!("{staging}{host}insecure = true\n"),
+    );
+    let run = project.shipit(&["rollback", "staging"]).code(1);
+    assert!(run.stderr.contains("plain HTTP, without TLS"), "{}", run.stderr);
+    let _ = socat.kill();
+    let _ = socat.wait();
+}
