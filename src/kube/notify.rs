@@ -41,6 +41,7 @@ pub fn announce(target: &Target, outcome: &Outcome, warn: &dyn Fn(&str)) -> Opti
                 b.entry(k).or_insert(v);
             }
         }
+        without_bodies(&mut body);
         let response = crate::http::request(
             &url,
             "POST",
@@ -63,5 +64,39 @@ pub fn announce(target: &Target, outcome: &Outcome, warn: &dyn Fn(&str)) -> Opti
             ));
             Some(false)
         }
+    }
+}
+
+/// What leaves this machine carries the reason, not what the service
+/// answered: the cause's first line, and no smoke check's `detail` (the
+/// run's own JSON and the terminal keep both).
+fn without_bodies(body: &mut serde_json::Value) {
+    if let Some(cause) = body.get("cause").and_then(|c| c.as_str()) {
+        let first = cause.lines().next().unwrap_or_default().to_string();
+        body["cause"] = json!(first);
+    }
+    if let Some(checks) = body
+        .pointer_mut("/smoke/checks")
+        .and_then(|c| c.as_array_mut())
+    {
+        for check in checks.iter_mut().filter_map(|c| c.as_object_mut()) {
+            check.remove("detail");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_webhook_gets_no_answer_bodies() {
+        let mut body = json!({
+            "cause": "failed its smoke tests: 1 of 2 checks failed:\n  - GET /: got {\"secret\":1}",
+            "smoke": {"checks": [{"name": "GET /", "passed": false, "detail": "got {\"secret\":1}"}]},
+        });
+        without_bodies(&mut body);
+        assert!(!body.to_string().contains("secret"), "{body}");
+        assert_eq!(body["smoke"]["checks"][0]["name"], "GET /");
     }
 }

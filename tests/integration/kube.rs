@@ -548,9 +548,32 @@ fn a_healthy_v3_that_fails_its_smoke_tests_is_undone() {
         "{o}"
     );
     outcome(&app.deploy("2.0.0", &[]).success());
-    let failed = app.deploy("3.0.0", &broken).code(1);
+    let (hook, got) = crate::deploy::support::receiver();
+    let mut command = app.command(&[
+        "deploy",
+        "cluster",
+        "--set",
+        "app.version=3.0.0",
+        "--set",
+        "env.ENVIRONMENT=broken",
+        "--set",
+        "deploy.webhook=env:KUBE_HOOK",
+        "--output",
+        "json",
+    ]);
+    command.env("KUBE_HOOK", &hook);
+    let failed = App::finished(command).code(1);
     let o = outcome(&failed);
     assert_eq!(o["result"], "rolled-back", "{o}");
+    // What the service answered is in the run's own JSON, not in the webhook.
+    assert!(o["smoke"].to_string().contains("broken"), "{o}");
+    let messages = got.lock().unwrap().clone();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        !messages[0].to_string().contains("broken"),
+        "the webhook got an answer's body: {}",
+        messages[0]
+    );
     assert!(
         o["cause"]
             .as_str()

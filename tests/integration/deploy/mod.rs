@@ -898,8 +898,14 @@ fn docker_a_plain_tcp_engine_is_refused_unless_allowed_and_then_warned() {
         ("DOCKER_HOST", engine.as_str()),
         ("SHIPIT_ALLOW_PLAIN_TCP", "1"),
     ];
-    let run = project.shipit_env(&["rollback", "staging"], &allowed).code(1);
-    assert!(run.stderr.contains("plain HTTP, without TLS"), "{}", run.stderr);
+    let run = project
+        .shipit_env(&["rollback", "staging"], &allowed)
+        .code(1);
+    assert!(
+        run.stderr.contains("plain HTTP, without TLS"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("nothing was ever deployed"),
         "{}",
@@ -921,7 +927,11 @@ fn docker_a_plain_tcp_engine_is_refused_unless_allowed_and_then_warned() {
         &format!("{staging}{host}insecure = true\n"),
     );
     let run = project.shipit(&["rollback", "staging"]).code(1);
-    assert!(run.stderr.contains("plain HTTP, without TLS"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("plain HTTP, without TLS"),
+        "{}",
+        run.stderr
+    );
     let _ = socat.kill();
     let _ = socat.wait();
 }
