@@ -98,6 +98,14 @@ impl Kubectl {
         })
     }
 
+    /// Whether `KIND/NAME` exists, read as the server's table (name, type,
+    /// counts): no field of the object itself, so a Secret's values never
+    /// leave the server.
+    pub fn exists(&self, what: &str) -> Result<bool, Failed> {
+        let text = self.run(&["get", what, "--no-headers", "--ignore-not-found"], None)?;
+        Ok(!text.trim().is_empty())
+    }
+
     /// `get KIND/NAME -o json`; `Ok(None)` when it does not exist.
     pub fn get(&self, what: &str) -> Result<Option<Value>, Failed> {
         match self.json(&["get", what, "-o", "json"], None) {

@@ -67,7 +67,7 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
             wanted
                 .secret
                 .as_ref()
-                .map(|name| kubectl.get(&format!("secret/{name}")))
+                .map(|name| kubectl.exists(&format!("secret/{name}")))
         });
         (
             context.join().expect("context check"),
@@ -153,12 +153,16 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
                 e.message
             )),
         }
-        if let Some(Ok(None)) = &secret {
-            problems.push(format!(
-                "Secret {} is missing in namespace {ns}: the manifests reference it for [secrets] (create it: kubectl create secret generic {} --from-literal=NAME=VALUE -n {ns})",
-                wanted.secret.clone().unwrap_or_default(),
-                wanted.secret.clone().unwrap_or_default(),
-            ));
+        let secret_name = wanted.secret.clone().unwrap_or_default();
+        match &secret {
+            Some(Ok(false)) => problems.push(format!(
+                "Secret {secret_name} is missing in namespace {ns}: the manifests reference it for [secrets] (create it: kubectl create secret generic {secret_name} --from-literal=NAME=VALUE -n {ns})"
+            )),
+            Some(Err(e)) if e.message.to_lowercase().contains("forbidden") => problems.push(format!(
+                "the deploy user may not `get secrets` in namespace {ns}: shipit needs it to check that Secret {secret_name} exists (it reads the server's table, never the values); grant get on secrets there"
+            )),
+            Some(Err(e)) => problems.push(format!("cannot check Secret {secret_name}: {}", e.message)),
+            _ => {}
         }
         if let Err(e) = &deployment {
             problems.push(format!(

@@ -765,3 +765,74 @@ fn every_environment_rendered_for_1_20_passes_the_servers_dry_run() {
         );
     }
 }
+
+/// `[secrets]` needs its Secret in the namespace. The preflight checks that it
+/// exists through the server's table (name, type, count), never reading its
+/// values: kubectl is run through a wrapper that records every call.
+#[test]
+fn the_secret_is_checked_without_reading_its_values() {
+    let Some(app) = App::new("vault", 57) else {
+        return;
+    };
+    app.create_namespace();
+    app.push("1.0.0", "");
+    let calls = app.project.path().join("kubectl-calls");
+    let wrapper = app.project.path().join("kubectl-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec kubectl \"$@\"\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let kubectl = format!("kubernetes.kubectl={}", wrapper.display());
+    let args = [
+        "deploy",
+        "cluster",
+        "--dry-run",
+        "--output",
+        "json",
+        "--set",
+        "secrets.API_TOKEN=env:API_TOKEN",
+        "--set",
+        &kubectl,
+    ];
+    let secret = format!("{}-secrets", app.name);
+    // Missing: the preflight says so, naming it.
+    let missing = app.shipit(&args).code(1);
+    assert!(
+        missing
+            .stderr
+            .contains(&format!("Secret {secret} is missing")),
+        "{}",
+        missing.stderr
+    );
+    // There: the dry run passes, and no call asked for the Secret's fields.
+    let (made, why) = app.in_namespace(&[
+        "create",
+        "secret",
+        "generic",
+        &secret,
+        "--from-literal=API_TOKEN=t0ken-value",
+    ]);
+    assert!(made, "{why}");
+    app.shipit(&args).success();
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    let secret_calls: Vec<&str> = calls.lines().filter(|l| l.contains("secret/")).collect();
+    assert!(!secret_calls.is_empty(), "{calls}");
+    for call in secret_calls {
+        let words: Vec<&str> = call.split_whitespace().collect();
+        assert!(
+            !words
+                .iter()
+                .any(|w| *w == "-o" || w.starts_with("-o=") || w.starts_with("--output")),
+            "a call that reads the Secret's fields: {call}"
+        );
+    }
+}
