@@ -156,6 +156,17 @@ fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
         Some("max-age=31536000; includeSubDomains")
     );
     assert!(r.header("X-Request-Id").is_some());
+    // A client's own request id is the one forwarded, answered and logged.
+    let r = shipit::http::request_via(
+        &route,
+        &format!("{https}/"),
+        "GET",
+        &[("X-Request-Id", "client-chosen-id-42")],
+        b"",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(r.header("X-Request-Id"), Some("client-chosen-id-42"));
     // Plain HTTP redirects to the configured name and HTTPS port, whatever Host says; no HSTS.
     let spoofed = shipit::http::Route {
         connect: Some(format!("127.0.0.1:{}", site.port)),
@@ -308,6 +319,10 @@ fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
     assert!(
         gateway_logs.contains("\"status\":"),
         "the gateway logs requests: {gateway_logs}"
+    );
+    assert!(
+        gateway_logs.contains("\"request_id\":\"client-chosen-id-42\""),
+        "the gateway logs the request id the service saw: {gateway_logs}"
     );
     for image in [v1.as_str(), "shipit-offline/haproxy:2.6.12-bookworm"] {
         haystack.push_str(&docker(&["history", "--no-trunc", image]).1);
