@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -209,6 +209,19 @@ json = {{ "/environment" = "cluster" }}
         let mut args = vec!["deploy", "cluster", "--set", &set, "--output", "json"];
         args.extend_from_slice(extra);
         self.shipit(&args)
+    }
+
+    /// `deploy` (as `deploy` does) with a webhook to a receiver here: the run,
+    /// and what the webhook heard.
+    fn deploy_heard(&self, version: &str, extra: &[&str]) -> (Run, Arc<Mutex<Vec<Value>>>) {
+        let (hook, got) = crate::deploy::support::receiver();
+        let set = format!("app.version={version}");
+        let mut args = vec!["deploy", "cluster", "--set", &set, "--output", "json"];
+        args.extend(["--set", "deploy.webhook=env:KUBE_HOOK"]);
+        args.extend_from_slice(extra);
+        let mut command = self.command(&args);
+        command.env("KUBE_HOOK", &hook);
+        (Self::finished(command), got)
     }
 
     /// An app whose 2.0.0 serves (3.0.0 pushed beside it, for the test to break).
@@ -472,23 +485,11 @@ fn a_v3_that_cannot_be_pulled_hits_the_deadline_and_v2_is_restored() {
     };
     // A digest the registry does not have: every pull fails.
     let missing = format!("image.digest=sha256:{}", "0".repeat(64));
-    let (hook, got) = crate::deploy::support::receiver();
-    let mut command = app.command(&[
-        "deploy",
-        "cluster",
-        "--set",
-        "app.version=3.0.0",
-        "--set",
-        &missing,
-        "--set",
-        "deploy.health_timeout=12s",
-        "--set",
-        "deploy.webhook=env:KUBE_HOOK",
-        "--output",
-        "json",
-    ]);
-    command.env("KUBE_HOOK", &hook);
-    let failed = App::finished(command).code(1);
+    let (failed, got) = app.deploy_heard(
+        "3.0.0",
+        &["--set", &missing, "--set", "deploy.health_timeout=12s"],
+    );
+    let failed = failed.code(1);
     let o = outcome(&failed);
     assert_eq!(o["result"], "rolled-back", "{o}");
     assert!(
@@ -548,21 +549,8 @@ fn a_healthy_v3_that_fails_its_smoke_tests_is_undone() {
         "{o}"
     );
     outcome(&app.deploy("2.0.0", &[]).success());
-    let (hook, got) = crate::deploy::support::receiver();
-    let mut command = app.command(&[
-        "deploy",
-        "cluster",
-        "--set",
-        "app.version=3.0.0",
-        "--set",
-        "env.ENVIRONMENT=broken",
-        "--set",
-        "deploy.webhook=env:KUBE_HOOK",
-        "--output",
-        "json",
-    ]);
-    command.env("KUBE_HOOK", &hook);
-    let failed = App::finished(command).code(1);
+    let (failed, got) = app.deploy_heard("3.0.0", &broken);
+    let failed = failed.code(1);
     let o = outcome(&failed);
     assert_eq!(o["result"], "rolled-back", "{o}");
     // What the service answered is in the run's own JSON, not in the webhook.

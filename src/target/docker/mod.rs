@@ -37,29 +37,15 @@ impl Docker {
     }
 }
 
-fn options(
-    image: Option<String>,
-    strategy: Option<crate::config::model::Strategy>,
-    lock_wait: std::time::Duration,
-    to: Option<String>,
-) -> Options {
-    Options {
-        image,
-        strategy,
-        lock_wait,
-        to_version: to,
-    }
-}
-
 impl super::Target for Docker {
     fn deploy(&self, out: &Output, request: &DeployRequest) -> Result<(), Error> {
         let settings = &self.settings;
-        let options = options(
-            request.image.clone(),
-            request.strategy,
-            request.lock_wait,
-            None,
-        );
+        let options = Options {
+            image: request.image.clone(),
+            strategy: request.strategy,
+            lock_wait: request.lock_wait,
+            to_version: None,
+        };
         runtime()?.block_on(async {
             // One engine (DOCKER_HOST) is a fleet of one host.
             let prepared = fleet::prepare(settings, &options).await?;
@@ -85,7 +71,12 @@ impl super::Target for Docker {
 
     fn rollback(&self, out: &Output, request: &RollbackRequest) -> Result<(), Error> {
         let settings = &self.settings;
-        let options = options(None, None, request.lock_wait, request.to.clone());
+        let options = Options {
+            image: None,
+            strategy: None,
+            lock_wait: request.lock_wait,
+            to_version: request.to.clone(),
+        };
         runtime()?.block_on(async {
             let cancel = Cancel::install();
             let outcome = fleet::rollback(settings, &options, out, &cancel).await;
