@@ -22,6 +22,7 @@ pub use endpoint::Endpoint;
 pub use inside::{ExecSession, Upload};
 pub use runtime::{ContainerInfo, ContainerSpec};
 
+#[derive(Clone)]
 pub struct Engine {
     pub(crate) docker: Docker,
     /// Where the engine was looked for, for messages.

@@ -246,8 +246,13 @@ pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared,
     // What this machine holds is checked first: a usage error, before any host.
     let secrets = settings.resolve_secrets()?;
     let tls = settings.load_tls()?;
-    // The engine the image was built on: where it is streamed from.
-    let source = Engine::connect().await.ok();
+    let (hosts, unreachable) = host::connect_all(settings).await?;
+    // The engine the image was built on: where it is streamed from. One
+    // engine (DOCKER_HOST) is that one: connected once.
+    let source = match (settings.hosts.is_empty(), hosts.first()) {
+        (true, Some(h)) => Some(h.engine.clone()),
+        _ => Engine::connect().await.ok(),
+    };
     let needs = match &source {
         Some(s) => vec![
             Need::of(s, "release", image_ref).await,
@@ -266,7 +271,6 @@ pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared,
             },
         ],
     };
-    let (hosts, unreachable) = host::connect_all(settings).await?;
     let problems = preflight(
         source.as_ref(),
         &hosts,
