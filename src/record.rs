@@ -36,6 +36,37 @@ pub struct Subject {
     pub image: String,
 }
 
+/// What a deploy or rollback did, the same for every target: what it was
+/// about, how it ended and why, its phases, and the exit code it maps to;
+/// `detail` is what the target adds (Docker: the history entry and each
+/// host; Kubernetes: the revisions and objects), flattened beside it.
+#[derive(Debug, Serialize)]
+pub struct Outcome<D, P> {
+    #[serde(flatten)]
+    pub subject: Subject,
+    pub result: Conclusion,
+    /// Why it failed, if it did.
+    pub cause: Option<String>,
+    pub phases: Vec<Phase>,
+    pub duration_ms: u64,
+    pub exit_code: i32,
+    #[serde(flatten)]
+    pub detail: D,
+    /// The plan a deploy carried out (what `--dry-run` prints under `plan`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<P>,
+    /// `deploy.webhook`: delivered or not; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notified: Option<bool>,
+}
+
+impl<D, P> Outcome<D, P> {
+    /// `timeline`'s line for people: the phases and the whole run.
+    pub fn summary(&self) -> String {
+        summary(&self.phases, self.duration_ms)
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

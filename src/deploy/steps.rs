@@ -37,18 +37,19 @@ impl Options {
     }
 }
 
-/// What a deploy or rollback did.
+/// What a deploy or rollback did: the record every target shares, with
+/// what Docker hosts add to it.
+pub type Outcome = crate::record::Outcome<Detail, super::plan::Plan>;
+
+/// What Docker hosts add to the record of a run.
 #[derive(Debug, Serialize)]
-pub struct Outcome {
+pub struct Detail {
+    /// The history entry the run appended (on the first host).
     pub entry: Entry,
     pub gateway_url: String,
-    pub notified: Option<bool>,
     /// Each host's part, when the environment deploys to several.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostReport>,
-    /// The plan a deploy carried out (what `--dry-run` prints).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<super::plan::Plan>,
 }
 
 /// What one host did in a run across hosts.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::gate::{Gate, Verdict};
-pub use super::outcome::{Outcome, Restored};
+pub use super::outcome::{Detail, Outcome, Restored};
 use super::preflight::{self, Preflight};
 use super::revisions::{self, Revision};
 use super::{Target, apply, lease, manifests};
@@ -15,7 +15,7 @@ use crate::cancel::Cancel;
 use crate::config::Loaded;
 use crate::error::Error;
 use crate::output::Output;
-use crate::record::{Action, Conclusion, Timeline};
+use crate::record::{Action, Conclusion, Subject, Timeline};
 use crate::smoke;
 
 /// The preflight, and the objects it was made for.
@@ -120,28 +120,30 @@ impl Run<'_> {
             Change::Undo(r) => (Action::Rollback, r.version.clone(), r.image.clone()),
         };
         let mut outcome = Outcome {
-            environment: t.environment.clone(),
-            action,
-            result: Conclusion::Failed,
-            version,
-            image,
-            context: preflight.context.clone(),
-            server_version: preflight.server_version.clone(),
-            namespace: k.namespace.clone(),
-            revision: before,
-            previous_revision: before,
-            objects: match &change {
-                Change::Apply(p) => manifests::names(&p.objects),
-                Change::Undo(_) => Vec::new(),
+            subject: Subject {
+                action,
+                environment: t.environment.clone(),
+                version,
+                image,
             },
-            conflicts: Vec::new(),
-            problems: Vec::new(),
-            smoke: None,
-            restored: None,
+            result: Conclusion::Failed,
             cause: None,
             phases: Vec::new(),
             duration_ms: 0,
             exit_code: 1,
+            detail: Detail {
+                cluster: preflight.cluster.clone(),
+                revision: before,
+                previous_revision: before,
+                objects: match &change {
+                    Change::Apply(p) => manifests::names(&p.objects),
+                    Change::Undo(_) => Vec::new(),
+                },
+                conflicts: Vec::new(),
+                problems: Vec::new(),
+                smoke: None,
+                restored: None,
+            },
             plan: None,
             notified: None,
         };
@@ -223,7 +225,7 @@ impl Run<'_> {
                         "taking back a field another manager set (a `kubectl rollout undo` or edit by hand?): {c}"
                     ));
                 }
-                outcome.conflicts = checked.conflicts.clone();
+                outcome.detail.conflicts = checked.conflicts.clone();
                 if let Some(s) = &spinner {
                     s.set_message("applying");
                 }
@@ -255,11 +257,11 @@ impl Run<'_> {
             ),
         );
         let watched = self.gate(crate::clock::now() - 2, &cancelled);
-        outcome.problems = watched.problems.clone();
+        outcome.detail.problems = watched.problems.clone();
         timeline.mark("rollout");
         match watched.verdict {
             Verdict::Ready { revision, replicas } => {
-                outcome.revision = revision.parse().ok();
+                outcome.detail.revision = revision.parse().ok();
                 self.out.status(
                     "ready",
                     &format!("revision {revision}: {replicas} replica(s) updated and available"),
@@ -281,7 +283,7 @@ impl Run<'_> {
         timeline.mark("smoke");
         let passed = report.passed;
         let summary = report.summary();
-        outcome.smoke = Some(report);
+        outcome.detail.smoke = Some(report);
         if cancelled() {
             interrupted(&mut outcome, self.cancel);
             return self.fail(outcome, timeline, before, before_generation);
@@ -433,8 +435,8 @@ impl Run<'_> {
             timeline.mark("verify");
             report.passed
         };
-        outcome.revision = Some(revision);
-        outcome.restored = Some(Restored {
+        outcome.detail.revision = Some(revision);
+        outcome.detail.restored = Some(Restored {
             revision,
             version: version.clone(),
             verified,

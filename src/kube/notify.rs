@@ -20,8 +20,8 @@ pub fn announce(target: &Target, outcome: &Outcome, warn: &dyn Fn(&str)) -> Opti
             "{} {}: {} {} {}{}",
             target.app,
             target.environment,
-            outcome.action,
-            outcome.version,
+            outcome.subject.action,
+            outcome.subject.version,
             outcome.result,
             outcome
                 .cause
@@ -30,7 +30,7 @@ pub fn announce(target: &Target, outcome: &Outcome, warn: &dyn Fn(&str)) -> Opti
                 .unwrap_or_default()
         );
         let mut body = json!({
-            "event": format!("{}.{}", outcome.action, outcome.result),
+            "event": format!("{}.{}", outcome.subject.action, outcome.result),
             "app": target.app,
             "text": text,
         });

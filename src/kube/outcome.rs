@@ -1,10 +1,12 @@
 //! What a Kubernetes deploy or rollback did, as `--output json` prints it
-//! and the webhook announces it.
+//! and the webhook announces it: the record every target shares, with what
+//! a cluster adds to it.
 
 use serde::Serialize;
 
-use crate::record::{Action, Conclusion, Phase};
 use crate::smoke;
+
+pub type Outcome = crate::record::Outcome<Detail, super::plan::Plan>;
 
 /// The revision that serves again after a failure.
 #[derive(Debug, Serialize)]
@@ -17,18 +19,11 @@ pub struct Restored {
     pub ms: u64,
 }
 
-/// What a deploy or rollback did.
+/// What a cluster adds to the record of a run.
 #[derive(Debug, Serialize)]
-pub struct Outcome {
-    pub environment: String,
-    pub action: Action,
-    /// Succeeded, rolled back, failed or interrupted.
-    pub result: Conclusion,
-    pub version: String,
-    pub image: String,
-    pub context: String,
-    pub server_version: String,
-    pub namespace: String,
+pub struct Detail {
+    #[serde(flatten)]
+    pub cluster: super::preflight::Cluster,
     /// The revision serving now.
     pub revision: Option<u64>,
     /// The revision that served before.
@@ -40,15 +35,4 @@ pub struct Outcome {
     pub problems: Vec<String>,
     pub smoke: Option<smoke::Report>,
     pub restored: Option<Restored>,
-    /// Why it failed, if it did.
-    pub cause: Option<String>,
-    pub phases: Vec<Phase>,
-    pub duration_ms: u64,
-    pub exit_code: i32,
-    /// The plan a deploy carried out (what `--dry-run` prints under `plan`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<super::plan::Plan>,
-    /// `deploy.webhook`: delivered or not; absent without one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notified: Option<bool>,
 }

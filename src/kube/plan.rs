@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::deploy::Planned;
+use super::preflight::Cluster;
 use super::{Target, manifests, revisions};
 use crate::record::{Action, Subject};
 
@@ -23,9 +24,8 @@ pub const STEPS: [&str; 6] = [
 pub struct Plan {
     #[serde(flatten)]
     pub subject: Subject,
-    pub context: String,
-    pub server_version: String,
-    pub namespace: String,
+    #[serde(flatten)]
+    pub cluster: Cluster,
     pub serving_revision: Option<u64>,
     /// The objects applied, `Kind/name`.
     pub objects: Vec<String>,
@@ -42,9 +42,7 @@ impl Plan {
                 version: target.version.clone(),
                 image: planned.image.clone(),
             },
-            context: p.context.clone(),
-            server_version: p.server_version.clone(),
-            namespace: p.namespace.clone(),
+            cluster: p.cluster.clone(),
             serving_revision: p.deployment.as_ref().and_then(revisions::of),
             objects: manifests::names(&planned.objects),
             steps: STEPS.iter().map(|s| s.to_string()).collect(),

@@ -7,12 +7,21 @@ use serde_json::{Value, json};
 
 use super::kubectl::{Kubectl, text};
 
-/// What the deploy needs to know of the cluster, and what is wrong.
-#[derive(Debug, Serialize)]
-pub struct Preflight {
+/// Which cluster a run talks to: the kubeconfig context, the server's
+/// version and the namespace (the preflight finds them; the plan and the
+/// outcome carry them).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Cluster {
     pub context: String,
     pub server_version: String,
     pub namespace: String,
+}
+
+/// What the deploy needs to know of the cluster, and what is wrong.
+#[derive(Debug, Serialize)]
+pub struct Preflight {
+    #[serde(flatten)]
+    pub cluster: Cluster,
     /// The Deployment as it is now (`None`: the first deploy).
     #[serde(skip)]
     pub deployment: Option<Value>,
@@ -179,9 +188,11 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
         }
     };
     Preflight {
-        context,
-        server_version,
-        namespace: ns,
+        cluster: Cluster {
+            context,
+            server_version,
+            namespace: ns,
+        },
         deployment: deployment.ok().flatten(),
         digest,
         problems,

@@ -112,7 +112,12 @@ fn deploy(
     // What is deployed where, for the plan and the deploy's first line.
     let what = format!(
         "{} {} ({}) to {} in {} (Kubernetes {})",
-        target.environment, target.version, planned.image, p.context, p.namespace, p.server_version
+        target.environment,
+        target.version,
+        planned.image,
+        p.cluster.context,
+        p.cluster.namespace,
+        p.cluster.server_version
     );
     let plan = Plan::of(target, &planned);
     if args.dry_run {
@@ -133,9 +138,9 @@ fn deploy(
                 "environment": target.environment,
                 "version": target.version,
                 "image": planned.image,
-                "context": p.context,
-                "server_version": p.server_version,
-                "namespace": p.namespace,
+                "context": p.cluster.context,
+                "server_version": p.cluster.server_version,
+                "namespace": p.cluster.namespace,
                 "serving_revision": p.deployment.as_ref().and_then(revisions::of),
                 "objects": manifests::names(&planned.objects),
                 "conflicts": checked.conflicts,
@@ -228,30 +233,22 @@ fn rollback(out: &Output, args: &RollbackRequest, target: &Target) -> Result<(),
 }
 
 fn report(out: &Output, outcome: Outcome) -> Result<(), Error> {
-    if out.is_json() {
-        out.json(&outcome);
-    } else {
-        out.status(
-            "timeline",
-            &crate::record::summary(&outcome.phases, outcome.duration_ms),
-        );
-    }
     if outcome.exit_code == 0 {
         out.status(
             "deployed",
             &format!(
                 "{} {} serves as revision {}",
-                outcome.environment,
-                outcome.version,
-                outcome.revision.map(|r| r.to_string()).unwrap_or_default()
+                outcome.subject.environment,
+                outcome.subject.version,
+                outcome
+                    .detail
+                    .revision
+                    .map(|r| r.to_string())
+                    .unwrap_or_default()
             ),
         );
-        return Ok(());
     }
-    Err(Error::Reported {
-        code: outcome.exit_code,
-        message: outcome.cause.unwrap_or_else(|| "the deploy failed".into()),
-    })
+    super::report(out, outcome, |_| {})
 }
 
 fn status(out: &Output, target: &Target, last: usize) -> Result<(), Error> {

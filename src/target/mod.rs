@@ -90,3 +90,26 @@ pub fn no_hosts(host: Option<&str>) -> Result<(), Error> {
         None => Ok(()),
     }
 }
+
+/// Prints what a deploy or rollback did, the same for every target: the
+/// outcome as JSON, or its timeline and then the target's own lines
+/// (`people`) for people; its exit code becomes the command's.
+pub fn report<D: serde::Serialize, P: serde::Serialize>(
+    out: &Output,
+    outcome: crate::record::Outcome<D, P>,
+    people: impl FnOnce(&crate::record::Outcome<D, P>),
+) -> Result<(), Error> {
+    if out.is_json() {
+        out.json(&outcome);
+    } else {
+        out.status("timeline", &outcome.summary());
+        people(&outcome);
+    }
+    match outcome.exit_code {
+        0 => Ok(()),
+        code => Err(Error::Reported {
+            code,
+            message: outcome.cause.unwrap_or_else(|| "the deploy failed".into()),
+        }),
+    }
+}

@@ -54,6 +54,18 @@ impl Checker<'_> {
         }
     }
 
+    /// A whole number within `range`: `{field} = {value} is out of range`,
+    /// `from LOW to HIGH {unit}`.
+    fn range(&mut self, key: &str, value: i64, range: std::ops::RangeInclusive<i64>, unit: &str) {
+        let field = key.rsplit('.').next().unwrap_or(key);
+        self.check(
+            range.contains(&value),
+            key,
+            format!("{field} = {value} is out of range"),
+            &format!("from {} to {} {unit}", range.start(), range.end()),
+        );
+    }
+
     fn port(&mut self, key: &str, value: i64) {
         self.check(
             (1..=65535).contains(&value),

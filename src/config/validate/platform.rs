@@ -75,11 +75,11 @@ pub(super) fn deploy(c: &mut Checker<'_>, config: &Config) {
             );
         }
     }
-    c.check(
-        (1..=50).contains(&d.keep_releases),
+    c.range(
         "deploy.keep_releases",
-        format!("keep_releases = {} is out of range", d.keep_releases),
-        "from 1 to 50 previous releases",
+        d.keep_releases,
+        1..=50,
+        "previous releases",
     );
     match (d.target, d.strategy) {
         (_, Strategy::Canary) => c.fail(
@@ -123,12 +123,7 @@ pub(super) fn gateway(c: &mut Checker<'_>, config: &Config) {
         format!("\"{}\" is not a rate", g.rate_limit),
         "requests per second or minute per client: \"10r/s\" or \"600r/m\"",
     );
-    c.check(
-        (0..=100_000).contains(&g.burst),
-        "gateway.burst",
-        format!("burst = {} is out of range", g.burst),
-        "from 0 to 100000 requests",
-    );
+    c.range("gateway.burst", g.burst, 0..=100_000, "requests");
     c.check(
         rules::parse_size(&g.body_size).is_some_and(|b| b > 0),
         "gateway.body_size",
@@ -337,10 +332,5 @@ pub(super) fn ci(c: &mut Checker<'_>, config: &Config) {
     for (i, env) in ci.deploy_environments.iter().enumerate() {
         c.dns_label(&format!("ci.deploy_environments.{i}"), env);
     }
-    c.check(
-        (1..=360).contains(&ci.timeout_minutes),
-        "ci.timeout_minutes",
-        format!("timeout_minutes = {} is out of range", ci.timeout_minutes),
-        "from 1 to 360 minutes",
-    );
+    c.range("ci.timeout_minutes", ci.timeout_minutes, 1..=360, "minutes");
 }

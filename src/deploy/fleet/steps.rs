@@ -2,7 +2,8 @@
 //! back), drain, record; and the report of a run that failed.
 
 use super::*;
-use crate::record::{Action, Conclusion};
+use crate::deploy::steps::Detail;
+use crate::record::{Action, Conclusion, Subject};
 
 pub(super) fn limit_for_stage(settings: &Settings) -> Duration {
     settings.health_timeout + settings.smoke_timeout + Duration::from_secs(60)
@@ -275,11 +276,24 @@ pub(super) async fn record(
         })
         .collect();
     Ok(Outcome {
-        gateway_url: gateway::url(&members[0].host.engine, settings),
-        entry: first,
-        notified,
-        hosts,
+        subject: Subject {
+            action: first.action,
+            environment: settings.site.environment.clone(),
+            version: first.version.clone().unwrap_or_default(),
+            image: first.image.clone().unwrap_or_default(),
+        },
+        result: first.result,
+        cause: first.reason.clone(),
+        phases: first.phases.clone(),
+        duration_ms: first.duration_ms,
+        exit_code: 0,
+        detail: Detail {
+            gateway_url: gateway::url(&members[0].host.engine, settings),
+            entry: first,
+            hosts,
+        },
         plan: None,
+        notified,
     })
 }
 

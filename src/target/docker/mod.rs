@@ -12,12 +12,11 @@ use super::{DeployRequest, LockAction, RollbackRequest, no_hosts, runtime};
 use crate::cancel::Cancel;
 use crate::config::Loaded;
 use crate::deploy::plan::{self as deploy_plan, Plan};
-use crate::deploy::steps::{self, Options};
+use crate::deploy::steps::{Options, Outcome};
 use crate::deploy::{Settings, fleet, lock};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::output::Output;
-use crate::record::summary;
 
 /// The environment's Docker hosts and what a deploy needs to know of them.
 pub struct Docker {
@@ -146,39 +145,27 @@ impl super::Target for Docker {
     }
 }
 
-fn report(
-    out: &Output,
-    outcome: Result<steps::Outcome, Error>,
-    plan: Option<Plan>,
-) -> Result<(), Error> {
+fn report(out: &Output, outcome: Result<Outcome, Error>, plan: Option<Plan>) -> Result<(), Error> {
     match outcome {
-        Ok(mut outcome) => {
-            outcome.plan = plan;
-            if out.is_json() {
-                out.json(&outcome);
-            } else {
-                let e = &outcome.entry;
-                out.status("timeline", &summary(&e.phases, e.duration_ms));
-                // One host: the lines above said it all.
-                let several = outcome.hosts.len() > 1;
-                for h in outcome.hosts.iter().filter(|_| several) {
-                    out.status(
-                        "host",
-                        &format!(
-                            "{}: {} release {} ({}) at {}",
-                            h.host,
-                            h.result,
-                            h.serving_release
-                                .map(|r| r.to_string())
-                                .unwrap_or("-".into()),
-                            h.serving_version.clone().unwrap_or_default(),
-                            h.gateway_url
-                        ),
-                    );
-                }
+        Ok(outcome) => super::report(out, Outcome { plan, ..outcome }, |outcome| {
+            // One host: the lines above said it all.
+            let hosts = &outcome.detail.hosts;
+            for h in hosts.iter().filter(|_| hosts.len() > 1) {
+                out.status(
+                    "host",
+                    &format!(
+                        "{}: {} release {} ({}) at {}",
+                        h.host,
+                        h.result,
+                        h.serving_release
+                            .map(|r| r.to_string())
+                            .unwrap_or("-".into()),
+                        h.serving_version.clone().unwrap_or_default(),
+                        h.gateway_url
+                    ),
+                );
             }
-            Ok(())
-        }
+        }),
         Err(e) => {
             if out.is_json() {
                 out.json(&serde_json::json!({

@@ -181,7 +181,7 @@ impl Site {
         args.extend(["--output", "json"]);
         let run = self.deploy(version, image, &args).success();
         let real: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        assert_plan_carried_out(&dry["plan"], &real["plan"], &real["entry"]["phases"]);
+        assert_plan_carried_out(&dry["plan"], &real);
         (run, real)
     }
 
@@ -589,20 +589,26 @@ pub(super) fn gateway_conf(site: &Site) -> String {
 }
 
 /// The plan a real run reports is the one its dry run printed, and the
-/// phases it went through are that plan's steps, in order.
-pub(crate) fn assert_plan_carried_out(
-    dry: &serde_json::Value,
-    real: &serde_json::Value,
-    phases: &serde_json::Value,
-) {
+/// phases it went through are that plan's steps, in order. The outcome is
+/// the record every target shares: what the run was, how it ended, its
+/// phases and exit code at the top, whatever the target.
+pub(crate) fn assert_plan_carried_out(dry: &serde_json::Value, outcome: &serde_json::Value) {
+    let real = &outcome["plan"];
     assert!(dry.is_object(), "the dry run printed no plan: {dry}");
     assert_eq!(
         dry, real,
         "the real run did not carry out the dry run's plan"
     );
-    let names: Vec<&str> = phases
+    for key in ["action", "environment", "version", "image"] {
+        assert!(outcome[key].is_string(), "no {key} in {outcome}");
+        assert_eq!(outcome[key], real[key], "{key} differs from the plan's");
+    }
+    assert!(outcome["result"].is_string(), "{outcome}");
+    assert!(outcome["duration_ms"].is_u64(), "{outcome}");
+    assert_eq!(outcome["exit_code"], 0, "{outcome}");
+    let names: Vec<&str> = outcome["phases"]
         .as_array()
-        .unwrap_or_else(|| panic!("no phases: {phases}"))
+        .unwrap_or_else(|| panic!("no phases: {outcome}"))
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
