@@ -29,6 +29,11 @@ pub struct Artifact {
     pub contents: String,
 }
 
+/// One template's file, at its `OUTPUT`.
+fn file<T: t::File>(template: T) -> Result<Artifact, Error> {
+    artifact(T::OUTPUT, template.render())
+}
+
 fn artifact(path: &str, rendered: askama::Result<String>) -> Result<Artifact, Error> {
     let mut contents = rendered.map_err(|e| Error::Template {
         template: path.to_string(),
@@ -69,100 +74,61 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
     let mut out = Vec::new();
     // The project's own Dockerfile, or a prebuilt image: shipit renders none.
     if c.renders_dockerfile {
-        out.push(artifact(
-            t::Dockerfile::OUTPUT,
-            t::Dockerfile { c }.render(),
-        )?);
+        out.push(file(t::Dockerfile { c })?);
     }
     // Prebuilt mode packages a static Rust binary: nothing else has one.
     if c.renders_prebuilt {
-        out.push(artifact(
-            t::DockerfilePrebuilt::OUTPUT,
-            t::DockerfilePrebuilt { c }.render(),
-        )?);
+        out.push(file(t::DockerfilePrebuilt { c })?);
     }
     out.extend([
-        artifact(t::DockerIgnore::OUTPUT, t::DockerIgnore { c }.render())?,
-        artifact(t::Compose::OUTPUT, t::Compose { c }.render())?,
-        artifact(t::Nginx::OUTPUT, t::Nginx { c }.render())?,
-        artifact(t::Haproxy::OUTPUT, t::Haproxy { c }.render())?,
+        file(t::DockerIgnore { c })?,
+        file(t::Compose { c })?,
+        file(t::Nginx { c })?,
+        file(t::Haproxy { c })?,
     ]);
     // Cluster-level objects an administrator applies once: not in the kustomization.
-    let mut cluster = vec![artifact(t::Namespace::OUTPUT, t::Namespace { c }.render())?];
+    let mut cluster = vec![file(t::Namespace { c })?];
     let mut k8s = vec![
-        artifact(t::ServiceAccount::OUTPUT, t::ServiceAccount { c }.render())?,
-        artifact(t::ConfigMap::OUTPUT, t::ConfigMap { c }.render())?,
-        artifact(t::Deployment::OUTPUT, t::Deployment { c }.render())?,
-        artifact(t::Service::OUTPUT, t::Service { c }.render())?,
+        file(t::ServiceAccount { c })?,
+        file(t::ConfigMap { c })?,
+        file(t::Deployment { c })?,
+        file(t::Service { c })?,
     ];
     if c.ingress {
-        k8s.push(artifact(
-            t::ResponseHeaders::OUTPUT,
-            t::ResponseHeaders { c }.render(),
-        )?);
-        k8s.push(artifact(
-            t::Ingress::OUTPUT,
-            t::Ingress { c, metrics: false }.render(),
-        )?);
+        k8s.push(file(t::ResponseHeaders { c })?);
+        k8s.push(file(t::Ingress { c, metrics: false })?);
         k8s.push(artifact(
             t::Ingress::METRICS_OUTPUT,
             t::Ingress { c, metrics: true }.render(),
         )?);
-        cluster.push(artifact(
-            t::IngressController::OUTPUT,
-            t::IngressController { c }.render(),
-        )?);
+        cluster.push(file(t::IngressController { c })?);
     }
     if c.autoscaling {
-        k8s.push(artifact(t::Hpa::OUTPUT, t::Hpa { c }.render())?);
+        k8s.push(file(t::Hpa { c })?);
     }
     if c.pdb {
-        k8s.push(artifact(t::Pdb::OUTPUT, t::Pdb { c }.render())?);
+        k8s.push(file(t::Pdb { c })?);
     }
     if c.network_policy {
-        k8s.push(artifact(
-            t::NetworkPolicyDefaultDeny::OUTPUT,
-            t::NetworkPolicyDefaultDeny { c }.render(),
-        )?);
-        k8s.push(artifact(
-            t::NetworkPolicy::OUTPUT,
-            t::NetworkPolicy { c }.render(),
-        )?);
+        k8s.push(file(t::NetworkPolicyDefaultDeny { c })?);
+        k8s.push(file(t::NetworkPolicy { c })?);
     }
     let files: Vec<String> = k8s
         .iter()
         .map(|a| a.path.trim_start_matches("k8s/").to_string())
         .collect();
-    k8s.push(artifact(
-        t::Kustomization::OUTPUT,
-        t::Kustomization { c, files: &files }.render(),
-    )?);
+    k8s.push(file(t::Kustomization { c, files: &files })?);
     out.extend(k8s);
     out.extend(cluster);
     // Only where something runs it: the compose stack's Prometheus.
     if c.prometheus {
-        out.push(artifact(
-            t::PrometheusConfig::OUTPUT,
-            t::PrometheusConfig { c }.render(),
-        )?);
-        out.push(artifact(
-            t::PrometheusAlerts::OUTPUT,
-            t::PrometheusAlerts { c }.render(),
-        )?);
+        out.push(file(t::PrometheusConfig { c })?);
+        out.push(file(t::PrometheusAlerts { c })?);
     }
     if c.grafana {
-        out.push(artifact(
-            t::GrafanaDatasource::OUTPUT,
-            t::GrafanaDatasource { c }.render(),
-        )?);
-        out.push(artifact(
-            t::GrafanaDashboards::OUTPUT,
-            t::GrafanaDashboards { c }.render(),
-        )?);
-        out.push(artifact(
-            t::GrafanaDashboard::OUTPUT,
-            t::GrafanaDashboard { c }.render(),
-        )?);
+        out.push(file(t::GrafanaDatasource { c })?);
+        out.push(file(t::GrafanaDashboards { c })?);
+        out.push(file(t::GrafanaDashboard { c })?);
     }
     Ok(out)
 }
@@ -195,27 +161,18 @@ pub fn ci_workflows(
     let c = ci::CiCtx::new(loaded, environments, deploys);
     let c = &c;
     Ok(vec![
-        artifact(t::CiWorkflow::OUTPUT, t::CiWorkflow { c }.render())?,
-        artifact(
-            t::ReleaseWorkflow::OUTPUT,
-            t::ReleaseWorkflow { c }.render(),
-        )?,
-        artifact(t::DeployWorkflow::OUTPUT, t::DeployWorkflow { c }.render())?,
-        artifact(t::Dependabot::OUTPUT, t::Dependabot { c }.render())?,
-        artifact(
-            t::RootDockerIgnore::OUTPUT,
-            t::RootDockerIgnore { c }.render(),
-        )?,
-        artifact(t::TrivyIgnore::OUTPUT, t::TrivyIgnore { c }.render())?,
-        artifact(
-            t::TrivyRegistries::OUTPUT,
-            t::TrivyRegistries { c }.render(),
-        )?,
+        file(t::CiWorkflow { c })?,
+        file(t::ReleaseWorkflow { c })?,
+        file(t::DeployWorkflow { c })?,
+        file(t::Dependabot { c })?,
+        file(t::RootDockerIgnore { c })?,
+        file(t::TrivyIgnore { c })?,
+        file(t::TrivyRegistries { c })?,
     ])
 }
 
 /// The deploy gateway's haproxy.cfg: the same template as
 /// generated/ENV/haproxy.cfg, with the release's replicas as servers.
 pub fn gateway_config(c: &Ctx) -> Result<String, Error> {
-    Ok(artifact(t::Haproxy::OUTPUT, t::Haproxy { c }.render())?.contents)
+    Ok(file(t::Haproxy { c })?.contents)
 }

@@ -7,6 +7,12 @@ use askama::Template;
 use super::ci::CiCtx;
 use super::context::Ctx;
 
+/// A template that renders one generated file, at `OUTPUT` (relative to
+/// its output root).
+pub trait File: Template {
+    const OUTPUT: &'static str;
+}
+
 /// Template structs that render from one context: the name, the template
 /// (below `templates/`), the context's type, and the path it renders to
 /// (`OUTPUT`, relative to its output root).
@@ -18,8 +24,8 @@ macro_rules! templates {
             pub c: &'a $ctx,
         }
 
-        impl $name<'_> {
-            pub const OUTPUT: &'static str = $output;
+        impl File for $name<'_> {
+            const OUTPUT: &'static str = $output;
         }
     )+};
 }
@@ -70,8 +76,11 @@ pub struct Ingress<'a> {
 }
 
 impl Ingress<'_> {
-    pub const OUTPUT: &'static str = "k8s/ingress.yaml";
     pub const METRICS_OUTPUT: &'static str = "k8s/ingress-metrics.yaml";
+}
+
+impl File for Ingress<'_> {
+    const OUTPUT: &'static str = "k8s/ingress.yaml";
 }
 
 #[derive(Template)]
@@ -81,6 +90,6 @@ pub struct Kustomization<'a> {
     pub files: &'a [String],
 }
 
-impl Kustomization<'_> {
-    pub const OUTPUT: &'static str = "k8s/kustomization.yaml";
+impl File for Kustomization<'_> {
+    const OUTPUT: &'static str = "k8s/kustomization.yaml";
 }
