@@ -46,6 +46,10 @@ pub struct CiCtx {
     pub rust_cache: &'static str,
     /// `NAME==VERSION --hash=sha256:...`, quoted for the shell.
     pub trivy_requirement: String,
+    /// Every secret the deploy workflow reads, which the release workflow
+    /// passes to it by name (`workflow_call`; a GitHub environment's secret
+    /// of the same name takes precedence in the environment's job).
+    pub deploy_call_secrets: Vec<String>,
 }
 
 /// One environment's deploy job: host access, secrets, how images travel.
@@ -112,6 +116,56 @@ impl DeployJob {
     }
 }
 
+/// The secrets the deploy jobs read, sorted: host access, registry
+/// credentials (not on ghcr.io, where the job's token pushes and pulls), and
+/// the `env:` references of deploys and smoke tests.
+fn call_secrets(jobs: &[DeployJob], ghcr: bool) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for job in jobs {
+        let access: &[&str] = if job.kubernetes {
+            &["SHIPIT_KUBECONFIG"]
+        } else {
+            &[]
+        };
+        let ssh: &[&str] = if job.ssh {
+            &["SHIPIT_SSH_PRIVATE_KEY", "SHIPIT_SSH_KNOWN_HOSTS"]
+        } else {
+            &[]
+        };
+        let tls: &[&str] = if job.tls {
+            &[
+                "SHIPIT_DOCKER_TLS_CA",
+                "SHIPIT_DOCKER_TLS_CERT",
+                "SHIPIT_DOCKER_TLS_KEY",
+            ]
+        } else {
+            &[]
+        };
+        let engine: &[&str] = if !job.hosts && !job.kubernetes {
+            &["DOCKER_HOST"]
+        } else {
+            &[]
+        };
+        names.extend(
+            [access, ssh, tls, engine]
+                .concat()
+                .into_iter()
+                .map(String::from),
+        );
+        names.extend(job.deploy_secrets.iter().cloned());
+        names.extend(job.smoke_secrets.iter().cloned());
+    }
+    if !ghcr && !jobs.is_empty() {
+        names.extend([
+            "SHIPIT_REGISTRY_USERNAME".into(),
+            "SHIPIT_REGISTRY_PASSWORD".into(),
+        ]);
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// A registry only this machine reaches: 127.0.0.0/8, localhost, ::1.
 fn is_loopback(registry: &str) -> bool {
     let host = registry
@@ -127,7 +181,7 @@ impl CiCtx {
     /// `deploys`: each of `ci.deploy_environments`, loaded, in order.
     pub fn new(loaded: &Loaded, environments: Vec<String>, deploys: &[Loaded]) -> CiCtx {
         let ci = &loaded.config.ci;
-        let deploy_jobs = deploys
+        let deploy_jobs: Vec<DeployJob> = deploys
             .iter()
             .enumerate()
             .map(|(i, d)| {
@@ -166,6 +220,7 @@ impl CiCtx {
                 "${{ secrets.SHIPIT_REGISTRY_PASSWORD }}",
             )
         };
+        let deploy_call_secrets = call_secrets(&deploy_jobs, ghcr);
         let mut sources = loaded.files.clone();
         for d in deploys {
             for f in &d.files {
@@ -196,6 +251,7 @@ impl CiCtx {
             setup_python: SETUP_PYTHON,
             rust_cache: RUST_CACHE,
             trivy_requirement: format!("'{TRIVY_REQUIREMENT}'"),
+            deploy_call_secrets,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The independent validators (kubernetes-validate, hadolint, docker-compose,
-//! nginx -t, haproxy -c, promtool, actionlint, yamllint, trivy) on freshly rendered files,
+//! nginx -t, haproxy -c, promtool, actionlint, zizmor, yamllint, trivy) on freshly rendered files,
 //! and proof that they reject broken ones. `.ci/install-tools` installs
 //! them; without them these tests fail unless SHIPIT_SKIP_VALIDATORS=1.
 
@@ -15,6 +15,7 @@ const TOOLS: &[&str] = &[
     "haproxy",
     "promtool",
     "actionlint",
+    "zizmor",
     "yamllint",
     "check-jsonschema",
     "trivy",
@@ -131,6 +132,13 @@ fn validators_reject_broken_files() {
         "timeout-minutes: 30",
         "timeout-minutes: thirty",
     );
+    // The deploy workflow triggered by another workflow's run (with its
+    // artifacts and the repository's secrets): what zizmor calls dangerous.
+    edit(
+        ".github/workflows/deploy.yml",
+        "on:\n  workflow_call:\n",
+        "on:\n  workflow_run:\n    workflows: [release]\n    types: [completed]\n  workflow_call:\n",
+    );
     edit(
         "generated/staging/k8s/deployment.yaml",
         "privileged: false",
@@ -148,6 +156,7 @@ fn validators_reject_broken_files() {
         "FAIL  kubernetes-validate --strict -k 1.30.0 k8s/service.yaml",
         "FAIL  kubernetes-validate --strict -k 1.30.0 k8s/deployment.yaml",
         "FAIL  actionlint ci.yml",
+        "FAIL  zizmor .github/workflows",
         "FAIL  trivy config (HIGH, CRITICAL) generated/",
     ] {
         assert!(text.contains(check), "expected `{check}` in:\n{text}");

@@ -201,9 +201,7 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
         [
             ("github.actor", "ci-bot".to_string()),
             ("github.ref_name", ref_name.to_string()),
-            ("github.event.workflow_run.conclusion", "success".into()),
-            ("github.event.workflow_run.event", "push".into()),
-            ("github.event.workflow_run.head_sha", sha.clone()),
+            ("github.sha", sha.clone()),
             ("secrets.SHIPIT_REGISTRY_USERNAME", USER.into()),
             ("secrets.SHIPIT_REGISTRY_PASSWORD", password.clone()),
             (
@@ -265,6 +263,37 @@ fn the_release_and_deploy_workflows_run_as_written_against_real_hosts() {
     };
     let release = workflow(ws, "release.yml");
     let deploy = workflow(ws, "deploy.yml");
+    // The release calls the deploy once its image is pushed (no
+    // `workflow_run`), and hands it by name every secret the deploy reads.
+    let call = &release["jobs"]["deploy"];
+    assert_eq!(call["uses"], "$/.github/workflows/deploy.yml", "{call}");
+    assert_eq!(call["needs"], serde_json::json!(["image"]), "{call}");
+    assert!(deploy["on"]["workflow_run"].is_null(), "{}", deploy["on"]);
+    let text = std::fs::read_to_string(ws.join(".github/workflows/deploy.yml")).unwrap();
+    let mut read: Vec<&str> = text
+        .split("secrets.")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap()
+        })
+        .filter(|name| *name != "GITHUB_TOKEN")
+        .collect();
+    read.sort();
+    read.dedup();
+    assert!(!read.is_empty());
+    for name in read {
+        assert_eq!(
+            call["secrets"][name],
+            format!("${{{{ secrets.{name} }}}}"),
+            "the release does not pass {name} to the deploy"
+        );
+        assert!(
+            deploy["on"]["workflow_call"]["secrets"][name].is_object(),
+            "deploy.yml does not declare {name}"
+        );
+    }
 
     // A tag that does not name the version: refused before anything is pushed.
     let mut r = runner("v9.9.9", &host_key(1));
