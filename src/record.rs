@@ -176,32 +176,45 @@ impl Timeline {
 mod tests {
     use super::*;
 
+    /// Each value serialises as its string, reads back from it, and
+    /// `as_str` names it the same.
+    fn round_trip<T>(pairs: &[(T, &str)], as_str: fn(T) -> &'static str)
+    where
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq + fmt::Debug + Copy,
+    {
+        for &(value, text) in pairs {
+            assert_eq!(
+                serde_json::to_string(&value).unwrap(),
+                format!("\"{text}\"")
+            );
+            assert_eq!(as_str(value), text);
+            let back: T = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+            assert_eq!(back, value);
+        }
+    }
+
     #[test]
     fn enums_read_and_write_the_history_strings() {
-        for (a, text) in [
-            (Action::Deploy, "deploy"),
-            (Action::Rollback, "rollback"),
-            (Action::Repair, "repair"),
-            (Action::LockRelease, "lock-release"),
-        ] {
-            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{text}\""));
-            assert_eq!(a.as_str(), text);
-            let back: Action = serde_json::from_str(&format!("\"{text}\"")).unwrap();
-            assert_eq!(back, a);
-        }
-        for (c, text) in [
-            (Conclusion::Succeeded, "succeeded"),
-            (Conclusion::RolledBack, "rolled-back"),
-            (Conclusion::Failed, "failed"),
-            (Conclusion::NoOp, "no-op"),
-            (Conclusion::Interrupted, "interrupted"),
-            (Conclusion::Repaired, "repaired"),
-        ] {
-            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{text}\""));
-            assert_eq!(c.as_str(), text);
-            let back: Conclusion = serde_json::from_str(&format!("\"{text}\"")).unwrap();
-            assert_eq!(back, c);
-        }
+        round_trip(
+            &[
+                (Action::Deploy, "deploy"),
+                (Action::Rollback, "rollback"),
+                (Action::Repair, "repair"),
+                (Action::LockRelease, "lock-release"),
+            ],
+            Action::as_str,
+        );
+        round_trip(
+            &[
+                (Conclusion::Succeeded, "succeeded"),
+                (Conclusion::RolledBack, "rolled-back"),
+                (Conclusion::Failed, "failed"),
+                (Conclusion::NoOp, "no-op"),
+                (Conclusion::Interrupted, "interrupted"),
+                (Conclusion::Repaired, "repaired"),
+            ],
+            Conclusion::as_str,
+        );
     }
 
     #[test]

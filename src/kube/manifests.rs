@@ -70,20 +70,12 @@ pub fn objects(loaded: &Loaded, digest: &str, stamp: &Stamp) -> Result<Vec<Value
 fn pin_config(objects: &mut [Value]) {
     // The ConfigMaps the Deployment reads its environment from (others,
     // such as the Ingress controller's headers, keep their names).
-    let mut referenced = Vec::new();
-    for o in objects.iter().filter(|o| o["kind"] == "Deployment") {
-        for c in o["spec"]["template"]["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            for from in c["envFrom"].as_array().into_iter().flatten() {
-                if let Some(name) = from["configMapRef"]["name"].as_str() {
-                    referenced.push(name.to_string());
-                }
-            }
-        }
-    }
+    let referenced: Vec<String> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .flat_map(config_maps_of)
+        .map(str::to_string)
+        .collect();
     let mut renamed = Vec::new();
     for o in objects.iter_mut() {
         let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -136,6 +128,17 @@ pub fn image_reference(loaded: &Loaded) -> String {
     }
 }
 
+/// The ConfigMaps a Deployment's (or ReplicaSet's) containers take their
+/// environment from (`envFrom`).
+fn config_maps_of(owner: &Value) -> impl Iterator<Item = &str> {
+    owner["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["envFrom"].as_array().into_iter().flatten())
+        .filter_map(|from| from["configMapRef"]["name"].as_str())
+}
+
 /// ConfigMaps of past revisions that no kept ReplicaSet refers to any more.
 pub fn stale_configs(config_maps: &Value, replica_sets: &Value, app: &str) -> Vec<String> {
     let mut used = std::collections::BTreeSet::new();
@@ -149,17 +152,7 @@ pub fn stale_configs(config_maps: &Value, replica_sets: &Value, app: &str) -> Ve
         if !owned {
             continue;
         }
-        for c in rs["spec"]["template"]["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            for from in c["envFrom"].as_array().into_iter().flatten() {
-                if let Some(n) = from["configMapRef"]["name"].as_str() {
-                    used.insert(n.to_string());
-                }
-            }
-        }
+        used.extend(config_maps_of(rs));
     }
     config_maps["items"]
         .as_array()
@@ -167,7 +160,7 @@ pub fn stale_configs(config_maps: &Value, replica_sets: &Value, app: &str) -> Ve
         .flatten()
         .filter(|c| c["metadata"]["labels"][CONFIG_LABEL].is_string())
         .filter_map(|c| c["metadata"]["name"].as_str())
-        .filter(|n| !used.contains(*n))
+        .filter(|n| !used.contains(n))
         .map(str::to_string)
         .collect()
 }

@@ -15,6 +15,17 @@ pub struct Edit {
     pub after: String,
 }
 
+impl Edit {
+    /// The edit of a file from `before` to `after`, if that changes it.
+    fn changed(path: PathBuf, before: String, after: String) -> Option<Edit> {
+        (after != before).then_some(Edit {
+            path,
+            before: Some(before),
+            after,
+        })
+    }
+}
+
 /// The workspace: its version and its members' manifests. For a service
 /// whose version is configuration (`app.version_source = "config"`, any
 /// language), the one "manifest" is `environments/base.toml`.
@@ -155,14 +166,7 @@ impl Workspace {
             if let Some(app) = doc.get_mut("app") {
                 set_if(app, "version", &old, &new);
             }
-            let after = doc.to_string();
-            if after != text {
-                edits.push(Edit {
-                    path: rel,
-                    before: Some(text),
-                    after,
-                });
-            }
+            edits.extend(Edit::changed(rel, text, doc.to_string()));
             return Ok(edits);
         }
         for rel in &self.manifests {
@@ -183,14 +187,7 @@ impl Workspace {
                     }
                 }
             }
-            let after = doc.to_string();
-            if after != text {
-                edits.push(Edit {
-                    path: rel.clone(),
-                    before: Some(text),
-                    after,
-                });
-            }
+            edits.extend(Edit::changed(rel.clone(), text, doc.to_string()));
         }
         let lock = PathBuf::from("Cargo.lock");
         if root.join(&lock).is_file() {
@@ -212,14 +209,7 @@ impl Workspace {
                     }
                 }
             }
-            let after = doc.to_string();
-            if after != text {
-                edits.push(Edit {
-                    path: lock,
-                    before: Some(text),
-                    after,
-                });
-            }
+            edits.extend(Edit::changed(lock, text, doc.to_string()));
         }
         Ok(edits)
     }

@@ -17,6 +17,38 @@ use super::problem::Problem;
 use super::rules::{self, ImageRef};
 use super::tree::Node;
 
+/// A kind of string value: the rule it keeps, what it is called in an
+/// error, and how to write one.
+struct Kind {
+    ok: fn(&str) -> bool,
+    what: &'static str,
+    help: &'static str,
+}
+
+const DURATION: Kind = Kind {
+    ok: |v| rules::parse_duration(v).is_some_and(|d| !d.is_zero()),
+    what: "a duration",
+    help: "a positive duration such as \"500ms\", \"30s\", \"5m\", \"1m30s\", \"2h\", \"7d\"",
+};
+
+const HTTP_PATH: Kind = Kind {
+    ok: rules::is_http_path,
+    what: "an HTTP path",
+    help: "a path starting with `/`, made of letters, digits and `._~/-`, e.g. \"/health\"",
+};
+
+const DNS_LABEL: Kind = Kind {
+    ok: rules::is_dns_label,
+    what: "a valid name",
+    help: "an RFC 1123 label: lowercase letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters",
+};
+
+const HOSTNAME: Kind = Kind {
+    ok: rules::is_hostname,
+    what: "a valid hostname",
+    help: "an RFC 1123 hostname such as \"api.example.com\" (lowercase), optionally starting with \"*.\"",
+};
+
 struct Checker<'a> {
     tree: &'a Node,
     problems: Vec<Problem>,
@@ -75,40 +107,26 @@ impl Checker<'_> {
         );
     }
 
+    /// A string of `kind`: `"{value}" is not {what}`, and how to write one.
+    fn is(&mut self, key: &str, value: &str, kind: &Kind) {
+        let message = format!("\"{value}\" is not {}", kind.what);
+        self.check((kind.ok)(value), key, message, kind.help);
+    }
+
     fn duration(&mut self, key: &str, value: &str) {
-        self.check(
-            rules::parse_duration(value).is_some_and(|d| !d.is_zero()),
-            key,
-            format!("\"{value}\" is not a duration"),
-            "a positive duration such as \"500ms\", \"30s\", \"5m\", \"1m30s\", \"2h\", \"7d\"",
-        );
+        self.is(key, value, &DURATION);
     }
 
     fn http_path(&mut self, key: &str, value: &str) {
-        self.check(
-            rules::is_http_path(value),
-            key,
-            format!("\"{value}\" is not an HTTP path"),
-            "a path starting with `/`, made of letters, digits and `._~/-`, e.g. \"/health\"",
-        );
+        self.is(key, value, &HTTP_PATH);
     }
 
     fn dns_label(&mut self, key: &str, value: &str) {
-        self.check(
-            rules::is_dns_label(value),
-            key,
-            format!("\"{value}\" is not a valid name"),
-            "an RFC 1123 label: lowercase letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters",
-        );
+        self.is(key, value, &DNS_LABEL);
     }
 
     fn hostname(&mut self, key: &str, value: &str) {
-        self.check(
-            rules::is_hostname(value),
-            key,
-            format!("\"{value}\" is not a valid hostname"),
-            "an RFC 1123 hostname such as \"api.example.com\" (lowercase), optionally starting with \"*.\"",
-        );
+        self.is(key, value, &HOSTNAME);
     }
 
     fn pinned_image(&mut self, key: &str, value: &str, allow_scratch: bool) {

@@ -115,14 +115,7 @@ pub(super) fn single(out: &Output, settings: &Settings, plan: &Plan) -> Result<(
             report.image
         ));
     }
-    if plan.no_op {
-        out.status(
-            "unchanged",
-            "this version and image already serve: the deploy would do nothing",
-        );
-    } else {
-        out.detail(&format!("steps: {}", plan.steps.join(", ")));
-    }
+    steps(out, plan, "");
     if let Some(l) = &report.lock {
         out.warn(&format!("locked: {}", l.describe()));
     }
@@ -131,6 +124,18 @@ pub(super) fn single(out: &Output, settings: &Settings, plan: &Plan) -> Result<(
     }
     out.status("dry run", "nothing was changed");
     Ok(())
+}
+
+/// Nothing to do (`where_`: " on every host"), or the steps the run takes.
+fn steps(out: &Output, plan: &Plan, where_: &str) {
+    if plan.no_op {
+        out.status(
+            "unchanged",
+            &format!("this version and image already serve{where_}: the deploy would do nothing"),
+        );
+    } else {
+        out.detail(&format!("steps: {}", plan.steps.join(", ")));
+    }
 }
 
 #[derive(Serialize)]
@@ -195,14 +200,7 @@ pub(super) fn fleet(out: &Output, settings: &Settings, plan: &Plan) -> Result<()
                 ),
             );
         }
-        if plan.no_op {
-            out.status(
-                "unchanged",
-                "this version and image already serve on every host: the deploy would do nothing",
-            );
-        } else {
-            out.detail(&format!("steps: {}", plan.steps.join(", ")));
-        }
+        steps(out, plan, " on every host");
         for p in problems {
             out.warn(p);
         }
