@@ -10,6 +10,7 @@ use bollard::query_parameters::{CreateImageOptions, ImportImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use super::Engine;
+use super::runtime::failed;
 use crate::error::Error;
 
 /// Bytes moved so far, shared with whoever shows progress.
@@ -44,23 +45,27 @@ impl Engine {
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let mut load = self.docker.import_image_stream(options, export, None);
         while let Some(item) = load.next().await {
-            let info = item.map_err(|e| Error::Docker {
-                action: format!("stream {reference} from {}", source.address),
-                message: e.to_string(),
-                address: self.address.clone(),
+            let info = item.map_err(|e| {
+                failed(
+                    self,
+                    format!("stream {reference} from {}", source.address),
+                    e,
+                )
             })?;
             if let Some(detail) = info.error_detail {
-                return Err(Error::Docker {
-                    action: format!("load {reference}"),
-                    message: detail.message.unwrap_or_default(),
-                    address: self.address.clone(),
-                });
+                return Err(failed(
+                    self,
+                    format!("load {reference}"),
+                    detail.message.unwrap_or_default(),
+                ));
             }
         }
-        self.image_id(reference).await.ok_or_else(|| Error::Docker {
-            action: format!("load {reference}"),
-            message: "the engine loaded the stream but has no such image".into(),
-            address: self.address.clone(),
+        self.image_id(reference).await.ok_or_else(|| {
+            failed(
+                self,
+                format!("load {reference}"),
+                "the engine loaded the stream but has no such image",
+            )
         })
     }
 
@@ -112,17 +117,13 @@ impl Engine {
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         let mut layers: std::collections::HashMap<String, i64> = Default::default();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| Error::Docker {
-                action: format!("pull {reference}"),
-                message: e.to_string(),
-                address: self.address.clone(),
-            })?;
+            let info = item.map_err(|e| failed(self, format!("pull {reference}"), e))?;
             if let Some(detail) = info.error_detail {
-                return Err(Error::Docker {
-                    action: format!("pull {reference}"),
-                    message: detail.message.unwrap_or_default(),
-                    address: self.address.clone(),
-                });
+                return Err(failed(
+                    self,
+                    format!("pull {reference}"),
+                    detail.message.unwrap_or_default(),
+                ));
             }
             if let (Some(id), Some(p)) = (info.id, info.progress_detail)
                 && let Some(current) = p.current
@@ -131,10 +132,12 @@ impl Engine {
                 progress.add((current - before).max(0) as usize);
             }
         }
-        self.image_id(reference).await.ok_or_else(|| Error::Docker {
-            action: format!("pull {reference}"),
-            message: "the pull ended but the engine has no such image".into(),
-            address: self.address.clone(),
+        self.image_id(reference).await.ok_or_else(|| {
+            failed(
+                self,
+                format!("pull {reference}"),
+                "the pull ended but the engine has no such image",
+            )
         })
     }
 }
