@@ -1,6 +1,13 @@
-//! The audit log: one JSON line per deploy, rollback, repair and failure,
+//! The audit log: one JSON entry per deploy, rollback, repair and failure,
 //! kept in a volume on the engine (through a never-started container), so a
 //! deploy from any machine sees the same history.
+//!
+//! Each entry is a file of its own (`history.d/00000042.json`), written
+//! once and never rewritten: an append that is cut off can damage only the
+//! entry it was writing, never the ones before it. Histories written before
+//! (`history.jsonl`, one line per entry) are still read, first. An entry
+//! that does not read is counted as damage, and while there is any, no
+//! release the history cannot account for is removed (see `History`).
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +18,10 @@ pub use crate::record::Phase;
 use crate::record::{Action, Conclusion};
 
 const DIR: &str = "/state";
-const FILE: &str = "/state/history.jsonl";
+/// The history before entries had files of their own: read, never written.
+const LEGACY: &str = "/state/history.jsonl";
+/// One file per entry, named by its place in the history.
+const ENTRIES: &str = "/state/history.d";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
@@ -118,29 +128,97 @@ impl<'a> Store<'a> {
         }))
     }
 
-    pub async fn read(&self) -> Result<Vec<Entry>, Error> {
-        let Some(bytes) = self.engine.download(&self.container, FILE).await? else {
-            return Ok(Vec::new());
-        };
-        // A line that does not parse (a torn write) is skipped, not fatal.
-        Ok(String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
+    pub async fn read(&self) -> Result<History, Error> {
+        let mut history = History::default();
+        if let Some(bytes) = self.engine.download(&self.container, LEGACY).await? {
+            for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+                match serde_json::from_str(line) {
+                    Ok(entry) => history.entries.push(entry),
+                    Err(_) if line.trim().is_empty() => {}
+                    Err(_) => history
+                        .unreadable
+                        .push(format!("history.jsonl line {}", i + 1)),
+                }
+            }
+        }
+        let mut files = self.entry_files().await?;
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, bytes) in files {
+            match serde_json::from_slice(&bytes) {
+                Ok(entry) => history.entries.push(entry),
+                Err(_) => history.unreadable.push(name),
+            }
+        }
+        Ok(history)
     }
 
+    /// The entries' files, `history.d/NAME` with their bytes.
+    async fn entry_files(&self) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        Ok(self
+            .engine
+            .download_all(&self.container, ENTRIES)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Writes `entry` as a new file after the last one; no entry before it
+    /// is read back or written again.
     pub async fn append(&self, entry: &Entry) -> Result<(), Error> {
-        let mut text = match self.engine.download(&self.container, FILE).await? {
-            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            None => String::new(),
-        };
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&serde_json::to_string(entry).unwrap_or_default());
-        text.push('\n');
+        let last = self
+            .entry_files()
+            .await?
+            .iter()
+            .filter_map(|(name, _)| {
+                name.rsplit('/')
+                    .next()?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        let name = format!("history.d/{:08}.json", last + 1);
+        let text = serde_json::to_string(entry).unwrap_or_default();
         self.engine
-            .upload(&self.container, DIR, &[("history.jsonl", text.as_bytes())])
+            .upload(&self.container, DIR, &[(&name, text.as_bytes())])
             .await
+    }
+}
+
+/// A site's history as it reads: its entries in order, and the entries that
+/// do not read (a write that was cut off, a damaged volume).
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub entries: Vec<Entry>,
+    /// Where an entry did not read: `history.d/00000007.json`, `history.jsonl line 3`.
+    pub unreadable: Vec<String>,
+}
+
+impl std::ops::Deref for History {
+    type Target = [Entry];
+    fn deref(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+impl History {
+    /// Whether `release` may be removed as far as the history can tell: a
+    /// complete history accounts for everything; a damaged one only for the
+    /// releases its readable entries name (an unknown release may be one
+    /// that served, recorded in the entry that does not read).
+    pub fn accounts_for(&self, release: u64) -> bool {
+        self.unreadable.is_empty() || self.entries.iter().any(|e| e.release == Some(release))
+    }
+
+    /// What people are told while the history is damaged.
+    pub fn damage(&self) -> Option<String> {
+        (!self.unreadable.is_empty()).then(|| {
+            format!(
+                "the history has {} unreadable entr{} ({}): releases it does not account for are kept, not removed",
+                self.unreadable.len(),
+                if self.unreadable.len() == 1 { "y" } else { "ies" },
+                self.unreadable.join(", ")
+            )
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Releases on one engine: what serves, what is kept, the next number, and
 //! the replicas of each (found by their labels).
 
-use super::history::Entry;
+use super::history::{Entry, History};
 use super::{RELEASE, Settings};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
@@ -36,11 +36,12 @@ pub(super) fn next_number(history: &[Entry], all: &[ContainerInfo]) -> u64 {
     recorded.max(present) + 1
 }
 
-/// Removes releases beyond the newest `keep` previous ones.
+/// Removes releases beyond the newest `keep` previous ones (never one a
+/// damaged history does not account for).
 pub(super) async fn prune(
     engine: &Engine,
     settings: &Settings,
-    history: &[Entry],
+    history: &History,
     serving: u64,
 ) -> Result<Vec<String>, Error> {
     let mut previous: Vec<u64> = Vec::new();
@@ -56,7 +57,7 @@ pub(super) async fn prune(
     let mut removed = Vec::new();
     for c in replicas_of(engine, settings).await? {
         let r = release_of(&c);
-        if r != serving && !keep.contains(&r) {
+        if r != serving && !keep.contains(&r) && history.accounts_for(r) {
             engine.remove_container(&c.name).await?;
             removed.push(c.name);
         }

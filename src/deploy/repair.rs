@@ -5,7 +5,7 @@
 use crate::record::{Action, Conclusion};
 use std::time::{Duration, Instant};
 
-use super::history::{Entry, Store};
+use super::history::{Entry, History, Store};
 use super::releases::{Release, drain, release_of, replicas_of};
 use super::{Settings, VERSION, gateway, replicas};
 use crate::engine::{ContainerInfo, Engine};
@@ -19,7 +19,7 @@ pub(super) async fn repair(
     engine: &Engine,
     settings: &Settings,
     store: &Store<'_>,
-    history: &[Entry],
+    history: &History,
     out: &Output,
 ) -> Result<(Option<Release>, Vec<String>), Error> {
     let mut repaired = Vec::new();
@@ -129,11 +129,17 @@ pub(super) async fn repair(
             }
         }
     }
-    // Containers of releases that never served: left by an interrupted deploy.
+    // Containers of releases that never served: left by an interrupted
+    // deploy. While the history is damaged, a release it does not account
+    // for may be one that served: it stays.
+    if let Some(damage) = history.damage() {
+        out.warn(&damage);
+    }
     let serving_number = current.as_ref().map(|r| r.number);
     let mut orphans: Vec<&ContainerInfo> = all
         .iter()
         .filter(|c| Some(release_of(c)) != serving_number && !kept.contains(&release_of(c)))
+        .filter(|c| history.accounts_for(release_of(c)))
         .collect();
     orphans.sort_by_key(|c| c.name.clone());
     if !orphans.is_empty() {

@@ -69,7 +69,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
     let store = Store::existing(engine, site).await?;
     let history = match &store {
         Some(store) => store.read().await?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     let serving = gateway::serving(engine, settings).await?;
     let all = engine.containers(&site.filter("replica")).await?;
@@ -79,7 +79,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
             .and_then(|r| r.parse().ok())
             .unwrap_or(0)
     };
-    let mut problems = Vec::new();
+    let mut problems: Vec<String> = history.damage().into_iter().collect();
     let number = serving.as_ref().map(|s| s.release);
     let gateway_status = match engine.container(&site.gateway()).await? {
         Some(g) => {

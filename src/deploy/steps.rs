@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::history::{Entry, Store};
+use super::history::{Entry, History, Store};
 use super::releases::{Release, drain};
 use super::{Settings, gateway, lock, replicas};
 use crate::cancel::Cancel;
@@ -169,7 +169,7 @@ pub(super) async fn take_lock(
 pub(super) async fn open_site<'e>(
     engine: &'e Engine,
     settings: &Settings,
-) -> Result<(Store<'e>, Vec<Entry>, bool), Error> {
+) -> Result<(Store<'e>, History, bool), Error> {
     let site = &settings.site;
     engine
         .ensure_network(&site.network(), &site.labels("network"))

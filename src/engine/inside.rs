@@ -120,6 +120,21 @@ impl Engine {
 
     /// One file from a container, `None` when it does not exist.
     pub async fn download(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .download_all(container, path)
+            .await?
+            .and_then(|files| files.into_iter().next())
+            .map(|(_, bytes)| bytes))
+    }
+
+    /// The files at `path` in a container (a file, or every file below a
+    /// directory), each named relative to `path`'s parent, in the engine's
+    /// order; `None` when `path` does not exist.
+    pub async fn download_all(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<(String, Vec<u8>)>>, Error> {
         let options = DownloadFromContainerOptions {
             path: path.to_string(),
         };
@@ -134,20 +149,19 @@ impl Engine {
                 Err(e) => return Err(failed(self, format!("read {path} in {container}"), e)),
             }
         }
+        let unpack = |e: std::io::Error| failed(self, format!("unpack {path}"), e);
         let mut archive = tar::Archive::new(tar.as_slice());
-        let entries = archive
-            .entries()
-            .map_err(|e| failed(self, format!("unpack {path}"), e))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| failed(self, format!("unpack {path}"), e))?;
+        let mut files = Vec::new();
+        for entry in archive.entries().map_err(unpack)? {
+            let mut entry = entry.map_err(unpack)?;
             if entry.header().entry_type().is_file() {
+                let name = entry.path().map_err(unpack)?.display().to_string();
                 let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut entry, &mut bytes)
-                    .map_err(|e| failed(self, format!("unpack {path}"), e))?;
-                return Ok(Some(bytes));
+                std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(unpack)?;
+                files.push((name, bytes));
             }
         }
-        Ok(None)
+        Ok(Some(files))
     }
 
     /// Starts `cmd` in a running container with its input and output attached.

@@ -16,7 +16,7 @@ pub use preflight::{Prepared, prepare};
 use std::time::Duration;
 
 use super::deliver::{self, Need};
-use super::history::{Entry, Store};
+use super::history::{Entry, History, Store};
 use super::host::{self, Host, Unreachable};
 use super::lock::{self, Guard};
 use super::releases::{Release, drain, next_number, prune, replicas_of};
@@ -36,7 +36,7 @@ struct Member<'a> {
     host: &'a Host,
     out: Output,
     store: Store<'a>,
-    history: Vec<Entry>,
+    history: History,
     current: Option<Release>,
     repaired: Vec<String>,
     gateway_was_there: bool,

@@ -59,7 +59,7 @@ pub(super) async fn go(
     } else {
         // Pruned with this release recorded, so it counts as served.
         let mut with_this = m.history.clone();
-        with_this.push(entry.clone());
+        with_this.entries.push(entry.clone());
         let removed = prune(&m.host.engine, settings, &with_this, number).await?;
         if !removed.is_empty() {
             out.detail(&format!("removed old releases: {}", removed.join(", ")));

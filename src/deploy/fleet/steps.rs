@@ -216,7 +216,7 @@ pub(super) async fn go(
             e.reason = Some(format!("brought drifted hosts together ({d})"));
         }
         let mut with_this = m.history.clone();
-        with_this.push(e.clone());
+        with_this.entries.push(e.clone());
         if created
             && let Ok(removed) = prune(&m.host.engine, settings, &with_this, number).await
             && !removed.is_empty()

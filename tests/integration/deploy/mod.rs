@@ -935,3 +935,109 @@ fn docker_a_plain_tcp_engine_is_refused_unless_allowed_and_then_warned() {
     let _ = socat.kill();
     let _ = socat.wait();
 }
+
+/// The replicas of `release` the engine holds, running or not.
+fn replicas_of_release(site: &Site, release: u64) -> usize {
+    let (_, out) = crate::docker::docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=dev.shipit.app={}", site.app),
+        "--filter",
+        "label=dev.shipit.role=replica",
+        "--filter",
+        &format!("label=dev.shipit.release={release}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    out.lines().count()
+}
+
+#[test]
+fn docker_history_entries_are_files_written_once_and_damage_removes_no_release() {
+    let Some(site) = Site::new("hist") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+    let v2 = site.image("2.0.0", "");
+    let v3 = site.image("3.0.0", "");
+    site.deploy("1.0.0", &v1, &[]).success();
+    site.deploy("2.0.0", &v2, &[]).success();
+    let state = format!("shipit-{}-staging-state", site.app);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy");
+    let (ok, _) = crate::docker::docker(&[
+        "cp",
+        &format!("{state}:/state/history.d"),
+        copy.to_str().unwrap(),
+    ]);
+    assert!(ok);
+    let mut files: Vec<String> = std::fs::read_dir(&copy)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["00000001.json", "00000002.json"]);
+    let first = std::fs::read_to_string(copy.join("00000001.json")).unwrap();
+    assert!(first.contains("\"release\":1"), "{first}");
+
+    // What a write cut off leaves: both entries torn (the records of the
+    // kept release 1 and the serving release 2), and a history from an
+    // older shipit with one good line and a torn one.
+    let put = |name: &str, text: &str| {
+        let file = dir.path().join(name.replace('/', "_"));
+        std::fs::write(&file, text).unwrap();
+        let (ok, out) = crate::docker::docker(&[
+            "cp",
+            file.to_str().unwrap(),
+            &format!("{state}:/state/{name}"),
+        ]);
+        assert!(ok, "{out}");
+    };
+    put("history.d/00000001.json", &first[..first.len() / 2]);
+    put("history.d/00000002.json", "");
+    put(
+        "history.jsonl",
+        "{\"action\":\"lock-release\",\"result\":\"succeeded\",\"release\":null,\"version\":null,\"image\":null,\"image_id\":null,\"previous_release\":null,\"previous_version\":null,\"strategy\":null,\"who\":\"old@host\",\"started\":\"2026-01-01T00:00:00Z\",\"duration_ms\":1,\"reason\":null}\n{\"action\":\"dep",
+    );
+    let status = site.status();
+    let problems = status["problems"].to_string();
+    assert!(
+        problems.contains("3 unreadable entries")
+            && problems.contains("history.d/00000001.json")
+            && problems.contains("history.jsonl line 2"),
+        "{status}"
+    );
+    assert_eq!(status["history"][0]["who"], "old@host", "{status}");
+
+    // The next deploy cannot tell whether releases 1 and 2 served: it keeps
+    // both (a damaged history never removes a release), and says why.
+    let run = site.deploy("3.0.0", &v3, &[]).success();
+    assert!(run.stderr.contains("unreadable entr"), "{}", run.stderr);
+    assert_eq!(site.serving().as_deref(), Some("3"));
+    assert_eq!(replicas_of_release(&site, 1), 2, "release 1 was removed");
+    assert_eq!(replicas_of_release(&site, 2), 2, "release 2 was removed");
+
+    // New entries are new files (the repair that recorded the serving
+    // release 2 again, then the deploy); the damaged ones are as they were.
+    let again = dir.path().join("again");
+    crate::docker::docker(&[
+        "cp",
+        &format!("{state}:/state/history.d"),
+        again.to_str().unwrap(),
+    ]);
+    let third = std::fs::read_to_string(again.join("00000003.json")).unwrap();
+    assert!(
+        third.contains("\"action\":\"repair\"") && third.contains("\"release\":2"),
+        "{third}"
+    );
+    let fourth = std::fs::read_to_string(again.join("00000004.json")).unwrap();
+    assert!(
+        fourth.contains("\"action\":\"deploy\"") && fourth.contains("\"release\":3"),
+        "{fourth}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(again.join("00000002.json")).unwrap(),
+        ""
+    );
+}

@@ -329,14 +329,19 @@ fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
         haystack.push_str(&docker(&["image", "inspect", image]).1);
     }
     let state = format!("shipit-{}-production-state", site.app);
-    let history_file = dir.path().join("history.jsonl");
+    let history_dir = dir.path().join("history.d");
     let (ok, _) = docker(&[
         "cp",
-        &format!("{state}:/state/history.jsonl"),
-        history_file.to_str().unwrap(),
+        &format!("{state}:/state/history.d"),
+        history_dir.to_str().unwrap(),
     ]);
     assert!(ok);
-    haystack.push_str(&std::fs::read_to_string(&history_file).unwrap());
+    let mut entries = 0;
+    for file in std::fs::read_dir(&history_dir).unwrap() {
+        haystack.push_str(&std::fs::read_to_string(file.unwrap().path()).unwrap());
+        entries += 1;
+    }
+    assert!(entries > 0, "no history entry to search");
     for out in &outputs {
         haystack.push_str(out);
     }
