@@ -8,8 +8,8 @@ use crate::config::model::{BuildKind, Strategy, Target};
 
 use super::escape;
 use super::format::{
-    compose_cpus, compose_memory, default_healthcheck, ingress_rate, json_array, rate_window,
-    redirect_authority, rust_target, seconds, short_duration,
+    compose_cpus, compose_memory, default_healthcheck, ingress_rate, json_array, per_second,
+    rate_window, redirect_authority, rust_target, seconds, short_duration,
 };
 
 /// A secret reference as the templates need it.
@@ -130,10 +130,18 @@ pub struct Ctx {
     pub ingress_rate: u64,
     /// ingress-nginx allows `rate * multiplier` as the burst.
     pub ingress_burst_multiplier: u64,
-    /// The deploy gateway's rate limit: a sliding window and the requests
-    /// it allows (rate times window, plus the burst).
+    /// The deploy gateway's rate limit, as nginx's `rate` with `burst`: a
+    /// sliding window and the requests it allows (rate times window, plus
+    /// the burst), and within any second at most the burst plus one
+    /// second's rate (`burst_allowance`), as nginx's bucket admits.
     pub rate_window: String,
     pub rate_allowance: u64,
+    pub burst_allowance: u64,
+    /// A request body without a length (chunked) is read into the gateway
+    /// up to `gateway.body_size` and held to it (a limit above 1 MiB: such
+    /// bodies are refused with 411), in buffers of `gateway_bufsize` bytes.
+    pub chunked_body_check: bool,
+    pub gateway_bufsize: u64,
     pub server_names: String,
     pub gateway_port: i64,
     pub rate_limit: String,
@@ -188,6 +196,10 @@ pub struct Ctx {
     pub alert_for: String,
     pub alert_down_for: String,
 }
+
+/// The largest `gateway.body_size` the deploy gateway reads a chunked body
+/// into memory to check; above it, a body must say its length.
+const CHUNKED_BODY_MAX: u64 = 1 << 20;
 
 /// The security headers every gateway (nginx, HAProxy, the Ingress) adds.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
@@ -398,6 +410,13 @@ impl Ctx {
             body_size_bytes: t.body_size_bytes,
             rate_window: rate_window(t.rate_limit).0.into(),
             rate_allowance: rate_window(t.rate_limit).1 + c.gateway.burst.max(0) as u64,
+            burst_allowance: per_second(t.rate_limit) + c.gateway.burst.max(0) as u64,
+            chunked_body_check: t.body_size_bytes <= CHUNKED_BODY_MAX,
+            gateway_bufsize: if t.body_size_bytes <= CHUNKED_BODY_MAX {
+                (t.body_size_bytes + 16_384).max(16_384).div_ceil(1024) * 1024
+            } else {
+                16_384
+            },
             server_names: c.gateway.server_names.join(" "),
             gateway_port: c.gateway.port,
             rate_limit: c.gateway.rate_limit.clone(),

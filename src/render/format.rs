@@ -30,6 +30,14 @@ pub(super) fn rate_window(rate: (u32, char)) -> (&'static str, u64) {
     }
 }
 
+/// The requests a rate allows in one second, rounded up (`600r/m`: 10).
+pub(super) fn per_second(rate: (u32, char)) -> u64 {
+    match rate {
+        (n, 'm') => u64::from(n).div_ceil(60),
+        (n, _) => u64::from(n),
+    }
+}
+
 /// `20r/s` -> (`limit-rps`, 20, burst / 20 rounded up, at least 1).
 pub(super) fn ingress_rate(rate: (u32, char), burst: i64) -> (&'static str, u64, u64) {
     let (n, unit) = rate;

@@ -1041,3 +1041,81 @@ fn docker_history_entries_are_files_written_once_and_damage_removes_no_release()
         ""
     );
 }
+
+/// `curl` through the gateway: the status and the body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn docker_the_gateway_holds_bodies_chunked_or_not_and_rates_as_nginx_does() {
+    let Some(mut site) = Site::new("limits") else {
+        return;
+    };
+    site.extra = vec![
+        "gateway.rate_limit=20r/s".into(),
+        "gateway.burst=40".into(),
+        "gateway.body_size=16k".into(),
+    ];
+    let v1 = site.image("1.0.0", "");
+    site.deploy("1.0.0", &v1, &[]).success();
+    let url = format!("{}/calculate", site.url());
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"pad\":\"{}\"}}", "x".repeat(20_000))).unwrap();
+    let big = format!("@{}", big.display());
+    let json = ["-H", "Content-Type: application/json"];
+
+    // Over gateway.body_size with a length, and without one (chunked): the
+    // gateway answers 413 itself (its page, not the service's JSON).
+    for chunked in [false, true] {
+        let mut args = vec!["-X", "POST", "--data-binary", &big, &url];
+        args.extend(json);
+        if chunked {
+            args.extend(["-H", "Transfer-Encoding: chunked"]);
+        }
+        let (code, body) = curl(&args);
+        assert_eq!(code, 413, "chunked {chunked}: {body}");
+        assert!(body.contains("<h1>413"), "chunked {chunked}: {body}");
+    }
+    // A small chunked body goes through to the service.
+    let small = r#"{"operation":"add","operands":[1,2]}"#;
+    let mut args = vec!["-X", "POST", "--data-binary", small, &url];
+    args.extend(json);
+    args.extend(["-H", "Transfer-Encoding: chunked"]);
+    let (code, body) = curl(&args);
+    assert_eq!(code, 200, "{body}");
+
+    // 20r/s with a burst of 40, as nginx means it: 41 at once, then 20 a
+    // second; never the window's whole 240 in one go.
+    std::thread::sleep(Duration::from_millis(1100));
+    let start = Instant::now();
+    let mut admitted = 0u64;
+    for _ in 0..150 {
+        let r = shipit::http::request(
+            &format!("{}/version", site.url()),
+            "GET",
+            &[],
+            b"",
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        if r.status != 429 {
+            admitted += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(admitted >= 41, "{admitted} admitted: the burst is 40");
+    let most = 41.0 + 20.0 * elapsed.ceil();
+    assert!(
+        admitted as f64 <= most,
+        "{admitted} admitted in {elapsed:.2} s: nginx's bucket admits at most {most}"
+    );
+}
