@@ -33,7 +33,7 @@ impl Candidate {
 }
 
 /// 128 random bits, hex.
-fn token() -> Result<String, String> {
+pub(super) fn token() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     std::io::Read::read_exact(
         &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::api::api;
 use super::{
-    CANDIDATE_ACL, CERT, CONF, DIR, RELEASE_MAP, SPEC, Serving, config, read, release_map, tail,
-    verify,
+    CANDIDATE_ACL, CERT, CONF, DIR, PROBE_ACL, RELEASE_MAP, SPEC, Serving, config, read,
+    release_map, tail, verify,
 };
 use crate::deploy::Settings;
 use crate::deploy::tls::Material;
@@ -86,6 +86,12 @@ pub async fn create(
             },
             Upload {
                 name: CANDIDATE_ACL,
+                bytes: b"",
+                mode: 0o644,
+                owner: 0,
+            },
+            Upload {
+                name: PROBE_ACL,
                 bytes: b"",
                 mode: 0o644,
                 owner: 0,
@@ -216,8 +222,9 @@ pub async fn reconfigure(
 ) -> Result<(), String> {
     let name = settings.site.gateway();
     let next = format!("{CONF}.next");
+    // A gateway made by an earlier shipit has no probe.acl yet.
     engine
-        .upload(&name, DIR, &[(&next, conf.as_bytes())])
+        .upload(&name, DIR, &[(&next, conf.as_bytes()), (PROBE_ACL, b"")])
         .await
         .map_err(|e| e.to_string())?;
     let (code, output) = engine

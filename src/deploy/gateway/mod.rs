@@ -28,6 +28,9 @@ const DIR: &str = "/etc/shipit-gateway";
 const CONF: &str = "haproxy.cfg";
 const RELEASE_MAP: &str = "release.map";
 const CANDIDATE_ACL: &str = "candidate.acl";
+/// Tokens of shipit's own checks, which are told the serving release (the
+/// public is not): held in HAProxy's memory while a check runs.
+const PROBE_ACL: &str = "probe.acl";
 const CERT: &str = "tls/site.pem";
 const SOCAT: [&str; 4] = [
     "/usr/bin/socat",
@@ -40,6 +43,7 @@ const SOCAT: [&str; 4] = [
 const SPEC: &str = "dev.shipit.gateway-spec";
 pub const HEADER: &str = "X-Shipit-Release";
 pub const CANDIDATE_HEADER: &str = "X-Shipit-Candidate";
+pub const PROBE_HEADER: &str = "X-Shipit-Probe";
 
 /// What the gateway's files say it serves.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,17 +294,39 @@ pub async fn switch(
     verify(engine, settings, release).await
 }
 
-/// Waits until answers through the gateway announce `release`.
+/// Waits until answers through the gateway announce `release`. The
+/// gateway tells only private networks and shipit's own checks which release
+/// answers: this one carries a token that HAProxy holds in memory meanwhile.
 async fn verify(engine: &Engine, settings: &Settings, release: u64) -> Result<(), String> {
+    let token = candidate::token()?;
+    api(
+        engine,
+        settings,
+        &format!("add acl {PROBE_ACL} {token}"),
+        Some(&token),
+    )
+    .await?;
+    let verified = verify_with(engine, settings, release, &token).await;
+    let _ = api(engine, settings, &format!("clear acl {PROBE_ACL}"), None).await;
+    verified
+}
+
+async fn verify_with(
+    engine: &Engine,
+    settings: &Settings,
+    release: u64,
+    token: &str,
+) -> Result<(), String> {
     let (base, route) = check_route(engine, settings, Vec::new())?;
     let url = format!("{base}{}", settings.paths.health);
     let want = release.to_string();
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < Duration::from_secs(15) {
-        let (probe, route) = (url.clone(), route.clone());
+        let (probe, route, token) = (url.clone(), route.clone(), token.to_string());
         let result = tokio::task::spawn_blocking(move || {
-            crate::http::request_via(&route, &probe, "GET", &[], b"", Duration::from_secs(2))
+            let headers = [(PROBE_HEADER, token.as_str())];
+            crate::http::request_via(&route, &probe, "GET", &headers, b"", Duration::from_secs(2))
         })
         .await
         .map_err(|e| e.to_string())?;

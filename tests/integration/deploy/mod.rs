@@ -1119,3 +1119,33 @@ fn docker_the_gateway_holds_bodies_chunked_or_not_and_rates_as_nginx_does() {
         "{admitted} admitted in {elapsed:.2} s: nginx's bucket admits at most {most}"
     );
 }
+
+#[test]
+fn docker_the_release_header_is_told_to_private_networks_and_shipit_only() {
+    let Some(mut site) = Site::new("public") else {
+        return;
+    };
+    // This machine is outside gateway.metrics_allow: it is "the public".
+    site.extra = vec![r#"gateway.metrics_allow=["192.0.2.0/24"]"#.into()];
+    let v1 = site.image("1.0.0", "");
+    let v2 = site.image("2.0.0", "");
+    // shipit's own checks still see which release answers (the deploys
+    // verify it through the gateway before they succeed) ...
+    site.deploy("1.0.0", &v1, &[]).success();
+    site.deploy("2.0.0", &v2, &[]).success();
+    assert_eq!(site.status()["release"], 2);
+    // ... but the public is not told, whatever it sends.
+    for headers in [vec![], vec![("X-Shipit-Probe", "0123456789abcdef")]] {
+        let r = shipit::http::request(
+            &format!("{}/health", site.url()),
+            "GET",
+            &headers,
+            b"",
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("X-Shipit-Release"), None, "{headers:?}");
+        assert!(r.header("X-Request-Id").is_some());
+    }
+}
