@@ -89,6 +89,15 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    // Draining (after SIGTERM, for the shutdown delay): every answer closes
+    // its connection, so a keepalive client reconnects - to a replica that
+    // stays - instead of sending its next request down a connection this
+    // process is about to close.
+    if state.readiness() == Readiness::Draining {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     state

@@ -154,3 +154,75 @@ fn healthcheck_exit_codes() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy: "));
 }
+
+/// Sends one keepalive POST on `stream` and reads exactly its answer (by
+/// its Content-Length), leaving the connection open.
+fn post_keepalive(stream: &mut TcpStream) -> client::Response {
+    let head = format!(
+        "POST /calculate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        BODY.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(BODY).unwrap();
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = std::io::Read::read(stream, &mut byte).unwrap();
+        assert_eq!(n, 1, "the connection closed before the answer's head");
+        raw.push(byte[0]);
+    }
+    let length: usize = String::from_utf8_lossy(&raw)
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length");
+    let mut body = vec![0u8; length];
+    std::io::Read::read_exact(stream, &mut body).unwrap();
+    raw.extend(body);
+    client::parse_response(&raw).unwrap()
+}
+
+#[test]
+fn draining_answers_close_keepalive_connections_so_clients_reconnect() {
+    let mut service = start(&[
+        ("SHUTDOWN_DELAY_SECONDS", "2"),
+        ("SHUTDOWN_GRACE_SECONDS", "8"),
+    ]);
+    let mut stream = TcpStream::connect(&service.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let before = post_keepalive(&mut stream);
+    assert_eq!(before.status, 200);
+    assert_eq!(
+        before.header("connection"),
+        None,
+        "kept alive while serving"
+    );
+
+    sigterm(&service.child);
+    std::thread::sleep(Duration::from_millis(300));
+    // The same connection, during the shutdown delay: answered in full, told
+    // to close, and closed by the service once the answer is out.
+    let during = post_keepalive(&mut stream);
+    assert_eq!(during.status, 200, "{}", during.text());
+    assert_eq!(during.json().unwrap()["result"], 65536);
+    assert_eq!(
+        during
+            .header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("close")
+    );
+    let mut rest = Vec::new();
+    let read = std::io::Read::read_to_end(&mut stream, &mut rest);
+    assert!(
+        matches!(read, Ok(0)),
+        "the service closes the connection after that answer: {read:?} {rest:?}"
+    );
+    let (code, _) = wait_exit(&mut service.child, Duration::from_secs(8));
+    assert_eq!(code, 0);
+}
