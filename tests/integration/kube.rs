@@ -7,6 +7,7 @@
 //! digest from it, on loopback) and Service address (kube-proxy routes it
 //! to the pods: the smoke tests' URL). They run one at a time.
 
+use crate::deploy::support::{Loads, no_failures_in};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -356,7 +357,11 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
     assert!(v1["smoke"]["passed"].as_bool().unwrap());
     assert_eq!(app.serving(), ["1.0.0"]);
     assert_eq!(app.answers()["environment"], "cluster");
+    // The rollout under keepalive load through the Service (wrk paced and
+    // unpaced, POST, and a new connection per request): no request fails.
+    let loads = Loads::start(&format!("http://{}", app.address));
     let v2 = outcome(&app.deploy("2.0.0", &[]).success());
+    no_failures_in(loads, "the rollout 1.0.0 -> 2.0.0 through the Service");
     assert_eq!(
         (v2["revision"].as_u64(), v2["previous_revision"].as_u64()),
         (Some(2), Some(1))
@@ -458,11 +463,13 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
     );
     assert_eq!(app.serving(), ["2.0.0"]);
 
-    // rollback --to a version: the same gate.
+    // rollback --to a version: the same gate, an undo under the same load.
+    let loads = Loads::start(&format!("http://{}", app.address));
     let back = outcome(
         &app.shipit(&["rollback", "cluster", "--to", "1.0.0", "--output", "json"])
             .success(),
     );
+    no_failures_in(loads, "the undo 2.0.0 -> 1.0.0 through the Service");
     assert_eq!(
         (back["action"].as_str(), back["version"].as_str()),
         (Some("rollback"), Some("1.0.0"))

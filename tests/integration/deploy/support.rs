@@ -444,7 +444,7 @@ pub(super) fn parse_wrk(text: &str) -> WrkReport {
 /// and two of them beside each other on this 2-core machine (load average
 /// 15 in CI) pushed a Python replica's answers past wrk's 5 s timeout. The
 /// other tests still run beside a measurement.
-pub(super) struct Loads {
+pub(crate) struct Loads {
     unpaced: Wrk,
     paced: Wrk,
     fresh: Load,
@@ -454,7 +454,7 @@ pub(super) struct Loads {
 static MEASURING: Mutex<()> = Mutex::new(());
 
 impl Loads {
-    pub(super) fn start(url: &str) -> Loads {
+    pub(crate) fn start(url: &str) -> Loads {
         Loads::start_via(url, url, shipit::http::Route::default())
     }
 
@@ -483,7 +483,7 @@ impl Loads {
 
 /// Every load saw only 2xx answers and no socket error; the request counts.
 #[track_caller]
-pub(super) fn no_failures_in(loads: Loads, during: &str) -> Vec<(&'static str, u64)> {
+pub(crate) fn no_failures_in(loads: Loads, during: &str) -> Vec<(&'static str, u64)> {
     let fresh = no_failures(loads.fresh, during);
     let mut counts = vec![("new connection per request", fresh)];
     for wrk in [loads.unpaced, loads.paced] {
