@@ -29,9 +29,57 @@ pub fn rfc3339(secs: i64) -> String {
     )
 }
 
+/// Epoch seconds from RFC 3339: `2026-11-22T00:16:10.123456789Z`, or with
+/// an offset (`+02:00`, as an engine in another time zone reports it).
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let rest = text.get(19..)?;
+    let zone = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match zone.as_bytes().first() {
+        None | Some(b'Z') | Some(b'z') => 0,
+        Some(sign @ (b'+' | b'-')) => {
+            let h: i64 = zone.get(1..3)?.parse().ok()?;
+            let m: i64 = zone.get(4..6)?.parse().ok()?;
+            let secs = h * 3600 + m * 60;
+            if *sign == b'+' { secs } else { -secs }
+        }
+        Some(_) => return None,
+    };
+    Some(local_seconds(text.get(..19)?)? - offset)
+}
+
+fn local_seconds(date: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| date.get(r).and_then(|s| s.parse::<i64>().ok());
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_what_it_writes() {
+        for secs in [0, 1_795_305_600 + 3661, 951_782_400] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(
+            parse_rfc3339("2026-11-22T01:01:01.123456789Z"),
+            Some(1_795_305_600 + 3661)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T03:01:01.5+02:00"),
+            Some(1_795_305_600 + 3661)
+        );
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
 
     #[test]
     fn utc_dates() {

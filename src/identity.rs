@@ -32,3 +32,23 @@ fn user_from_uid() -> Option<String> {
         })
         .or(Some(format!("uid{uid}")))
 }
+
+/// This process's pid namespace (`pid:[4026531836]`): two processes whose
+/// host names agree can compare pids only when this agrees too (containers
+/// with one host name have pid namespaces of their own).
+pub fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// 128 random bits from /dev/urandom, hex: a token no one can guess.
+pub fn token() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?,
+        &mut bytes,
+    )
+    .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -225,7 +225,11 @@ impl From<SmokeArgs> for commands::smoke::Args {
 impl From<LockAction> for commands::lock::Args {
     fn from(a: LockAction) -> Self {
         let (action, environment, host) = match a {
-            LockAction::Release { environment, host } => (Lock::Release, environment, host),
+            LockAction::Release {
+                environment,
+                host,
+                force,
+            } => (Lock::Release { force }, environment, host),
             LockAction::Show { environment, host } => (Lock::Show, environment, host),
         };
         commands::lock::Args {

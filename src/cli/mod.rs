@@ -295,12 +295,15 @@ pub struct ImageOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum LockAction {
-    /// Remove the lock (after a killed deploy); says who held it
+    /// Remove the lock of a deploy that is gone (killed); says who held it
     Release {
         environment: String,
         /// Only this host of deploy.hosts (default: all of them)
         #[arg(long, value_name = "HOST")]
         host: Option<String>,
+        /// Even a lock whose holder is still running (its heartbeat is fresh)
+        #[arg(long)]
+        force: bool,
     },
     /// Show who holds the lock
     Show {

@@ -249,6 +249,9 @@ pub struct Deploy {
     pub shutdown_delay: String,
     /// How many previous releases are kept (stopped) for rollback.
     pub keep_releases: i64,
+    /// How long a Docker host's lock outlives its holder's last heartbeat
+    /// (the engine's clock): then another run may take it over.
+    pub lock_lease: String,
     /// How often the engine runs a new container's health check while shipit waits.
     pub health_interval: String,
     /// Where deploy, rollback and failure notices are POSTed: a secret
@@ -300,6 +303,7 @@ impl Default for Deploy {
             drain_timeout: "10s".into(),
             shutdown_delay: "5s".into(),
             keep_releases: 3,
+            lock_lease: "30s".into(),
             health_interval: "1s".into(),
             webhook: String::new(),
             gateway_image: DEPLOY_GATEWAY_IMAGE.into(),

@@ -23,6 +23,8 @@ pub struct Typed {
     pub drain_timeout: Duration,
     /// `deploy.shutdown_delay`: how long a stopping replica keeps serving.
     pub shutdown_delay: Duration,
+    /// `deploy.lock_lease`: how long a lock outlives its last heartbeat.
+    pub lock_lease: Duration,
     /// `smoke.timeout`, or `deploy.smoke_timeout` when it is empty.
     pub smoke_check_timeout: Duration,
     /// `smoke.checks[].max_latency`, one per check, in order.
@@ -98,6 +100,7 @@ impl Typed {
             smoke_timeout,
             drain_timeout: duration("deploy.drain_timeout", &c.deploy.drain_timeout),
             shutdown_delay: duration("deploy.shutdown_delay", &c.deploy.shutdown_delay),
+            lock_lease: duration("deploy.lock_lease", &c.deploy.lock_lease),
             smoke_check_timeout: if c.smoke.timeout.is_empty() {
                 smoke_timeout
             } else {

@@ -93,6 +93,8 @@ pub struct Settings {
     pub smoke_timeout: Duration,
     pub drain: Duration,
     pub keep_releases: usize,
+    /// `deploy.lock_lease`: a lock without a heartbeat for this long may be taken over.
+    pub lock_lease: Duration,
     /// The containers' environment, without secrets.
     pub env: Vec<(String, String)>,
     /// `(NAME, reference)`: resolved only when containers are created.
@@ -162,6 +164,7 @@ impl Settings {
             health_interval: t.health_interval,
             smoke_timeout: t.smoke_timeout,
             drain: t.drain_timeout,
+            lock_lease: t.lock_lease,
             keep_releases: c.deploy.keep_releases.max(1) as usize,
             env,
             secrets: c

@@ -48,20 +48,7 @@ pub struct GatewayStatus {
 
 /// Seconds since an RFC 3339 timestamp from the engine.
 fn uptime(started: &str) -> Option<i64> {
-    // 2026-11-22T00:16:10.123456789Z
-    let date = started.get(..19)?;
-    let n = |r: std::ops::Range<usize>| date.get(r).and_then(|s| s.parse::<i64>().ok());
-    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
-    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    Some((crate::clock::now() - secs).max(0))
+    Some((crate::clock::now() - crate::clock::parse_rfc3339(started)?).max(0))
 }
 
 pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result<Status, Error> {
@@ -177,13 +164,18 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
         }
     }
     let lock = lock::inspect(engine, site).await?;
-    if let Some(l) = &lock
-        && l.stale == Some(true)
-    {
-        problems.push(format!(
-            "a stale lock is left by a killed deploy ({}): `shipit lock release {}`",
-            l.holder, site.environment
-        ));
+    if let Some(l) = &lock {
+        if l.expired {
+            problems.push(format!(
+                "a lock whose lease ran out is left by a killed deploy ({}): the next deploy takes it over, or `shipit lock release {}`",
+                l.holder, site.environment
+            ));
+        } else if l.stale == Some(true) {
+            problems.push(format!(
+                "a stale lock is left by a killed deploy ({}): `shipit lock release {}`",
+                l.holder, site.environment
+            ));
+        }
     }
     let version = number.and_then(|n| {
         all.iter()

@@ -155,8 +155,16 @@ pub(super) async fn take_lock(
         command,
         wait,
         &|| cancel.is_set(),
-        |info| {
-            out.status("waiting", &format!("for the lock: {}", info.describe()));
+        |seen| match seen {
+            lock::Seen::Waiting(info) => {
+                out.status("waiting", &format!("for the lock: {}", info.describe()));
+            }
+            lock::Seen::TakingOver(info) => {
+                out.warn(&format!(
+                    "taking over a lock whose lease ran out: {}",
+                    info.describe()
+                ));
+            }
         },
     )
     .await

@@ -287,6 +287,20 @@ impl Engine {
         }
     }
 
+    /// The engine's clock (epoch seconds): one clock for everyone who
+    /// reads and writes a lock's heartbeat there, whatever their own say.
+    pub async fn system_time(&self) -> Result<i64, Error> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| failed(self, "read the engine's clock".into(), e))?;
+        info.system_time
+            .as_deref()
+            .and_then(crate::clock::parse_rfc3339)
+            .ok_or_else(|| failed(self, "read the engine's clock".into(), "no SystemTime"))
+    }
+
     pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
         let c = match self.docker.inspect_container(name, None).await {
             Ok(c) => c,

@@ -43,7 +43,7 @@ impl super::Target for Kubernetes {
 
     fn lock(&self, out: &Output, action: LockAction, host: Option<&str>) -> Result<(), Error> {
         no_hosts(host)?;
-        lock(out, &self.target, action == LockAction::Release)
+        lock(out, &self.target, action)
     }
 }
 
@@ -323,7 +323,21 @@ fn status(out: &Output, target: &Target, last: usize) -> Result<(), Error> {
     Ok(())
 }
 
-fn lock(out: &Output, target: &Target, release: bool) -> Result<(), Error> {
+fn lock(out: &Output, target: &Target, action: LockAction) -> Result<(), Error> {
+    let release = matches!(action, LockAction::Release { .. });
+    if action == (LockAction::Release { force: false })
+        && let Some(h) = lease::read(&target.kubectl, &target.app)?
+        && !h.stale
+    {
+        return Err(Error::Deploy {
+            message: format!(
+                "{} is locked by a deploy that is still renewing its Lease: {}\nreleasing it would let another deploy run beside it; wait for it, or, if you know it is dead, `shipit lock release {} --force`",
+                target.environment,
+                h.describe(),
+                target.environment
+            ),
+        });
+    }
     let held = if release {
         lease::release(&target.kubectl, &target.app)?
     } else {

@@ -41,7 +41,10 @@ pub struct RollbackRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockAction {
     Show,
-    Release,
+    /// `force`: even a lock whose holder still runs (a person decides).
+    Release {
+        force: bool,
+    },
 }
 
 /// The operations every target implements. Each prints through `out`

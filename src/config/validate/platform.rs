@@ -12,6 +12,15 @@ pub(super) fn deploy(c: &mut Checker<'_>, config: &Config) {
     c.duration("deploy.smoke_timeout", &d.smoke_timeout);
     c.duration("deploy.drain_timeout", &d.drain_timeout);
     c.duration("deploy.shutdown_delay", &d.shutdown_delay);
+    c.duration("deploy.lock_lease", &d.lock_lease);
+    if let Some(lease) = rules::parse_duration(&d.lock_lease) {
+        c.check(
+            (3..=600).contains(&lease.as_secs()),
+            "deploy.lock_lease",
+            format!("lock_lease = \"{}\" is out of range", d.lock_lease),
+            "from 3s to 10m: long enough to outlast a slow heartbeat over ssh, short enough that a killed run's lock is taken over soon, e.g. \"30s\"",
+        );
+    }
     if let Some(delay) = rules::parse_duration(&d.shutdown_delay) {
         c.check(
             delay <= std::time::Duration::from_secs(60),

@@ -27,7 +27,7 @@ pub(super) async fn preflight(
             found.extend(deliver::problems(h, settings, needs, same).await);
             if options.lock_wait.is_zero() {
                 match lock::inspect(&h.engine, &settings.site).await {
-                    Ok(Some(info)) if info.stale != Some(true) => {
+                    Ok(Some(info)) if info.stale != Some(true) && !info.expired => {
                         found.push(format!(
                             "{} is locked by another deploy: {}\nwait for it (--lock-wait 10m), or, if that deploy is dead, `shipit lock release {}`",
                             settings.site.environment,
@@ -101,7 +101,7 @@ pub(super) async fn lock_all(
             && info.stale == Some(true)
         {
             o.warn(&format!("taking over a stale lock: {}", info.describe()));
-            let _ = lock::release(&h.engine, &settings.site).await;
+            let _ = lock::release_abandoned(&h.engine, &settings.site).await;
         }
         match super::super::steps::take_lock(&h.engine, settings, &o, cancel, command, wait).await {
             Ok(g) => guards.push(g),

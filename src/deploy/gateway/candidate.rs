@@ -34,13 +34,7 @@ impl Candidate {
 
 /// 128 random bits, hex.
 pub(super) fn token() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?,
-        &mut bytes,
-    )
-    .map_err(|e| format!("/dev/urandom: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::identity::token()
 }
 
 /// Opens the candidate route to `servers` and waits for the gateway's

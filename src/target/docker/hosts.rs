@@ -36,13 +36,14 @@ pub(super) async fn locks(
     out: &Output,
     settings: &Settings,
     only: Option<&str>,
-    release: bool,
+    release: Option<bool>,
 ) -> Result<(), Error> {
+    let (release, force) = (release.is_some(), release.unwrap_or(false));
     let (hosts, unreachable) = host::connect_all(settings).await?;
     let mut rows = Vec::new();
     for h in chosen(&hosts, only)? {
         let held = if release {
-            lock::release_recorded(&h.engine, &settings.site).await?
+            lock::release_recorded(&h.engine, &settings.site, force).await?
         } else {
             lock::inspect(&h.engine, &settings.site).await?
         };

@@ -109,16 +109,19 @@ impl super::Target for Docker {
 
     fn lock(&self, out: &Output, action: LockAction, host: Option<&str>) -> Result<(), Error> {
         let settings = &self.settings;
-        let release = action == LockAction::Release;
+        let (release, force) = match action {
+            LockAction::Show => (false, false),
+            LockAction::Release { force } => (true, force),
+        };
         let environment = &settings.site.environment;
         runtime()?.block_on(async {
             if self.fleet() {
-                return hosts::locks(out, settings, host, release).await;
+                return hosts::locks(out, settings, host, release.then_some(force)).await;
             }
             no_hosts(host)?;
             let engine = Engine::connect().await?;
             if release {
-                let held = lock::release_recorded(&engine, &settings.site).await?;
+                let held = lock::release_recorded(&engine, &settings.site, force).await?;
                 if out.is_json() {
                     out.json(&serde_json::json!({ "environment": environment, "released": held }));
                 }

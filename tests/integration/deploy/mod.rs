@@ -1149,3 +1149,70 @@ fn docker_the_release_header_is_told_to_private_networks_and_shipit_only() {
         assert!(r.header("X-Request-Id").is_some());
     }
 }
+
+#[test]
+fn docker_a_lock_is_a_lease_kept_by_its_heartbeat_and_taken_over_once_it_stops() {
+    let Some(mut site) = Site::new("lease") else {
+        return;
+    };
+    site.extra = vec!["deploy.lock_lease=3s".into()];
+    let v1 = site.image("1.0.0", "");
+    let v2 = site.image("2.0.0", "");
+    let sick = site.image("9.0.0", SICK);
+    site.deploy("1.0.0", &v1, &[]).success();
+    let mut holder = site
+        .command(&[
+            "deploy",
+            "staging",
+            "--image",
+            &sick,
+            "--set",
+            "app.version=9.0.0",
+            "--set",
+            "deploy.health_timeout=60s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = || {
+        let run = site
+            .shipit(&["lock", "show", "staging", "--output", "json"], &[])
+            .success();
+        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["lock"].clone()
+    };
+    wait_for("the slow deploy to hold the lock", || lock().is_object());
+
+    // Held past its 3 s lease: its heartbeat keeps it (the engine's clock).
+    std::thread::sleep(Duration::from_secs(5));
+    let held = lock();
+    assert_eq!(held["expired"], false, "{held}");
+    assert_eq!(held["stale"], false, "{held}");
+    assert_eq!(held["lease_seconds"], 3, "{held}");
+    assert!(held["heartbeat_age"].as_i64().unwrap() <= 2, "{held}");
+    // A person cannot release a live lock by mistake, only with --force.
+    let refused = site.shipit(&["lock", "release", "staging"], &[]).code(1);
+    assert!(
+        refused.stderr.contains("still running") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(lock().is_object());
+
+    // Killed: the heartbeat stops, and once the lease has run out the next
+    // deploy takes the lock over, naming its old holder, and deploys.
+    let pid = holder.id();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    wait_for("the lease to run out", || lock()["expired"] == true);
+    let run = site.deploy("2.0.0", &v2, &[]).success();
+    assert!(
+        run.stderr
+            .contains("taking over a lock whose lease ran out")
+            && run.stderr.contains(&format!("pid {pid}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(site.serving().as_deref(), Some("3"));
+    assert!(lock().is_null(), "the deploy let go of the lock it took");
+}
