@@ -664,6 +664,13 @@ fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
     );
     let (found, _) = app.in_namespace(&["get", "deployment", &app.name]);
     assert!(!found, "a refused deploy changed the cluster");
+    // A person cannot release a Lease that is still renewed without --force.
+    let kept = app.shipit(&["lock", "release", "cluster"]).code(1);
+    assert!(
+        kept.stderr.contains("still renewing") && kept.stderr.contains("--force"),
+        "{}",
+        kept.stderr
+    );
 
     // --lock-wait: the deploy waits until the holder lets go.
     let start = Instant::now();
