@@ -1,7 +1,11 @@
-//! A clean stop asked for by SIGINT or SIGTERM, shared by every target.
+//! A clean stop asked for by SIGINT or SIGTERM, or by a run that finds it
+//! no longer holds its deploy lock, shared by every target.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+
+/// What `signal` holds once the run lost its lock (no signal has this number).
+const LOST_LOCK: i32 = -1;
 
 /// Set by SIGINT / SIGTERM: the signal number, 0 while running.
 #[derive(Clone, Default)]
@@ -33,5 +37,31 @@ impl Cancel {
 
     pub fn is_set(&self) -> bool {
         self.signal() != 0
+    }
+
+    /// Asks for a clean stop: this run's lock was lost (not renewed in
+    /// time, or another run holds it now), so it must not change more.
+    pub fn lose_lock(&self) {
+        let _ = self
+            .0
+            .compare_exchange(0, LOST_LOCK, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// What stopped the run, for people.
+    pub fn cause(&self) -> String {
+        match self.signal() {
+            LOST_LOCK => "stopped: this deploy no longer holds the deploy lock (its renewal failed or another deploy took it)".into(),
+            15 => "interrupted by SIGTERM".into(),
+            2 => "interrupted by SIGINT".into(),
+            n => format!("interrupted by signal {n}"),
+        }
+    }
+
+    /// The exit code of a stopped run: 128 + the signal, 1 for a lost lock.
+    pub fn exit_code(&self) -> i32 {
+        match self.signal() {
+            LOST_LOCK => 1,
+            n => 128 + n,
+        }
     }
 }

@@ -154,15 +154,8 @@ impl Run<'_> {
         };
         let interrupted = |outcome: &mut Outcome, cancel: &Cancel| {
             outcome.result = Conclusion::Interrupted;
-            outcome.exit_code = 128 + cancel.signal();
-            outcome.cause = Some(format!(
-                "interrupted by {}",
-                if cancel.signal() == 15 {
-                    "SIGTERM"
-                } else {
-                    "SIGINT"
-                }
-            ));
+            outcome.exit_code = cancel.exit_code();
+            outcome.cause = Some(cancel.cause());
         };
 
         let cancelled = || self.cancel.is_set();
@@ -174,7 +167,7 @@ impl Run<'_> {
                 Change::Undo(_) => None,
             };
             let waited = Instant::now();
-            let locked = lease::acquire(k, &t.app, &command, self.lock_wait, &cancelled);
+            let locked = lease::acquire(k, &t.app, &command, self.lock_wait, self.cancel);
             let checked = check.map(|c| c.join().expect("dry-run"));
             // After waiting for another deploy, the cluster may have changed: check again.
             let checked = match (&change, waited.elapsed() > Duration::from_secs(2)) {

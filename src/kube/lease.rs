@@ -1,6 +1,8 @@
 //! The deploy lock on Kubernetes: a `coordination.k8s.io/v1` Lease in the
-//! namespace. Its holder renews it while the deploy runs; a Lease not renewed
-//! for its whole duration is stale (a killed deploy) and is taken over.
+//! namespace. Its holder renews it while the deploy runs, replacing only the
+//! version it read; a Lease that a waiting run watched go unrenewed for its
+//! whole duration (by the waiter's own clock) is a killed deploy's and is
+//! taken over. A holder that loses its Lease stops its deploy cleanly.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::kubectl::{Kubectl, int, micro_time, parse_time, text};
+use crate::cancel::Cancel;
 use crate::error::Error;
 
 /// A holder that stops renewing is stale after this long.
@@ -125,13 +128,20 @@ fn lease(name: &str, identity: &str, now: i64, resource_version: Option<&str>) -
 }
 
 /// Takes the Lease, waiting up to `wait` for another holder to finish, and
-/// taking it over if its holder stopped renewing it.
+/// taking it over once this run has watched it go unrenewed for its whole
+/// duration: its resourceVersion did not change for that long by this
+/// machine's own clock, whatever the holder's clock wrote in `renewTime`.
+/// A Lease whose `renewTime` looks old is watched that long even past
+/// `wait` (it may be a killed deploy's); one that is renewed all the while
+/// is a live holder with a skewed clock, and is left alone. The renewal
+/// runs in the background; when it fails for longer than the Lease lasts,
+/// or finds another holder, it asks `cancel` for a clean stop.
 pub fn acquire(
     kubectl: &Kubectl,
     app: &str,
     command: &str,
     wait: Duration,
-    cancelled: &dyn Fn() -> bool,
+    cancel: &Cancel,
 ) -> Result<Guard, Error> {
     let name = name(app);
     let identity = format!(
@@ -140,6 +150,8 @@ pub fn acquire(
         std::process::id()
     );
     let start = Instant::now();
+    // The Lease as this run watched it: its resourceVersion and since when.
+    let mut watched: Option<(String, Instant)> = None;
     loop {
         let now = crate::clock::now();
         let body = lease(&name, &identity, now, None).to_string();
@@ -152,22 +164,40 @@ pub fn acquire(
                 match kubectl.get(&format!("lease/{name}")) {
                     Ok(Some(current)) => {
                         let holder = holder_of(&current, &kubectl.namespace);
-                        if holder.stale {
+                        let rv = text(&current, "/metadata/resourceVersion").to_string();
+                        let duration = Duration::from_secs(
+                            int(&current, "/spec/leaseDurationSeconds").max(1) as u64,
+                        );
+                        let unrenewed = match &watched {
+                            Some((seen, since)) if *seen == rv => since.elapsed(),
+                            _ => {
+                                watched = Some((rv.clone(), Instant::now()));
+                                Duration::ZERO
+                            }
+                        };
+                        let patience = if holder.stale {
+                            wait.max(duration + Duration::from_secs(5))
+                        } else {
+                            wait
+                        };
+                        if unrenewed >= duration {
                             // Replace only the version we read: of two
                             // takers, one wins and the other sees a conflict.
-                            let rv = text(&current, "/metadata/resourceVersion");
-                            let body = lease(&name, &identity, now, Some(rv)).to_string();
+                            let body = lease(&name, &identity, now, Some(&rv)).to_string();
                             let won = kubectl
                                 .run(&["replace", "-f", "-", "-o", "name"], Some(body.as_bytes()))
                                 .is_ok();
                             if won {
-                                took_over = Some(holder.clone());
+                                took_over = Some(Holder {
+                                    stale: true,
+                                    ..holder
+                                });
                             }
                             won
-                        } else if start.elapsed() >= wait || cancelled() {
+                        } else if start.elapsed() >= patience || cancel.is_set() {
                             return Err(Error::Deploy {
                                 message: format!(
-                                    "another deploy is running: the deploy lock is {}\nwait for it (--lock-wait 5m), or if it was killed, `shipit lock release ENV`",
+                                    "another deploy is running: the deploy lock is {}\nwait for it (--lock-wait 5m), or if it was killed, `shipit lock release ENV --force`",
                                     holder.describe()
                                 ),
                             });
@@ -193,19 +223,43 @@ pub fn acquire(
         if taken {
             let stop = Arc::new(AtomicBool::new(false));
             let renewer = {
-                let (kubectl, name, stop) = (kubectl.clone(), name.clone(), stop.clone());
+                let (kubectl, name, identity, stop, cancel) = (
+                    kubectl.clone(),
+                    name.clone(),
+                    identity.clone(),
+                    stop.clone(),
+                    cancel.clone(),
+                );
                 std::thread::spawn(move || {
+                    let mut renewed = Instant::now();
+                    let mut every = RENEW_EVERY;
                     while !stop.load(Ordering::SeqCst) {
-                        std::thread::park_timeout(RENEW_EVERY);
+                        std::thread::park_timeout(every);
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
-                        let patch = json!({"spec": {"renewTime": micro_time(crate::clock::now())}})
-                            .to_string();
-                        let _ = kubectl.run(
-                            &["patch", "lease", &name, "--type=merge", "-p", &patch],
-                            None,
-                        );
+                        match renew(&kubectl, &name, &identity) {
+                            Ok(()) => {
+                                renewed = Instant::now();
+                                every = RENEW_EVERY;
+                            }
+                            Err(Renewal::Lost) => {
+                                cancel.lose_lock();
+                                break;
+                            }
+                            // A failed call: again soon, until the Lease would lapse.
+                            Err(Renewal::Failed)
+                                if renewed.elapsed()
+                                    < Duration::from_secs(DURATION_SECONDS as u64)
+                                        - RENEW_EVERY =>
+                            {
+                                every = Duration::from_secs(2);
+                            }
+                            Err(Renewal::Failed) => {
+                                cancel.lose_lock();
+                                break;
+                            }
+                        }
                     }
                 })
             };
@@ -220,6 +274,35 @@ pub fn acquire(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Why a renewal did not happen.
+enum Renewal {
+    /// Another holder has the Lease, or it is gone: this run holds no lock.
+    Lost,
+    /// The call failed (the API server did not answer, a conflict): try again.
+    Failed,
+}
+
+/// Renews this holder's Lease: `renewTime` now, replacing only the version
+/// read (so a renewal never overwrites a taker's Lease).
+fn renew(kubectl: &Kubectl, name: &str, identity: &str) -> Result<(), Renewal> {
+    let mut current = match kubectl.get(&format!("lease/{name}")) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Err(Renewal::Lost),
+        Err(_) => return Err(Renewal::Failed),
+    };
+    if text(&current, "/spec/holderIdentity") != identity {
+        return Err(Renewal::Lost);
+    }
+    current["spec"]["renewTime"] = json!(micro_time(crate::clock::now()));
+    kubectl
+        .run(
+            &["replace", "-f", "-", "-o", "name"],
+            Some(current.to_string().as_bytes()),
+        )
+        .map(|_| ())
+        .map_err(|_| Renewal::Failed)
 }
 
 /// `shipit lock release ENV`: deletes the Lease whoever holds it.

@@ -695,16 +695,128 @@ fn a_held_lease_refuses_a_second_deploy_and_lock_wait_waits() {
     let (held, _) = app.in_namespace(&["get", "lease", &lease_name]);
     assert!(!held, "the deploy left its Lease behind");
 
-    // A Lease nobody renews is stale: taken over, with a warning.
+    // A holder whose clock is ten minutes behind: its renewTime looks old,
+    // but it renews (its resourceVersion moves). It is not taken over.
     let old = shipit::clock::rfc3339(shipit::clock::now() - 600).replace('Z', ".000000Z");
-    std::fs::write(&file, lease.replace(&now, &old).replace("3600", "30")).unwrap();
+    std::fs::write(&file, lease.replace(&now, &old).replace("3600", "5")).unwrap();
     let (ok, text) = app.kubectl(&["create", "-f", file.to_str().unwrap()]);
     assert!(ok, "{text}");
+    let renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let skewed = {
+        let (renewing, kubeconfig, namespace, lease_name) = (
+            renewing.clone(),
+            app.kubeconfig.clone(),
+            app.namespace.clone(),
+            lease_name.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while renewing.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let behind = shipit::clock::rfc3339(shipit::clock::now() - 600)
+                    .replace('Z', &format!(".{n:06}Z"));
+                let patch = format!(r#"{{"spec":{{"renewTime":"{behind}"}}}}"#);
+                let _ = Command::new("kubectl")
+                    .args(["-n", &namespace, "patch", "lease", &lease_name])
+                    .args(["--type=merge", "-p", &patch])
+                    .env("KUBECONFIG", &kubeconfig)
+                    .output();
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+        })
+    };
+    let refused = app.deploy("1.0.0", &[]).code(1);
+    assert!(
+        refused.stderr.contains("another deploy is running"),
+        "a renewing holder was taken over: {}",
+        refused.stderr
+    );
+    // It stops renewing (killed): watched unrenewed for its 5 s, taken over.
+    renewing.store(false, std::sync::atomic::Ordering::SeqCst);
+    skewed.join().unwrap();
     let taken = app.deploy("1.0.0", &[]).success();
     assert!(
         taken.stderr.contains("took over a stale deploy lock"),
         "{}",
         taken.stderr
+    );
+}
+
+#[test]
+fn a_deploy_that_loses_its_lease_stops_and_undoes_its_rollout() {
+    let Some(app) = App::serving_v2("lost", 58) else {
+        return;
+    };
+    // A v3 whose pods never pull: the rollout waits for its 60 s deadline.
+    let missing = format!("image.digest=sha256:{}", "0".repeat(64));
+    let start = Instant::now();
+    let mut child = app
+        .command(&[
+            "deploy",
+            "cluster",
+            "--set",
+            "app.version=3.0.0",
+            "--set",
+            &missing,
+            "--set",
+            "deploy.health_timeout=60s",
+            "--output",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no rollout line: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("rollout") {
+            break;
+        }
+    }
+    // Another holder takes the Lease (as a taker would after a lapse).
+    let lease_name = format!("{}-shipit-deploy", app.name);
+    app.must(&[
+        "patch",
+        "lease",
+        &lease_name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"holderIdentity":"mallory@elsewhere pid 1 `shipit deploy cluster`"}}"#,
+    ]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let o: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{seen}{rest}");
+    assert!(
+        o["cause"]
+            .as_str()
+            .unwrap()
+            .contains("no longer holds the deploy lock"),
+        "{o}"
+    );
+    assert_eq!(o["result"], "interrupted", "{o}");
+    assert!(
+        start.elapsed() < Duration::from_secs(45),
+        "stopped by the lost lock, not the deadline: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(app.serving(), ["2.0.0"]);
+    // The Lease it lost is not its own: it is left to its holder.
+    let holder = app.json(&["get", "lease", &lease_name]);
+    assert!(
+        holder["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap()
+            .starts_with("mallory@"),
+        "{holder}"
     );
 }
 
