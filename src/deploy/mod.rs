@@ -4,6 +4,7 @@
 //! log and the lock live on the engine beside them.
 
 pub mod deliver;
+mod failure;
 pub mod fleet;
 pub mod gateway;
 pub mod history;

@@ -17,6 +17,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::output::Output;
 pub use crate::record::Timeline;
+pub(super) use super::failure::Failure;
 use crate::smoke;
 
 #[derive(Debug, Clone)]
@@ -78,66 +79,6 @@ pub(super) struct Job<'a> {
     pub(super) secrets: &'a [(String, String)],
     /// The gateway's certificate and key, checked (TLS environments).
     pub(super) tls: Option<&'a super::tls::Material>,
-}
-
-/// A failed step: which, why, and the failing container's last lines.
-pub(super) struct Failure {
-    pub(super) phase: &'static str,
-    pub(super) reason: String,
-    pub(super) container: Option<String>,
-    /// What the service answered (the failing smoke checks), for people.
-    pub(super) detail: String,
-    /// The failing container's last log lines, for people.
-    pub(super) logs: String,
-}
-
-impl From<replicas::Unhealthy> for Failure {
-    fn from(u: replicas::Unhealthy) -> Failure {
-        Failure {
-            phase: "health",
-            reason: u.reason,
-            container: Some(u.container),
-            detail: String::new(),
-            logs: u.logs,
-        }
-    }
-}
-
-impl Failure {
-    pub(super) fn new(phase: &'static str, reason: impl Into<String>) -> Failure {
-        Failure {
-            phase,
-            reason: reason.into(),
-            container: None,
-            detail: String::new(),
-            logs: String::new(),
-        }
-    }
-
-    /// Which step failed, for which container, and why: what the history
-    /// and the webhook carry (they leave this machine: no log line, no body).
-    pub(super) fn brief(&self) -> String {
-        format!(
-            "{} failed{}: {}",
-            self.phase,
-            self.container
-                .as_ref()
-                .map(|c| format!(" for {c}"))
-                .unwrap_or_default(),
-            self.reason,
-        )
-    }
-
-    /// The brief, with what the service answered and its last log lines: the
-    /// diagnosis, for the terminal and the run's own JSON.
-    pub(super) fn text(&self) -> String {
-        format!(
-            "{}{}{}",
-            self.brief(),
-            self.detail,
-            gateway::tail(&self.logs)
-        )
-    }
 }
 
 /// Takes the environment's lock, saying so while it waits for another holder.

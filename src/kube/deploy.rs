@@ -143,6 +143,8 @@ impl Run<'_> {
                 problems: Vec::new(),
                 smoke: None,
                 restored: None,
+                reverted: Vec::new(),
+                not_reverted: Vec::new(),
             },
             plan: None,
             notified: None,
@@ -200,6 +202,9 @@ impl Run<'_> {
         }
 
         let spinner = self.out.spinner("checking the change with the server");
+        // What the apply changes besides the Deployment, as it was: a
+        // failure puts it back.
+        let mut snapshot: Option<super::restore::Snapshot> = None;
         match &change {
             Change::Apply(p) => {
                 let checked = match early_check.expect("a deploy's dry-run") {
@@ -222,11 +227,27 @@ impl Run<'_> {
                 if let Some(s) = &spinner {
                     s.set_message("applying");
                 }
+                match super::restore::take(k, &p.objects) {
+                    Ok(s) => snapshot = Some(s),
+                    Err(e) => {
+                        drop(spinner);
+                        outcome.cause = Some(format!(
+                            "cannot read the objects the deploy would change (to put them back on a failure); nothing was applied: {}",
+                            e.message
+                        ));
+                        return finish(outcome, timeline);
+                    }
+                }
                 if let Err(e) = apply::apply(k, &p.list, &checked) {
                     drop(spinner);
                     outcome.cause = Some(format!("the apply failed: {}", e.message));
                     // Some objects may have been applied: put the Deployment back.
-                    return self.fail(outcome, timeline, before, before_generation);
+                    return self.fail(
+                        outcome,
+                        timeline,
+                        (before, before_generation),
+                        snapshot.as_ref(),
+                    );
                 }
                 timeline.mark("apply");
             }
@@ -262,11 +283,21 @@ impl Run<'_> {
             }
             Verdict::Interrupted => {
                 interrupted(&mut outcome, self.cancel);
-                return self.fail(outcome, timeline, before, before_generation);
+                return self.fail(
+                    outcome,
+                    timeline,
+                    (before, before_generation),
+                    snapshot.as_ref(),
+                );
             }
             Verdict::Failed { reason } => {
                 outcome.cause = Some(reason);
-                return self.fail(outcome, timeline, before, before_generation);
+                return self.fail(
+                    outcome,
+                    timeline,
+                    (before, before_generation),
+                    snapshot.as_ref(),
+                );
             }
         }
 
@@ -279,13 +310,23 @@ impl Run<'_> {
         outcome.detail.smoke = Some(report);
         if cancelled() {
             interrupted(&mut outcome, self.cancel);
-            return self.fail(outcome, timeline, before, before_generation);
+            return self.fail(
+                outcome,
+                timeline,
+                (before, before_generation),
+                snapshot.as_ref(),
+            );
         }
         if !passed {
             outcome.cause = Some(format!(
                 "the release is ready but failed its smoke tests: {summary}"
             ));
-            return self.fail(outcome, timeline, before, before_generation);
+            return self.fail(
+                outcome,
+                timeline,
+                (before, before_generation),
+                snapshot.as_ref(),
+            );
         }
         outcome.result = Conclusion::Succeeded;
         outcome.exit_code = 0;
@@ -320,7 +361,7 @@ impl Run<'_> {
         }
     }
 
-    fn gate(&self, since: i64, cancelled: &dyn Fn() -> bool) -> super::gate::Watched {
+    pub(super) fn gate(&self, since: i64, cancelled: &dyn Fn() -> bool) -> super::gate::Watched {
         let out = self.out;
         Gate {
             kubectl: &self.target.kubectl,
@@ -335,7 +376,7 @@ impl Run<'_> {
 
     /// Waits for the replaced pods to stop, so that the smoke tests reach
     /// only the revision now ready.
-    fn settle(&self, cancelled: &dyn Fn() -> bool) {
+    pub(super) fn settle(&self, cancelled: &dyn Fn() -> bool) {
         let spinner = self.out.spinner("waiting for the replaced pods to stop");
         let left = super::gate::wait_stopped(&self.target.kubectl, &self.target.app, cancelled);
         drop(spinner);
@@ -347,7 +388,7 @@ impl Run<'_> {
         }
     }
 
-    fn smoke(&self, cancelled: &dyn Fn() -> bool) -> smoke::Report {
+    pub(super) fn smoke(&self, cancelled: &dyn Fn() -> bool) -> smoke::Report {
         let t = self.target;
         let route = crate::http::Route {
             tls: smoke::trust(&t.smoke_ca).ok().flatten(),
@@ -358,108 +399,5 @@ impl Run<'_> {
             &format!("{} (up to {} s)", t.smoke_url, t.smoke_timeout.as_secs()),
         );
         smoke::run(&t.smoke_url, &route, &t.paths, t.smoke_timeout, cancelled)
-    }
-
-    /// Undoes to `before` if this run made a new revision, waits for it and
-    /// verifies it; the outcome says what serves.
-    fn fail(
-        &self,
-        mut outcome: Outcome,
-        mut timeline: Timeline,
-        before: Option<u64>,
-        before_generation: Option<i64>,
-    ) -> Outcome {
-        let t = self.target;
-        let k = &t.kubectl;
-        let now = k.get(&format!("deployment/{}", t.app)).ok().flatten();
-        let changed = match (&now, before_generation) {
-            (Some(d), Some(g)) => super::kubectl::int(d, "/metadata/generation") != g,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let cause = outcome.cause.clone().unwrap_or_default();
-        self.out.error(&cause);
-        let finish = |mut outcome: Outcome, timeline: Timeline| {
-            let preflight_ms = timeline.phases.first().map_or(0, |p| p.ms);
-            outcome.duration_ms = timeline.total_ms() + preflight_ms;
-            outcome.phases = timeline.phases;
-            outcome
-        };
-        let Some(previous) = before.filter(|_| changed) else {
-            if before.is_none() && changed {
-                outcome.cause = Some(format!(
-                    "{cause}\nnothing served before this first deploy: deployment/{} is left as applied, not ready ({}); fix the cause and deploy again, or remove it: kubectl delete -k generated/{}/k8s",
-                    t.app, k.namespace, t.environment
-                ));
-            } else {
-                outcome.cause = Some(format!(
-                    "{cause}\nnothing was changed: the revision that served before still serves"
-                ));
-            }
-            return finish(outcome, timeline);
-        };
-        self.out.status(
-            "undo",
-            &format!("returning deployment/{} to revision {previous}", t.app),
-        );
-        let start = Instant::now();
-        let never = || false;
-        let restored = revisions::undo(k, &t.app, previous)
-            .map(|_| self.gate(crate::clock::now() - 2, &never));
-        let (ready, revision, note) = match restored {
-            Ok(w) => match w.verdict {
-                Verdict::Ready { revision, .. } => {
-                    (true, revision.parse().unwrap_or(previous), String::new())
-                }
-                Verdict::Failed { reason } => (false, previous, reason),
-                Verdict::Interrupted => (false, previous, "interrupted".into()),
-            },
-            Err(e) => (false, previous, e.to_string()),
-        };
-        let ms = start.elapsed().as_millis() as u64;
-        timeline.mark("undo");
-        let version = revisions::list(k, &t.app)
-            .ok()
-            .and_then(|r| r.into_iter().find(|r| r.current).map(|r| r.version))
-            .unwrap_or_default();
-        let verified = ready && {
-            self.settle(&never);
-            let report = self.smoke(&never);
-            timeline.mark("verify");
-            report.passed
-        };
-        outcome.detail.revision = Some(revision);
-        outcome.detail.restored = Some(Restored {
-            revision,
-            version: version.clone(),
-            verified,
-            ms,
-        });
-        if verified {
-            if outcome.result == Conclusion::Failed {
-                outcome.result = Conclusion::RolledBack;
-            }
-            self.out.status(
-                "restored",
-                &format!(
-                    "revision {revision} ({version}) serves again, ready and smoke-tested ({ms} ms)"
-                ),
-            );
-            outcome.cause = Some(format!(
-                "{cause}\nrolled back: revision {revision} ({version}) serves again, ready and smoke-tested"
-            ));
-        } else {
-            outcome.cause = Some(format!(
-                "{cause}\nTHE UNDO DID NOT VERIFY: deployment/{} was returned to revision {previous} but {}; check `shipit status {}`",
-                t.app,
-                if note.is_empty() {
-                    "its smoke tests failed".to_string()
-                } else {
-                    note
-                },
-                t.environment
-            ));
-        }
-        finish(outcome, timeline)
     }
 }

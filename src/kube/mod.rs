@@ -14,8 +14,10 @@ pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod preflight;
+pub mod restore;
 pub mod revisions;
 pub mod status;
+mod undo;
 
 use std::time::Duration;
 

@@ -35,4 +35,9 @@ pub struct Detail {
     pub problems: Vec<String>,
     pub smoke: Option<smoke::Report>,
     pub restored: Option<Restored>,
+    /// After a failure: the other objects the apply changed, put back
+    /// (`Kind/name restored`, or deleted when this deploy created them).
+    pub reverted: Vec<String>,
+    /// ... and those that could not be (`Kind/name: why`).
+    pub not_reverted: Vec<String>,
 }

@@ -2,6 +2,12 @@
 //! the form its target syntax needs (durations in seconds, quantities for
 //! compose, labels, image references), so templates hold no logic beyond
 //! loops and conditions.
+//!
+//! Over 500 lines on purpose: `Ctx` is one flat struct that ~30 templates
+//! read by field name, and its constructor fills each field from the typed
+//! configuration in one place; splitting it would scatter the one mapping
+//! from configuration to rendered values (the pure formatting helpers
+//! already live in `format.rs`).
 
 use crate::config::Loaded;
 use crate::config::model::{BuildKind, Strategy, Target};

@@ -492,13 +492,34 @@ fn a_v3_that_cannot_be_pulled_hits_the_deadline_and_v2_is_restored() {
     };
     // A digest the registry does not have: every pull fails.
     let missing = format!("image.digest=sha256:{}", "0".repeat(64));
+    // The same deploy moves the Ingress to another host: put back too.
     let (failed, got) = app.deploy_heard(
         "3.0.0",
-        &["--set", &missing, "--set", "deploy.health_timeout=12s"],
+        &[
+            "--set",
+            &missing,
+            "--set",
+            "deploy.health_timeout=12s",
+            "--set",
+            "kubernetes.ingress.host=moved.example.test",
+        ],
     );
     let failed = failed.code(1);
     let o = outcome(&failed);
     assert_eq!(o["result"], "rolled-back", "{o}");
+    let ingress = app.json(&["get", "ingress", &app.name]);
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        format!("{}.example.test", app.name),
+        "{ingress}"
+    );
+    assert!(
+        o["reverted"]
+            .to_string()
+            .contains(&format!("Ingress/{} restored", app.name)),
+        "{o}"
+    );
+    assert_eq!(o["not_reverted"], serde_json::json!([]), "{o}");
     assert!(
         o["cause"]
             .as_str()
