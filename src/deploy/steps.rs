@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub(super) use super::failure::Failure;
 use super::history::{Entry, History, Store};
 use super::releases::{Release, drain};
 use super::{Settings, gateway, lock, replicas};
@@ -17,7 +18,6 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::output::Output;
 pub use crate::record::Timeline;
-pub(super) use super::failure::Failure;
 use crate::smoke;
 
 #[derive(Debug, Clone)]

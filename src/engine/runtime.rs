@@ -11,10 +11,8 @@ use bollard::models::{
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
-    StopContainerOptions,
+    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
 };
-use futures_util::StreamExt;
 
 use super::Engine;
 use crate::error::Error;
@@ -85,26 +83,6 @@ impl Engine {
             .await
             .ok()
             .and_then(|i| i.id)
-    }
-
-    /// Pulls `reference` (from its registry); the error says why not.
-    pub async fn pull(&self, reference: &str) -> Result<(), Error> {
-        let options = CreateImageOptions {
-            from_image: Some(reference.to_string()),
-            ..Default::default()
-        };
-        let mut stream = self.docker.create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| failed(self, format!("pull {reference}"), e))?;
-            if let Some(detail) = info.error_detail {
-                return Err(failed(
-                    self,
-                    format!("pull {reference}"),
-                    detail.message.unwrap_or_default(),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// Creates a bridge network unless it exists.

@@ -18,6 +18,14 @@ use crate::output::Output;
 use crate::record::{Action, Conclusion, Subject, Timeline};
 use crate::smoke;
 
+/// What a failed run goes back to: the revision that served before (and the
+/// Deployment's generation then), and the other objects as they were.
+pub(super) struct Undo {
+    pub(super) before: Option<u64>,
+    pub(super) generation: Option<i64>,
+    pub(super) snapshot: Option<super::restore::Snapshot>,
+}
+
 /// The preflight, and the objects it was made for.
 pub struct Planned {
     pub preflight: Preflight,
@@ -202,22 +210,36 @@ impl Run<'_> {
         }
 
         let spinner = self.out.spinner("checking the change with the server");
-        // What the apply changes besides the Deployment, as it was: a
-        // failure puts it back.
-        let mut snapshot: Option<super::restore::Snapshot> = None;
+        // What a failure goes back to: the revision that served, and what
+        // the apply changes besides the Deployment, as it was.
+        let mut undo = Undo {
+            before,
+            generation: before_generation,
+            snapshot: None,
+        };
         match &change {
             Change::Apply(p) => {
-                let checked = match early_check.expect("a deploy's dry-run") {
-                    Ok(c) => c,
-                    Err(e) => {
+                // Before anything is applied: the server's dry-run, and the
+                // objects as they are (a failure puts them back).
+                let ready = early_check
+                    .expect("a deploy's dry-run")
+                    .map_err(|e| {
+                        format!("the server refused the manifests; nothing was applied:\n{}", e.message)
+                    })
+                    .and_then(|checked| {
+                        super::restore::take(k, &p.objects)
+                            .map(|taken| (checked, taken))
+                            .map_err(|e| format!("cannot read the objects the deploy would change (to put them back on a failure); nothing was applied: {}", e.message))
+                    });
+                let (checked, taken) = match ready {
+                    Ok(both) => both,
+                    Err(cause) => {
                         drop(spinner);
-                        outcome.cause = Some(format!(
-                            "the server refused the manifests; nothing was applied:\n{}",
-                            e.message
-                        ));
+                        outcome.cause = Some(cause);
                         return finish(outcome, timeline);
                     }
                 };
+                undo.snapshot = Some(taken);
                 for c in &checked.conflicts {
                     self.out.warn(&format!(
                         "taking back a field another manager set (a `kubectl rollout undo` or edit by hand?): {c}"
@@ -227,27 +249,11 @@ impl Run<'_> {
                 if let Some(s) = &spinner {
                     s.set_message("applying");
                 }
-                match super::restore::take(k, &p.objects) {
-                    Ok(s) => snapshot = Some(s),
-                    Err(e) => {
-                        drop(spinner);
-                        outcome.cause = Some(format!(
-                            "cannot read the objects the deploy would change (to put them back on a failure); nothing was applied: {}",
-                            e.message
-                        ));
-                        return finish(outcome, timeline);
-                    }
-                }
                 if let Err(e) = apply::apply(k, &p.list, &checked) {
                     drop(spinner);
                     outcome.cause = Some(format!("the apply failed: {}", e.message));
                     // Some objects may have been applied: put the Deployment back.
-                    return self.fail(
-                        outcome,
-                        timeline,
-                        (before, before_generation),
-                        snapshot.as_ref(),
-                    );
+                    return self.fail(outcome, timeline, &undo);
                 }
                 timeline.mark("apply");
             }
@@ -283,21 +289,11 @@ impl Run<'_> {
             }
             Verdict::Interrupted => {
                 interrupted(&mut outcome, self.cancel);
-                return self.fail(
-                    outcome,
-                    timeline,
-                    (before, before_generation),
-                    snapshot.as_ref(),
-                );
+                return self.fail(outcome, timeline, &undo);
             }
             Verdict::Failed { reason } => {
                 outcome.cause = Some(reason);
-                return self.fail(
-                    outcome,
-                    timeline,
-                    (before, before_generation),
-                    snapshot.as_ref(),
-                );
+                return self.fail(outcome, timeline, &undo);
             }
         }
 
@@ -310,23 +306,13 @@ impl Run<'_> {
         outcome.detail.smoke = Some(report);
         if cancelled() {
             interrupted(&mut outcome, self.cancel);
-            return self.fail(
-                outcome,
-                timeline,
-                (before, before_generation),
-                snapshot.as_ref(),
-            );
+            return self.fail(outcome, timeline, &undo);
         }
         if !passed {
             outcome.cause = Some(format!(
                 "the release is ready but failed its smoke tests: {summary}"
             ));
-            return self.fail(
-                outcome,
-                timeline,
-                (before, before_generation),
-                snapshot.as_ref(),
-            );
+            return self.fail(outcome, timeline, &undo);
         }
         outcome.result = Conclusion::Succeeded;
         outcome.exit_code = 0;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::deploy::{Outcome, Restored, Run};
+use super::deploy::{Outcome, Restored, Run, Undo};
 use super::gate::Verdict;
 use super::revisions;
 use crate::record::{Conclusion, Timeline};
@@ -16,13 +16,13 @@ impl Run<'_> {
         &self,
         mut outcome: Outcome,
         mut timeline: Timeline,
-        (before, before_generation): (Option<u64>, Option<i64>),
-        snapshot: Option<&super::restore::Snapshot>,
+        undo: &Undo,
     ) -> Outcome {
+        let (before, before_generation) = (undo.before, undo.generation);
         let t = self.target;
         let k = &t.kubectl;
         // Every other object the apply changed goes back first.
-        let put_back = match snapshot.filter(|_| before.is_some()) {
+        let put_back = match undo.snapshot.as_ref().filter(|_| before.is_some()) {
             Some(s) => super::restore::restore(k, s),
             None => Default::default(),
         };

@@ -608,6 +608,26 @@ fn a_healthy_v3_that_fails_its_smoke_tests_is_undone() {
     assert_eq!(app.answers()["environment"], "cluster");
 }
 
+/// Reads `child`'s stderr until the deploy says it waits for the rollout:
+/// the rest of it, and what was read.
+fn until_rollout(
+    child: &mut std::process::Child,
+) -> (BufReader<std::process::ChildStderr>, String) {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no rollout line: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("rollout") {
+            return (stderr, seen);
+        }
+    }
+}
+
 #[test]
 fn sigint_during_a_rollout_undoes_it_and_exits_130() {
     let Some(app) = App::serving_v2("sigint", 54) else {
@@ -619,19 +639,7 @@ fn sigint_during_a_rollout_undoes_it_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no rollout line: {seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("rollout") {
-            break;
-        }
-    }
+    let (mut stderr, seen) = until_rollout(&mut child);
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -788,19 +796,7 @@ fn a_deploy_that_loses_its_lease_stops_and_undoes_its_rollout() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "no rollout line: {seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("rollout") {
-            break;
-        }
-    }
+    let (mut stderr, seen) = until_rollout(&mut child);
     // Another holder takes the Lease (as a taker would after a lapse).
     let lease_name = format!("{}-shipit-deploy", app.name);
     app.must(&[

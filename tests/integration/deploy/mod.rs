@@ -438,22 +438,7 @@ fn docker_the_lock_a_signal_and_a_killed_deploy_leave_a_consistent_state() {
     let v2 = site.image("2.0.0", "");
     let sick = site.image("9.0.0", SICK);
     site.deploy("1.0.0", &v1, &[]).success();
-    let slow = |site: &Site| {
-        site.command(&[
-            "deploy",
-            "staging",
-            "--image",
-            &sick,
-            "--set",
-            "app.version=9.0.0",
-            "--set",
-            "deploy.health_timeout=60s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-    };
+    let slow = |site: &Site| slow_deploy(site, &sick, Stdio::piped());
     fn replica_started<'a>(site: &'a Site, release: &str) -> impl FnMut() -> bool + 'a {
         let needle = format!("-r{release}-");
         move || site.containers().iter().any(|c| c.contains(&needle))
@@ -936,6 +921,25 @@ fn docker_a_plain_tcp_engine_is_refused_unless_allowed_and_then_warned() {
     let _ = socat.wait();
 }
 
+/// A deploy of `sick` (never healthy) that holds the lock for up to a
+/// minute, running in the background.
+fn slow_deploy(site: &Site, sick: &str, stderr: Stdio) -> std::process::Child {
+    site.command(&[
+        "deploy",
+        "staging",
+        "--image",
+        sick,
+        "--set",
+        "app.version=9.0.0",
+        "--set",
+        "deploy.health_timeout=60s",
+    ])
+    .stdout(Stdio::null())
+    .stderr(stderr)
+    .spawn()
+    .unwrap()
+}
+
 /// The replicas of `release` the engine holds, running or not.
 fn replicas_of_release(site: &Site, release: u64) -> usize {
     let (_, out) = crate::docker::docker(&[
@@ -1160,21 +1164,7 @@ fn docker_a_lock_is_a_lease_kept_by_its_heartbeat_and_taken_over_once_it_stops()
     let v2 = site.image("2.0.0", "");
     let sick = site.image("9.0.0", SICK);
     site.deploy("1.0.0", &v1, &[]).success();
-    let mut holder = site
-        .command(&[
-            "deploy",
-            "staging",
-            "--image",
-            &sick,
-            "--set",
-            "app.version=9.0.0",
-            "--set",
-            "deploy.health_timeout=60s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut holder = slow_deploy(&site, &sick, Stdio::null());
     let lock = || {
         let run = site
             .shipit(&["lock", "show", "staging", "--output", "json"], &[])
