@@ -122,7 +122,10 @@ type Seen = Arc<Mutex<Vec<(Instant, bool)>>>;
 
 const BODY: &str = r#"{"operation":"multiply","operands":[6,7]}"#;
 
-fn post(stream: &mut TcpStream, keepalive: bool) -> std::io::Result<bool> {
+/// One POST on `stream`: whether it was answered right, and whether the
+/// server asked to close the connection (`Connection: close`: a draining
+/// replica does), as every HTTP client honours.
+fn post(stream: &mut TcpStream, keepalive: bool) -> std::io::Result<(bool, bool)> {
     let connection = if keepalive { "keep-alive" } else { "close" };
     write!(
         stream,
@@ -133,10 +136,14 @@ fn post(stream: &mut TcpStream, keepalive: bool) -> std::io::Result<bool> {
     let mut status = String::new();
     reader.read_line(&mut status)?;
     let mut length = 0usize;
+    let mut close = false;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
-            return Ok(false);
+            return Ok((false, true));
+        }
+        if line.to_ascii_lowercase().trim_end() == "connection: close" {
+            close = true;
         }
         if line == "\r\n" {
             break;
@@ -147,11 +154,13 @@ fn post(stream: &mut TcpStream, keepalive: bool) -> std::io::Result<bool> {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    Ok(status.starts_with("HTTP/1.1 200") && String::from_utf8_lossy(&body).contains("42"))
+    let ok = status.starts_with("HTTP/1.1 200") && String::from_utf8_lossy(&body).contains("42");
+    Ok((ok, close))
 }
 
 /// A client posting in a loop until `stop`: on one keepalive connection
-/// (reconnecting after an error), or on a new connection per request.
+/// (reconnecting after an error or when the server closes it), or on a new
+/// connection per request.
 fn client(address: String, keepalive: bool, stop: Arc<AtomicBool>, seen: Seen) {
     let mut stream: Option<TcpStream> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -162,11 +171,11 @@ fn client(address: String, keepalive: bool, stop: Arc<AtomicBool>, seen: Seen) {
                 s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
             }
         }
-        let ok = match stream.as_mut() {
-            Some(s) => post(s, keepalive).unwrap_or(false),
-            None => false,
+        let (ok, close) = match stream.as_mut() {
+            Some(s) => post(s, keepalive).unwrap_or((false, true)),
+            None => (false, true),
         };
-        if !ok || !keepalive {
+        if !ok || close || !keepalive {
             stream = None;
         }
         seen.lock().unwrap().push((start, ok));

@@ -299,13 +299,23 @@ pub async fn switch(
 /// answers: this one carries a token that HAProxy holds in memory meanwhile.
 async fn verify(engine: &Engine, settings: &Settings, release: u64) -> Result<(), String> {
     let token = candidate::token()?;
-    api(
-        engine,
-        settings,
-        &format!("add acl {PROBE_ACL} {token}"),
-        Some(&token),
-    )
-    .await?;
+    // A gateway just started (or reloaded) opens its runtime API a moment
+    // later: asked again until it answers, within the check's 15 s.
+    let start = Instant::now();
+    loop {
+        let added = api(
+            engine,
+            settings,
+            &format!("add acl {PROBE_ACL} {token}"),
+            Some(&token),
+        )
+        .await;
+        match added {
+            Ok(_) => break,
+            Err(why) if start.elapsed() >= Duration::from_secs(15) => return Err(why),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
     let verified = verify_with(engine, settings, release, &token).await;
     let _ = api(engine, settings, &format!("clear acl {PROBE_ACL}"), None).await;
     verified
