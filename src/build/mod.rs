@@ -68,8 +68,9 @@ impl Plan {
         format!("{}:{}", self.repository, self.tags[0])
     }
 
+    /// The registry host pushed to (Docker Hub's when the repository names none).
     pub fn registry(&self) -> &str {
-        self.repository.split('/').next().unwrap_or("")
+        credentials::registry_of(&self.repository)
     }
 }
 

@@ -204,7 +204,7 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
 
     let mut digest = None;
     if args.push {
-        let (creds, source) = credentials::for_registry(plan.registry());
+        let (creds, source) = credentials::for_registry(plan.registry(), plan.registry());
         ctx.out.detail(&format!(
             "registry {}: credentials from {}",
             plan.registry(),

@@ -45,14 +45,10 @@ impl Need {
     }
 }
 
+/// The credentials of `reference`'s own registry: a reference without a
+/// registry host is Docker Hub's, never given `image.registry`'s.
 fn credentials(settings: &Settings, reference: &str) -> Option<bollard::auth::DockerCredentials> {
-    let registry = reference.split('/').next().unwrap_or_default();
-    let registry = if registry.contains(['.', ':']) || registry == "localhost" {
-        registry
-    } else {
-        settings.registry.as_str()
-    };
-    crate::build::credentials::for_registry(registry).0
+    crate::build::credentials::for_reference(reference, &settings.registry)
 }
 
 /// What is missing for `host` to get every image: nothing when each is

@@ -68,7 +68,7 @@ fn digest(loaded: &Loaded) -> Result<Result<String, String>, Error> {
                 )));
             }
         };
-        let (credentials, _) = crate::build::credentials::for_registry(&registry);
+        let credentials = crate::build::credentials::for_reference(&reference, &registry);
         Ok(engine
             .registry_digest(&reference, credentials)
             .await

@@ -72,8 +72,8 @@ pub fn free_port() -> u16 {
 pub struct Registry {
     pub address: String,
     child: Child,
-    /// Holds the registry's storage until the registry stops.
-    _dir: tempfile::TempDir,
+    /// Holds the registry's storage and log until the registry stops.
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -89,18 +89,56 @@ impl Registry {
     /// A registry on `address`, with `extra` top-level and `http_extra`
     /// (indented two spaces: tls, ...) configuration.
     pub fn serve(address: &str, extra: &str, http_extra: &str) -> Registry {
+        Registry::serve_logged(
+            address,
+            extra,
+            http_extra,
+            "warn",
+            tempfile::tempdir().unwrap(),
+        )
+    }
+
+    /// A registry that lets in only `users` (name, password), logging each
+    /// request and who made it (`log()`).
+    pub fn with_users(users: &[(&str, &str)]) -> Registry {
         let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("htpasswd");
+        for (i, (user, password)) in users.iter().enumerate() {
+            let made = Command::new("htpasswd")
+                .arg(if i == 0 { "-Bbc" } else { "-Bb" })
+                .arg(&file)
+                .args([user, password])
+                .output()
+                .expect("htpasswd (Debian package apache2-utils)");
+            assert!(made.status.success(), "htpasswd: {made:?}");
+        }
+        let auth = format!(
+            "auth:\n  htpasswd:\n    realm: shipit-test\n    path: {}\n",
+            file.display()
+        );
+        let address = format!("127.0.0.1:{}", free_port());
+        Registry::serve_logged(&address, &auth, "", "info", dir)
+    }
+
+    fn serve_logged(
+        address: &str,
+        extra: &str,
+        http_extra: &str,
+        level: &str,
+        dir: tempfile::TempDir,
+    ) -> Registry {
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: {address}\n{http_extra}",
+            "version: 0.1\nlog:\n  level: {level}\nstorage:\n  filesystem:\n    rootdirectory: {}\n{extra}http:\n  addr: {address}\n{http_extra}",
             dir.path().join("data").display()
         );
         let path = dir.path().join("config.yml");
         std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&path)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect(
                 "docker-registry (Debian package docker-registry; .ci/install-tools installs it)",
@@ -117,8 +155,13 @@ impl Registry {
         Registry {
             address,
             child,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// What the registry logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod bench;
 mod hosts;
+mod registries;
 mod runner;
 mod services;
 pub(crate) mod support;
