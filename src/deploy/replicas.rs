@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::{RELEASE, REPLICA, Settings, VERSION};
-use crate::engine::{ContainerSpec, Engine};
+use crate::engine::{ContainerSpec, Engine, Upload};
 use crate::error::Error;
 
 /// Why a replica did not become healthy.
@@ -35,8 +35,19 @@ pub async fn start(
         (VERSION.to_string(), version.to_string()),
         (REPLICA.to_string(), (index + 1).to_string()),
     ]);
+    // Secrets are files, never environment values: `docker inspect` shows
+    // only where they are.
     let mut env = settings.env.clone();
-    env.extend(secrets.iter().cloned());
+    env.extend(secrets.iter().map(|(name, _)| {
+        (
+            format!("{name}_FILE"),
+            format!(
+                "{}/{}",
+                crate::secrets::DIR,
+                crate::secrets::file_name(name)
+            ),
+        )
+    }));
     let spec = ContainerSpec {
         name: name.clone(),
         image: image.to_string(),
@@ -47,6 +58,13 @@ pub async fn start(
         // No port on the host: the gateway reaches replicas on the site's network.
         publish: Vec::new(),
         tmpfs: vec!["/tmp".into()],
+        // The secrets' files: a volume of the replica's own (the root file
+        // system is read-only), removed with it.
+        volumes: if secrets.is_empty() {
+            Vec::new()
+        } else {
+            vec![(String::new(), crate::secrets::DIR.to_string())]
+        },
         health_interval: Some(settings.health_interval),
         memory_bytes: settings.memory_bytes,
         nano_cpus: settings.nano_cpus,
@@ -59,8 +77,47 @@ pub async fn start(
         engine.remove_container(&name).await?;
         engine.create_container(&spec).await?;
     }
+    give_secrets(engine, settings, &name, secrets).await?;
     engine.start(&name).await?;
     Ok(name)
+}
+
+/// Writes the current secret values into a replica that is not running
+/// (new, or kept for a rollback), through the engine's archive API: one file
+/// each in `/run/secrets` (the replica's own volume, removed with it),
+/// readable by the service's user only. A rollback's replicas get today's
+/// values, not those of their first deploy.
+pub async fn give_secrets(
+    engine: &Engine,
+    settings: &Settings,
+    name: &str,
+    secrets: &[(String, String)],
+) -> Result<(), Error> {
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let uid = settings
+        .user
+        .split(':')
+        .next()
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(0);
+    let files: Vec<(String, &[u8])> = secrets
+        .iter()
+        .map(|(secret, value)| (crate::secrets::file_name(secret), value.as_bytes()))
+        .collect();
+    let uploads: Vec<Upload> = files
+        .iter()
+        .map(|(file, bytes)| Upload {
+            name: file,
+            bytes,
+            mode: 0o400,
+            owner: uid,
+        })
+        .collect();
+    engine
+        .upload_owned(name, crate::secrets::DIR, &uploads)
+        .await
 }
 
 /// Waits until every container reports healthy; fails fast when one exits.

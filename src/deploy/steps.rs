@@ -313,6 +313,14 @@ pub(super) async fn start_kept(
         }
     };
     for n in names {
+        let secrets = replicas::give_secrets(engine, job.settings, n, job.secrets).await;
+        if let Err(e) = secrets {
+            stop_all().await;
+            return Err(Failure::new(
+                "start",
+                format!("cannot give {n} its secrets: {e}"),
+            ));
+        }
         if let Err(e) = engine.start(n).await {
             stop_all().await;
             return Err(Failure::new("start", format!("cannot start {n}: {e}")));
@@ -484,6 +492,7 @@ pub(super) async fn rolling(
     };
     // Put the old release back whole, then let go of the new replicas.
     for n in &stopped {
+        let _ = replicas::give_secrets(engine, settings, n, job.secrets).await;
         let _ = engine.start(n).await;
     }
     let _ = replicas::wait_healthy(engine, &stopped, settings.health_timeout, &|| false).await;

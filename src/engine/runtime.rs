@@ -30,7 +30,8 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     /// `(container port, host ip, host port)`; host port 0 means any free one.
     pub publish: Vec<(u16, String, u16)>,
-    /// `(volume, path in the container)`.
+    /// `(volume, path in the container)`; an empty name is an anonymous
+    /// volume, removed with the container.
     pub volumes: Vec<(String, String)>,
     pub tmpfs: Vec<String>,
     /// Check every `interval` (the image's HEALTHCHECK command is kept).
@@ -147,7 +148,8 @@ impl Engine {
             .iter()
             .map(|(volume, target)| Mount {
                 target: Some(target.clone()),
-                source: Some(volume.clone()),
+                // No name: an anonymous volume, removed with the container.
+                source: (!volume.is_empty()).then(|| volume.clone()),
                 typ: Some(MountType::VOLUME),
                 ..Default::default()
             })
@@ -253,9 +255,10 @@ impl Engine {
 
     /// Removes a container (running or not); a missing one is fine.
     pub async fn remove_container(&self, name: &str) -> Result<(), Error> {
+        // With its anonymous volumes (a replica's secrets); named ones stay.
         let options = RemoveContainerOptions {
             force: true,
-            v: false,
+            v: true,
             link: false,
         };
         match self.docker.remove_container(name, Some(options)).await {

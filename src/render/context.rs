@@ -273,7 +273,7 @@ impl Ctx {
                     name: name.clone(),
                     from_env: (kind == "env").then(|| target.to_string()),
                     from_file: (kind == "file").then(|| target.to_string()),
-                    file_name: name.to_ascii_lowercase().replace('_', "-"),
+                    file_name: crate::secrets::file_name(name),
                 }
             })
             .collect();

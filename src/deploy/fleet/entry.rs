@@ -300,6 +300,8 @@ pub async fn rollback(
             ),
         });
     }
+    // The kept replicas get today's secret values, not their first deploy's.
+    let secrets = settings.resolve_secrets()?;
     let tls = settings.load_tls()?;
     let guards = lock(
         &hosts,
@@ -311,8 +313,11 @@ pub async fn rollback(
         &mut timeline,
     )
     .await?;
-    // A rollback starts kept replicas: no image to run, no secrets to pass.
-    let base = Base::new(settings, cancel, tls.as_ref().map(|(m, _)| m));
+    // A rollback starts kept replicas: no image to run.
+    let base = Base {
+        secrets: &secrets,
+        ..Base::new(settings, cancel, tls.as_ref().map(|(m, _)| m))
+    };
     let result = locked_rollback(&hosts, &base, options, out, started, timeline).await;
     unlock_all(&hosts, guards).await;
     result

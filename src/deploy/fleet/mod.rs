@@ -82,7 +82,8 @@ struct Base<'a> {
 }
 
 impl<'a> Base<'a> {
-    /// What a rollback shares: no image, no secrets, blue-green.
+    /// What a rollback shares: no image, blue-green (its secrets are set by
+    /// the caller).
     fn new(
         settings: &'a Settings,
         cancel: &'a Cancel,

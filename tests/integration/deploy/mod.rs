@@ -7,6 +7,7 @@ mod bench;
 mod hosts;
 mod registries;
 mod runner;
+mod secrets;
 mod services;
 pub(crate) mod support;
 mod tls;
