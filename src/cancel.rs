@@ -2,7 +2,7 @@
 //! no longer holds its deploy lock, shared by every target.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// What `signal` holds once the run lost its lock (no signal has this number).
 const LOST_LOCK: i32 = -1;
@@ -12,17 +12,27 @@ const LOST_LOCK: i32 = -1;
 pub struct Cancel(Arc<AtomicI32>);
 
 impl Cancel {
-    /// Installs the signal handlers for the rest of the process.
+    /// Installs the signal handlers for the rest of the process. The first
+    /// SIGINT or SIGTERM asks for a clean stop (undo, unlock, report); a
+    /// second one stops the process at once, leaving what the next run's
+    /// repair puts right (and a lock whose lease runs out).
     pub fn install() -> Cancel {
         let cancel = Cancel::default();
+        let asked = Arc::new(AtomicBool::new(false));
         for (kind, number) in [
             (tokio::signal::unix::SignalKind::interrupt(), 2),
             (tokio::signal::unix::SignalKind::terminate(), 15),
         ] {
             if let Ok(mut signal) = tokio::signal::unix::signal(kind) {
-                let flag = cancel.0.clone();
+                let (flag, asked) = (cancel.0.clone(), asked.clone());
                 tokio::spawn(async move {
                     while signal.recv().await.is_some() {
+                        if asked.swap(true, Ordering::SeqCst) {
+                            eprintln!(
+                                "shipit: a second signal: stopping now, without the clean stop. The next deploy repairs what is left; its lock expires after deploy.lock_lease"
+                            );
+                            std::process::exit(128 + number);
+                        }
                         flag.store(number, Ordering::SeqCst);
                     }
                 });

@@ -104,6 +104,65 @@ where
     futures_util::future::join_all(runs).await
 }
 
+/// [`on_each`] for work that can fail: the first host whose work fails ends
+/// the others' at once (abandoned, `Err` saying why), so a doomed step does
+/// not wait on the other hosts' health or time limits.
+pub async fn on_each_or_stop<'i, I, T, E, F, Fut>(
+    items: &'i [I],
+    name: impl Fn(&I) -> &str,
+    limit: Duration,
+    work: F,
+) -> Vec<Result<Result<T, E>, String>>
+where
+    F: Fn(&'i I) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let (failed, _) = tokio::sync::watch::channel(None::<String>);
+    let failed = &failed;
+    let runs = items.iter().map(|item| {
+        let who = name(item).to_string();
+        let run = work(item);
+        let mut heard = failed.subscribe();
+        async move {
+            let own = async {
+                let result = run.await;
+                if result.is_err() {
+                    failed.send_if_modified(|first| {
+                        first
+                            .is_none()
+                            .then(|| *first = Some(who.clone()))
+                            .is_some()
+                    });
+                }
+                Ok(result)
+            };
+            let other = async {
+                match heard
+                    .wait_for(|f| f.as_ref().is_some_and(|f| *f != who))
+                    .await
+                {
+                    Ok(f) => Err(format!(
+                        "stopped when {} failed",
+                        f.as_deref().unwrap_or_default()
+                    )),
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            let both = async {
+                tokio::select! {
+                    biased;
+                    result = own => result,
+                    stopped = other => stopped,
+                }
+            };
+            tokio::time::timeout(limit, both)
+                .await
+                .map_err(|_| format!("{who} did not answer within {} s (lost?)", limit.as_secs()))?
+        }
+    });
+    futures_util::future::join_all(runs).await
+}
+
 /// A warning for each host reached over plain HTTP (its `insecure` says so).
 pub fn plain_http_warnings(hosts: &[Host]) -> Vec<String> {
     hosts

@@ -22,11 +22,18 @@ impl Engine {
             tail: lines.to_string(),
             ..Default::default()
         };
-        let mut stream = self.docker.logs(name, Some(options));
+        let Ok(api) = self.api() else {
+            return String::new();
+        };
+        let mut stream = api.logs(name, Some(options));
         let mut out = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
+        // Within the call limit: what came by then, if the network went silent.
+        let _ = tokio::time::timeout(super::CALL_LIMIT, async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        })
+        .await;
         out
     }
 
@@ -112,7 +119,7 @@ impl Engine {
             path: dir.to_string(),
             ..Default::default()
         };
-        self.docker
+        self.api()?
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
             .map_err(|e| failed(self, format!("write {dir} in {container}"), e))
@@ -139,7 +146,7 @@ impl Engine {
             path: path.to_string(),
         };
         let mut stream = self
-            .docker
+            .api()?
             .download_from_container(container, Some(options));
         let mut tar = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -168,7 +175,7 @@ impl Engine {
     pub async fn exec_session(&self, container: &str, cmd: &[&str]) -> Result<ExecSession, Error> {
         let what = || format!("exec {} in {container}", cmd[0]);
         let created = self
-            .docker
+            .api()?
             .create_exec(
                 container,
                 bollard::exec::CreateExecOptions {
@@ -182,7 +189,7 @@ impl Engine {
             .await
             .map_err(|e| failed(self, what(), e))?;
         match self
-            .docker
+            .api()?
             .start_exec(&created.id, None)
             .await
             .map_err(|e| failed(self, what(), e))?
@@ -221,7 +228,7 @@ impl Engine {
         session.close_input().await;
         let output = session.read_to_end().await;
         let inspect = self
-            .docker
+            .api()?
             .inspect_exec(&session.id)
             .await
             .map_err(|e| failed(self, what(), e))?;

@@ -31,6 +31,8 @@ pub struct Engine {
     pub published_host: String,
     /// A tcp:// engine reached without TLS (allowed explicitly): warned each run.
     pub plain_http: bool,
+    /// Set once a call found no answer within [`CALL_LIMIT`] (shared by clones).
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `SHIPIT_ALLOW_PLAIN_TCP=1`: a `DOCKER_HOST=tcp://` engine without TLS is
@@ -69,8 +71,15 @@ pub enum PushEvent<'a> {
     },
 }
 
-/// How long one request to an engine may take (image transfers stream within it).
-const TIMEOUT_SECS: u64 = 600;
+/// How long one call to an engine may take, all told, before the engine is
+/// taken for gone: a network gone silent (a cut link drops packets, no reset)
+/// ends the call here instead of hanging the run, and the engine is not asked
+/// again in this run ([`Engine::api`]).
+pub const CALL_LIMIT: Duration = Duration::from_secs(30);
+const TIMEOUT_SECS: u64 = CALL_LIMIT.as_secs();
+/// Work that takes as long as the bytes do: a build's context, an image
+/// loaded from another engine (the delivery budget).
+pub(super) const LONG_LIMIT: Duration = Duration::from_secs(1800);
 /// How long connecting (version and ping) may take before the engine is unreachable.
 const CONNECT_LIMIT: Duration = Duration::from_secs(20);
 
@@ -191,7 +200,39 @@ impl Engine {
                 .map(str::to_string)
                 .unwrap_or_else(|| endpoint.published_host()),
             plain_http,
+            lost: Default::default(),
         })
+    }
+
+    /// The engine's API for one call, within [`CALL_LIMIT`]; refused at once
+    /// when an earlier call of this run found the engine silent, so a lost
+    /// host costs one time limit, not one per call.
+    pub(crate) fn api(&self) -> Result<&Docker, Error> {
+        if self.is_lost() {
+            return Err(runtime::failed(
+                self,
+                "reach the engine".into(),
+                format!(
+                    "it stopped answering earlier in this run (no answer within {} s); not asked again",
+                    CALL_LIMIT.as_secs()
+                ),
+            ));
+        }
+        Ok(&self.docker)
+    }
+
+    /// The API for one call that may take up to `limit` (a stop's drain, a build).
+    pub(crate) fn api_within(&self, limit: Duration) -> Result<Docker, Error> {
+        Ok(self.api()?.clone().with_timeout(limit))
+    }
+
+    /// Whether a call of this run found the engine silent.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn mark_lost(&self) {
+        self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Builds from a tar stream; returns the image id. The image is left
@@ -214,9 +255,8 @@ impl Engine {
             options = options.target(spec.target);
         }
         let options = options.build();
-        let mut stream =
-            self.docker
-                .build_image(options, None, Some(bollard::body_try_stream(context)));
+        let api = self.api_within(LONG_LIMIT)?;
+        let mut stream = api.build_image(options, None, Some(bollard::body_try_stream(context)));
         let mut image_id = None;
         let mut step_output: Vec<String> = Vec::new();
         let mut step = String::new();
@@ -275,7 +315,7 @@ impl Engine {
             .repo(repo)
             .tag(tag)
             .build();
-        self.docker
+        self.api()?
             .tag_image(image, Some(options))
             .await
             .map_err(|e| Error::Engine {
@@ -288,11 +328,13 @@ impl Engine {
     /// Removes a tag (or an image); a missing one is fine.
     pub async fn remove(&self, name: &str) {
         let options = RemoveImageOptionsBuilder::default().noprune(false).build();
-        let _ = self.docker.remove_image(name, Some(options), None).await;
+        if let Ok(api) = self.api() {
+            let _ = api.remove_image(name, Some(options), None).await;
+        }
     }
 
     pub async fn inspect(&self, name: &str) -> Option<ImageInfo> {
-        let image = self.docker.inspect_image(name).await.ok()?;
+        let image = self.api().ok()?.inspect_image(name).await.ok()?;
         Some(ImageInfo {
             size: image.size.unwrap_or(0),
         })
@@ -352,7 +394,10 @@ impl Engine {
         on_event: &mut impl FnMut(PushEvent<'_>),
     ) -> Result<String, PushFailure> {
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(repo, Some(options), credentials);
+        let api = self
+            .api()
+            .map_err(|e| PushFailure::Refused(e.to_string()))?;
+        let mut stream = api.push_image(repo, Some(options), credentials);
         let mut digest = None;
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| classify(&e.to_string()))?;

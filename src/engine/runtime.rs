@@ -65,9 +65,18 @@ pub struct ContainerInfo {
 }
 
 pub(super) fn failed(engine: &Engine, action: String, e: impl std::fmt::Display) -> Error {
+    let mut message = e.to_string();
+    // bollard's RequestTimeoutError: the call's time limit passed in silence.
+    if message == "Timeout error" {
+        engine.mark_lost();
+        message = format!(
+            "no answer within {} s: the engine, or the network to it, went silent; it is not asked again in this run",
+            super::CALL_LIMIT.as_secs()
+        );
+    }
     Error::Docker {
         action,
-        message: e.to_string(),
+        message,
         address: engine.address.clone(),
     }
 }
@@ -79,7 +88,8 @@ pub(super) fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
 impl Engine {
     /// The image's id, or `None` when the engine does not have it.
     pub async fn image_id(&self, reference: &str) -> Option<String> {
-        self.docker
+        self.api()
+            .ok()?
             .inspect_image(reference)
             .await
             .ok()
@@ -92,7 +102,7 @@ impl Engine {
         name: &str,
         labels: &[(String, String)],
     ) -> Result<bool, Error> {
-        if self.docker.inspect_network(name, None).await.is_ok() {
+        if self.api()?.inspect_network(name, None).await.is_ok() {
             return Ok(false);
         }
         let request = NetworkCreateRequest {
@@ -101,7 +111,7 @@ impl Engine {
             labels: Some(labels.iter().cloned().collect()),
             ..Default::default()
         };
-        match self.docker.create_network(request).await {
+        match self.api()?.create_network(request).await {
             Ok(_) => Ok(true),
             Err(e) if is_status(&e, 409) => Ok(false),
             Err(e) => Err(failed(self, format!("create network {name}"), e)),
@@ -118,7 +128,7 @@ impl Engine {
             labels: Some(labels.iter().cloned().collect()),
             ..Default::default()
         };
-        self.docker
+        self.api()?
             .create_volume(request)
             .await
             .map(|_| ())
@@ -215,7 +225,7 @@ impl Engine {
             name: Some(spec.name.clone()),
             ..Default::default()
         };
-        match self.docker.create_container(Some(options), body).await {
+        match self.api()?.create_container(Some(options), body).await {
             Ok(created) => Ok(Some(created.id)),
             Err(e) if is_status(&e, 409) => Ok(None),
             Err(e) => Err(failed(self, format!("create container {}", spec.name), e)),
@@ -223,7 +233,7 @@ impl Engine {
     }
 
     pub async fn start(&self, name: &str) -> Result<(), Error> {
-        self.docker
+        self.api()?
             .start_container(name, None)
             .await
             .map_err(|e| failed(self, format!("start {name}"), e))
@@ -235,7 +245,8 @@ impl Engine {
             t: Some(timeout.as_secs() as i32),
             signal: None,
         };
-        match self.docker.stop_container(name, Some(options)).await {
+        let api = self.api_within(timeout + super::CALL_LIMIT)?;
+        match api.stop_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
             Err(e) => Err(failed(self, format!("stop {name}"), e)),
@@ -247,7 +258,7 @@ impl Engine {
         let options = bollard::query_parameters::KillContainerOptionsBuilder::new()
             .signal(signal)
             .build();
-        self.docker
+        self.api()?
             .kill_container(name, Some(options))
             .await
             .map_err(|e| failed(self, format!("signal {signal} to {name}"), e))
@@ -261,7 +272,7 @@ impl Engine {
             v: true,
             link: false,
         };
-        match self.docker.remove_container(name, Some(options)).await {
+        match self.api()?.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(failed(self, format!("remove {name}"), e)),
@@ -272,7 +283,7 @@ impl Engine {
     /// reads and writes a lock's heartbeat there, whatever their own say.
     pub async fn system_time(&self) -> Result<i64, Error> {
         let info = self
-            .docker
+            .api()?
             .info()
             .await
             .map_err(|e| failed(self, "read the engine's clock".into(), e))?;
@@ -283,7 +294,7 @@ impl Engine {
     }
 
     pub async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
-        let c = match self.docker.inspect_container(name, None).await {
+        let c = match self.api()?.inspect_container(name, None).await {
             Ok(c) => c,
             Err(e) if is_status(&e, 404) => return Ok(None),
             Err(e) => return Err(failed(self, format!("inspect {name}"), e)),
@@ -371,7 +382,7 @@ impl Engine {
             ..Default::default()
         };
         let list = self
-            .docker
+            .api()?
             .list_containers(Some(options))
             .await
             .map_err(|e| failed(self, "list containers".into(), e))?;

@@ -36,14 +36,15 @@ impl Engine {
         progress: &Progress,
     ) -> Result<String, Error> {
         let counter = progress.clone();
-        let export = source.docker.export_image(reference).map(move |chunk| {
+        let export = source.api()?.export_image(reference).map(move |chunk| {
             if let Ok(bytes) = &chunk {
                 counter.add(bytes.len());
             }
             chunk
         });
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
-        let mut load = self.docker.import_image_stream(options, export, None);
+        let api = self.api_within(super::LONG_LIMIT)?;
+        let mut load = api.import_image_stream(options, export, None);
         while let Some(item) = load.next().await {
             let info = item.map_err(|e| {
                 failed(
@@ -76,7 +77,8 @@ impl Engine {
         reference: &str,
         credentials: Option<DockerCredentials>,
     ) -> Result<(), String> {
-        self.docker
+        self.api()
+            .map_err(|e| e.to_string())?
             .inspect_registry_image(reference, credentials)
             .await
             .map(|_| ())
@@ -91,7 +93,8 @@ impl Engine {
         credentials: Option<DockerCredentials>,
     ) -> Result<String, String> {
         let inspect = self
-            .docker
+            .api()
+            .map_err(|e| e.to_string())?
             .inspect_registry_image(reference, credentials)
             .await
             .map_err(|e| e.to_string())?;
@@ -114,9 +117,15 @@ impl Engine {
             from_image: Some(reference.to_string()),
             ..Default::default()
         };
-        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        let mut stream = self.api()?.create_image(Some(options), None, credentials);
         let mut layers: std::collections::HashMap<String, i64> = Default::default();
-        while let Some(item) = stream.next().await {
+        // A pull reports progress as it goes: silence past the limit is a lost host.
+        let quiet = super::CALL_LIMIT * 4;
+        loop {
+            let Ok(next) = tokio::time::timeout(quiet, stream.next()).await else {
+                return Err(failed(self, format!("pull {reference}"), "Timeout error"));
+            };
+            let Some(item) = next else { break };
             let info = item.map_err(|e| failed(self, format!("pull {reference}"), e))?;
             if let Some(detail) = info.error_detail {
                 return Err(failed(

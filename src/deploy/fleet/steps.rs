@@ -50,8 +50,8 @@ pub(super) async fn go(
         }
     };
 
-    // 3. Stage everywhere.
-    let staged = host::on_each(
+    // 3. Stage everywhere; the first host that fails stops the others.
+    let staged = host::on_each_or_stop(
         members,
         |m| &m.host.name,
         limit_for_stage(settings),
@@ -92,9 +92,16 @@ pub(super) async fn go(
                 failures.push((i, f.phase.to_string(), f.brief(), f.text()));
                 ready.push(None);
             }
+            // Stopped or out of time part-way: what it may have started, by name.
             Err(why) => {
                 failures.push((i, "stage".into(), why.clone(), why));
-                ready.push(None);
+                let names = match plan.kept.get(i) {
+                    Some(kept) if !created => kept.clone(),
+                    _ => (0..settings.replicas)
+                        .map(|r| site.replica(number, r))
+                        .collect(),
+                };
+                ready.push(Some((names, Vec::new())));
             }
         }
     }

@@ -63,6 +63,15 @@ impl TestHosts {
         self.script(&["mend", &i.to_string()]);
     }
 
+    /// Host `i` drops every packet, both ways: no reset, no error, silence.
+    fn silence(&self, i: usize) {
+        self.script(&["silence", &i.to_string()]);
+    }
+
+    fn speak(&self, i: usize) {
+        self.script(&["speak", &i.to_string()]);
+    }
+
     pub(super) fn address(i: usize) -> String {
         format!("10.231.{i}.2")
     }
@@ -450,4 +459,100 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
     let release = status["hosts"][0]["status"]["release"].to_string();
     assert_ne!(release, v3_release);
     all_serve(&all, port, &release, "the deploy after host 4 came back");
+}
+
+/// Issue 23 item 11: a host whose network goes silent mid-deploy (every
+/// packet dropped, no reset; over tcp://, where no ssh keepalive of the
+/// test hosts' ssh configuration would notice) ends the deploy within seconds, with the
+/// host named and every host on the previous release; a second signal stops
+/// a deploy at once while the first one's clean stop waits on such a host.
+#[test]
+fn a_host_gone_silent_while_staging_ends_the_deploy_in_seconds_and_a_second_signal_at_once() {
+    let Some(mut site) = Site::new("silent") else {
+        return;
+    };
+    let Some(hosts) = TestHosts::up(2) else {
+        return;
+    };
+    let env = site.project.read("environments/staging.toml");
+    site.project.write(
+        "environments/staging.toml",
+        &format!(
+            "{env}\n[[deploy.hosts]]\nengine = \"ssh://shipit-h1\"\naddress = \"10.231.1.2\"\n\n[[deploy.hosts]]\nengine = \"tcp://10.231.2.2:2376\"\ncert_path = \"{DIR}/certs\"\n"
+        ),
+    );
+    site.extra.push("deploy.transfer=stream".into());
+    site.extra.push("deploy.health_timeout=120s".into());
+    let port = site.port;
+    let v1 = site.image("1.0.0", "");
+    // Still starting for minutes: the cut comes while host 2 is staging it.
+    let v2 = site.image(
+        "2.0.0",
+        r#"HEALTHCHECK --interval=1s --start-period=300s CMD ["/calculator", "healthcheck", "--url", "http://127.0.0.1:1/health"]"#,
+    );
+    site.deploy("1.0.0", &v1, &[]).success();
+    all_serve(&[1, 2], port, "1", "deploying v1");
+    let set = "app.version=2.0.0".to_string();
+    let deploy_v2 = || site.command(&["deploy", "staging", "--image", &v2, "--set", &set]);
+
+    // Host 2 goes silent while the release is staged.
+    let mut running = Running::start(deploy_v2());
+    running.wait_for("deploying staging 2.0.0", 1);
+    // Both hosts are waiting for their candidates' health: host 2's
+    // connection is open, and its packets are now dropped.
+    std::thread::sleep(Duration::from_secs(8));
+    hosts.silence(2);
+    let cut = Instant::now();
+    let (code, stderr) = running.finish();
+    let took = cut.elapsed();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        took < Duration::from_secs(90),
+        "the deploy took {took:?} to end after host 2 went silent:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("tcp://10.231.2.2:2376") && stderr.contains("no answer within 30 s"),
+        "{stderr}"
+    );
+    assert_eq!(serving(1, port).as_deref(), Some("1"), "{stderr}");
+    hosts.speak(2);
+    all_serve(&[1, 2], port, "1", "host 2 went silent while staging");
+
+    // Again, and two SIGINTs: the first asks for the clean stop, which waits
+    // on the silent host; the second ends the process at once.
+    let mut running = Running::start(deploy_v2());
+    running.wait_for("deploying staging 2.0.0", 1);
+    std::thread::sleep(Duration::from_secs(8));
+    hosts.silence(2);
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = running.child.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    std::thread::sleep(Duration::from_secs(1));
+    let second = Instant::now();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let (code, stderr) = running.finish();
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "{:?} after the second SIGINT:\n{stderr}",
+        second.elapsed()
+    );
+    assert!(stderr.contains("a second signal"), "{stderr}");
+    hosts.speak(2);
+
+    // What the runs left (candidates, a lock whose lease runs out) is put
+    // right by the next deploy.
+    let v3 = site.image("3.0.0", "");
+    let run = site.deploy("3.0.0", &v3, &["--lock-wait", "90s"]).success();
+    let status = site.status();
+    assert!(
+        status["drift"].as_array().is_some_and(Vec::is_empty),
+        "{status}\n{}",
+        run.stderr
+    );
+    let release = status["hosts"][0]["status"]["release"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    all_serve(&[1, 2], port, &release, "the deploy after host 2 came back");
 }
