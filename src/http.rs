@@ -5,7 +5,10 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The most of an answer read (smoke checks, webhooks, health).
+const MAX_ANSWER: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -185,10 +188,15 @@ pub fn request_via(
         .map_err(|e| format!("cannot resolve {address}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {address}"))?;
+    let deadline = Instant::now() + timeout;
     let tcp = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot connect to {address}: {e}"))?;
     tcp.set_read_timeout(Some(timeout)).ok();
     tcp.set_write_timeout(Some(timeout)).ok();
+    // The same socket, to shorten each read to what is left of the deadline.
+    let socket = tcp
+        .try_clone()
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
     let mut stream: Box<dyn ReadWrite> = if tls {
         let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
         let name =
@@ -222,12 +230,44 @@ pub fn request_via(
         .write_all(head.as_bytes())
         .and_then(|_| stream.write_all(body))
         .map_err(|e| format!("sending to {address}: {e}"))?;
+    // The whole answer within the deadline (a server that trickles bytes
+    // does not hold the run), and no more than MAX_ANSWER bytes.
     let mut raw = Vec::new();
-    match stream.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // A TLS peer that closes without close_notify, after a whole answer.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(format!("reading from {address}: {e}")),
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "{address} did not finish answering within {} s",
+                timeout.as_secs_f64()
+            ));
+        }
+        socket.set_read_timeout(Some(left)).ok();
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A TLS peer that closes without close_notify, after a whole answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!(
+                    "{address} did not finish answering within {} s",
+                    timeout.as_secs_f64()
+                ));
+            }
+            Err(e) => return Err(format!("reading from {address}: {e}")),
+        }
+        if raw.len() > MAX_ANSWER {
+            return Err(format!(
+                "{address} answered more than {} MiB: not read further",
+                MAX_ANSWER >> 20
+            ));
+        }
     }
     parse_response(&raw).ok_or_else(|| {
         format!(
@@ -281,6 +321,59 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on a real socket that answers with `send` after the request.
+    fn server(send: impl FnOnce(&mut TcpStream) + Send + 'static) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            send(&mut stream);
+        });
+        format!("http://{address}/")
+    }
+
+    #[test]
+    fn an_answer_that_trickles_ends_at_the_deadline() {
+        let url = server(|stream| {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            for _ in 0..1000 {
+                std::thread::sleep(Duration::from_millis(100));
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+        });
+        let started = Instant::now();
+        let answer = request(&url, "GET", &[], b"", Duration::from_secs(1));
+        assert!(
+            answer
+                .unwrap_err()
+                .contains("did not finish answering within 1 s")
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_answer_past_the_cap_is_not_read() {
+        let url = server(|stream| {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..64 {
+                if stream.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        let answer = request(&url, "GET", &[], b"", Duration::from_secs(20));
+        assert!(answer.unwrap_err().contains("more than 16 MiB"));
+    }
 
     #[test]
     fn urls() {
