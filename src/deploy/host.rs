@@ -79,6 +79,31 @@ pub async fn connect_all(settings: &Settings) -> Result<(Vec<Host>, Vec<Unreacha
     Ok((hosts, unreachable))
 }
 
+/// A new connection to the host named `name` (its engine's address), for a
+/// host that went silent earlier in the run: its old one is not asked again.
+pub async fn reconnect(settings: &Settings, name: &str) -> Result<Engine, String> {
+    let limit = Duration::from_secs(10);
+    let connected = if settings.hosts.is_empty() {
+        tokio::time::timeout(limit, Engine::connect()).await
+    } else {
+        let endpoints = endpoints(settings).map_err(|e| e.to_string())?;
+        let Some((endpoint, h)) = endpoints.iter().find(|(e, _)| e.to_string() == name) else {
+            return Err(format!("{name} is not a configured host"));
+        };
+        let cert_path = (!h.cert_path.is_empty()).then_some(h.cert_path.as_str());
+        tokio::time::timeout(
+            limit,
+            Engine::connect_to(endpoint, cert_path, Some(&h.address), h.insecure),
+        )
+        .await
+    };
+    match connected {
+        Ok(Ok(engine)) => Ok(engine),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
+    }
+}
+
 /// Runs `work` on every item (a host, or what a step knows of one) at once,
 /// each bounded by `limit`: a host that stops answering fails its own step
 /// (`Err`, naming it), not the others'. Results come in the items' order.

@@ -124,7 +124,15 @@ pub(super) async fn go(
         });
         futures_util::future::join_all(cleanup).await;
         return fail(
-            members, base, &plan, entry_for, failures, timeline, out, "staging",
+            members,
+            base,
+            &plan,
+            entry_for,
+            failures,
+            timeline,
+            out,
+            "staging",
+            Silent::default(),
         )
         .await;
     }
@@ -145,11 +153,15 @@ pub(super) async fn go(
     .await;
     timeline.mark("switch");
     let mut switch_failures = Vec::new();
+    // Hosts that went silent during their switch: whether it took is unknown.
     let mut lost = Vec::new();
     for (i, r) in switches.iter().enumerate() {
         match r {
             Ok(Ok(())) => {}
             Ok(Err(why)) => {
+                if members[i].host.engine.is_lost() {
+                    lost.push(i);
+                }
                 switch_failures.push((i, "switch".to_string(), why.clone(), why.clone()))
             }
             Err(why) => {
@@ -182,6 +194,34 @@ pub(super) async fn go(
             }
         });
         futures_util::future::join_all(back).await;
+        // A silent host is switched back if it answers again in time, on a new
+        // connection; otherwise it is reported as unknown.
+        let again = lost.iter().map(|&i| {
+            let (m, names) = (&members[i], ready[i].as_ref().map(|(n, _)| n.clone()));
+            let let_go = &let_go;
+            async move {
+                let back = switch_back_when_it_answers(m, settings, limit_for_switch(settings));
+                match back.await {
+                    Some(engine) => {
+                        if let Some(names) = names {
+                            drain(&engine, settings, &names).await;
+                            let_go(&engine, &names).await;
+                        }
+                        None
+                    }
+                    None => Some(i),
+                }
+            }
+        });
+        let unknown: Vec<usize> = futures_util::future::join_all(again)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let silent = Silent {
+            lost: &lost,
+            unknown: &unknown,
+        };
         return fail(
             members,
             base,
@@ -191,6 +231,7 @@ pub(super) async fn go(
             timeline,
             out,
             "switch",
+            silent,
         )
         .await;
     }
@@ -306,6 +347,57 @@ pub(super) async fn record(
 
 /// Records a failed run on every host and reports it per host.
 #[allow(clippy::too_many_arguments)]
+/// Switches a host that went silent during its switch back to what it
+/// served, on a new connection, trying until `within` has passed; the new
+/// engine once done.
+async fn switch_back_when_it_answers(
+    m: &Member<'_>,
+    settings: &Settings,
+    within: Duration,
+) -> Option<Engine> {
+    let deadline = std::time::Instant::now() + within;
+    m.out.warn(&format!(
+        "it went silent during the switch: trying to put it back for up to {} s",
+        within.as_secs()
+    ));
+    while std::time::Instant::now() < deadline {
+        if let Ok(engine) = host::reconnect(settings, &m.host.name).await {
+            let back = match &m.current {
+                Some(cur) => async {
+                    let servers = gateway::servers(&engine, settings, &cur.replicas).await?;
+                    gateway::switch(&engine, settings, &servers, cur.number).await
+                }
+                .await
+                .is_ok(),
+                // Nothing served before: the gateway made by this run goes.
+                None if !m.gateway_was_there => engine
+                    .remove_container(&settings.site.gateway())
+                    .await
+                    .is_ok(),
+                None => true,
+            };
+            if back {
+                return Some(engine);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    None
+}
+
+/// The hosts that went silent during their switch (`lost`), and those of
+/// them that did not answer again in time (`unknown`): what they serve is not
+/// known.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Silent<'a> {
+    pub(super) lost: &'a [usize],
+    pub(super) unknown: &'a [usize],
+}
+
+/// Records a failed run on every host and reports it: which step failed
+/// where, and what each host serves now (or that it is not known). The
+/// outcome carries the exit code; `--output json` lists every host.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn fail(
     members: &[Member<'_>],
     base: &Base<'_>,
@@ -315,12 +407,14 @@ pub(super) async fn fail(
     timeline: Timeline,
     out: &Output,
     during: &str,
+    silent: Silent<'_>,
 ) -> Result<Outcome, Error> {
     let settings = base.settings;
     let number = plan.number;
     let interrupted = base.cancel.signal();
     let mut entries = Vec::new();
     let mut lines = Vec::new();
+    let within = limit_for_switch(settings).as_secs();
     for (i, m) in members.iter().enumerate() {
         let mut e = entry_for(m);
         e.release = Some(number);
@@ -335,12 +429,23 @@ pub(super) async fn fail(
             Some((_, step, brief, _)) => format!("{step} failed on this host: {brief}"),
             None => format!("another host failed during {during}; this one was put back"),
         });
-        match own {
-            Some((_, step, _, why)) => lines.push(format!(
-                "{} ({step}): {why}\n  now serves {}",
-                m.host.name,
+        let now = if silent.unknown.contains(&i) {
+            format!(
+                "unknown: it stopped answering during the switch and did not answer again within {within} s; it serves release {number} or {}, and the next deploy brings it in line",
                 describe(&m.current)
-            )),
+            )
+        } else if silent.lost.contains(&i) {
+            format!(
+                "it answered again and was switched back: serves {}",
+                describe(&m.current)
+            )
+        } else {
+            format!("now serves {}", describe(&m.current))
+        };
+        match own {
+            Some((_, step, _, why)) => {
+                lines.push(format!("{} ({step}): {why}\n  {now}", m.host.name))
+            }
             None => lines.push(format!(
                 "{}: passed, put back; serves {}",
                 m.host.name,
@@ -352,25 +457,41 @@ pub(super) async fn fail(
     if let Some((.., why)) = failures.iter().find(|(j, ..)| *j == usize::MAX) {
         lines.insert(0, why.clone());
     }
-    let _ = record(members, settings, entries, timeline, out, "rolled-back").await;
     let code = if interrupted != 0 {
         128 + interrupted
     } else {
         1
     };
-    Err(Error::Reported {
-        code,
-        message: format!(
-            "{} of {} to release {number} failed during {during} and was undone on every host ({}):\n{}\nfix the cause and try again; `shipit status {}` shows every host",
-            plan.action,
-            settings.site.environment,
-            if during == "staging" {
-                "no host had switched to it"
-            } else {
-                "the hosts that had switched were switched back"
-            },
-            indent(&lines),
-            settings.site.environment
-        ),
-    })
+    let undone = if !silent.unknown.is_empty() {
+        format!(
+            "was undone on every host but {} of them, whose state is unknown",
+            silent.unknown.len()
+        )
+    } else if during == "staging" {
+        "was undone on every host (no host had switched to it)".to_string()
+    } else {
+        "was undone on every host (the hosts that had switched were switched back)".to_string()
+    };
+    let message = format!(
+        "{} of {} to release {number} failed during {during} and {undone}:\n{}\nfix the cause and try again; `shipit status {}` shows every host",
+        plan.action,
+        settings.site.environment,
+        indent(&lines),
+        settings.site.environment
+    );
+    let mut outcome = record(members, settings, entries, timeline, out, "rolled-back").await?;
+    // What each host serves now, as far as shipit knows.
+    for (i, (h, m)) in outcome.detail.hosts.iter_mut().zip(members).enumerate() {
+        if silent.unknown.contains(&i) {
+            h.result = "unknown".into();
+            h.serving_release = None;
+            h.serving_version = None;
+        } else {
+            h.serving_release = m.current.as_ref().map(|c| c.number);
+            h.serving_version = m.current.as_ref().map(|c| c.version.clone());
+        }
+    }
+    outcome.exit_code = code;
+    outcome.cause = Some(message);
+    Ok(outcome)
 }
