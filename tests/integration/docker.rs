@@ -35,12 +35,48 @@ pub fn docker(args: &[&str]) -> (bool, String) {
     (output.status.success(), text.trim().to_string())
 }
 
-/// Builds `reference` from `base` labelled with `version`, plus the
-/// Dockerfile lines `tail` (the Dockerfile on stdin, no context).
-pub fn build_variant(reference: &str, base: &str, version: &str, tail: &str) {
+/// A file in a container, as the engine's archive API hands it out: its
+/// bytes, mode (permission bits) and owner (uid, gid).
+pub struct ContainerFile {
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+pub fn container_file(container: &str, path: &str) -> ContainerFile {
+    let out = Command::new("docker")
+        .args(["cp", &format!("{container}:{path}"), "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut archive = tar::Archive::new(out.stdout.as_slice());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let header = entry.header().clone();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+    ContainerFile {
+        bytes,
+        mode: header.mode().unwrap() & 0o7777,
+        uid: header.uid().unwrap(),
+        gid: header.gid().unwrap(),
+    }
+}
+
+/// `docker ARGS` with `input` on stdin, and Docker's client configuration
+/// from `config` when given (`--config DIR`): a Dockerfile, a password.
+pub fn docker_with_input(config: Option<&std::path::Path>, args: &[&str], input: &str) {
     use std::io::Write;
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "-t", reference, "-"])
+    let mut command = Command::new("docker");
+    if let Some(dir) = config {
+        command.arg("--config").arg(dir);
+    }
+    let mut child = command
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -50,13 +86,23 @@ pub fn build_variant(reference: &str, base: &str, version: &str, tail: &str) {
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("FROM {base}\nLABEL test.version={version}\n{tail}\n").as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "docker {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds `reference` from `base` labelled with `version`, plus the
+/// Dockerfile lines `tail` (the Dockerfile on stdin, no context).
+pub fn build_variant(reference: &str, base: &str, version: &str, tail: &str) {
+    docker_with_input(
+        None,
+        &["build", "-q", "-t", reference, "-"],
+        &format!("FROM {base}\nLABEL test.version={version}\n{tail}\n"),
     );
 }
 

@@ -2,35 +2,14 @@
 //! real registries, each with its own user, and a deploy that must pull the
 //! release from one and the gateway from the other.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::support::{Site, images};
 use crate::docker::{Registry, docker};
 
 /// `docker --config DIR ARGS`, for the test's own logins and pushes.
 fn docker_as(config: &std::path::Path, args: &[&str], input: &str) {
-    let mut child = Command::new("docker")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::docker::docker_with_input(Some(config), args, input);
 }
 
 /// Tags removed on drop.

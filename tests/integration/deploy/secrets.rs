@@ -11,24 +11,10 @@ use crate::harness::Run;
 const FIRST: &str = "tok-first-6c1f0e";
 const ROTATED: &str = "tok-rotated-93ab27";
 
-/// A replica's secret file, as the engine hands it out: its text, mode and owner.
+/// A replica's secret file: its text, mode and owner.
 fn file_of(container: &str) -> (String, u32, u64) {
-    let out = std::process::Command::new("docker")
-        .args(["cp", &format!("{container}:/run/secrets/api-token"), "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut archive = tar::Archive::new(&out.stdout[..]);
-    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
-    let mode = entry.header().mode().unwrap() & 0o7777;
-    let uid = entry.header().uid().unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
-    (text, mode, uid)
+    let file = crate::docker::container_file(container, "/run/secrets/api-token");
+    (String::from_utf8(file.bytes).unwrap(), file.mode, file.uid)
 }
 
 /// Every container, image and log of the site, and shipit's output: no value.

@@ -37,29 +37,6 @@ fn fingerprint(pem: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// `(mode, uid, gid)` of a file in a container, from the engine's archive.
-fn owner_and_mode(container: &str, path: &str) -> (u32, u64, u64) {
-    let out = Command::new("docker")
-        .args(["cp", &format!("{container}:{path}"), "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut archive = tar::Archive::new(out.stdout.as_slice());
-    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
-    let header = entry.header().clone();
-    let mut sink = Vec::new();
-    entry.read_to_end(&mut sink).unwrap();
-    (
-        header.mode().unwrap() & 0o7777,
-        header.uid().unwrap(),
-        header.gid().unwrap(),
-    )
-}
-
 #[test]
 fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
     let Some(mut site) = Site::new("tls") else {
@@ -212,7 +189,8 @@ fn docker_production_deploys_with_tls_rotates_live_and_never_leaks_the_key() {
 
     // The key in the gateway's volume: the gateway's user only.
     let gateway = format!("{}-production-gateway", site.app);
-    let (mode, uid, gid) = owner_and_mode(&gateway, "/etc/shipit-gateway/tls/site.pem");
+    let file = crate::docker::container_file(&gateway, "/etc/shipit-gateway/tls/site.pem");
+    let (mode, uid, gid) = (file.mode, file.uid, file.gid);
     assert_eq!((mode, uid, gid), (0o400, 101, 101));
     let status = site.status();
     let days = status["gateway"]["certificate_days_left"].as_i64().unwrap();
