@@ -84,7 +84,10 @@ pub fn apply(kubectl: &Kubectl, list: &[u8], checked: &Checked) -> Result<(), Fa
 /// `kubectl diff --server-side`: what the apply would change (exit 1 means
 /// "differences", not failure).
 pub fn diff(kubectl: &Kubectl, list: &[u8]) -> Result<String, Failed> {
-    let mut argv = Vec::new();
+    let mut argv = vec![format!(
+        "--request-timeout={}",
+        super::kubectl::REQUEST_LIMIT
+    )];
     if let Some(c) = &kubectl.context {
         argv.push(format!("--context={c}"));
     }
@@ -98,6 +101,7 @@ pub fn diff(kubectl: &Kubectl, list: &[u8]) -> Result<String, Failed> {
         "-".into(),
     ]);
     let output = Program::new(&kubectl.program, &argv)
+        .timeout(super::kubectl::CALL_LIMIT)
         .stdin(list)
         .output()
         .map_err(|e| Failed {

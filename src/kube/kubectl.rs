@@ -6,6 +6,12 @@ use serde_json::Value;
 
 use crate::process::{Program, Reader};
 
+/// How long one request of a kubectl call may wait for the API server.
+pub const REQUEST_LIMIT: &str = "30s";
+/// How long one kubectl call may take, all told (its discovery requests,
+/// retries and handshakes included): it is stopped after that.
+pub const CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A kubectl that refused or failed: its own words, trimmed.
 #[derive(Debug, Clone)]
 pub struct Failed {
@@ -41,7 +47,11 @@ impl Kubectl {
     }
 
     fn exec(&self, argv: Vec<String>, stdin: Option<&[u8]>) -> Result<String, Failed> {
-        let mut program = Program::new(&self.program, &argv);
+        // Each call is one request or a few (apply, patch, get): none may wait
+        // on a silent API server for longer than this. Watches run apart.
+        let mut argv = argv;
+        argv.insert(0, format!("--request-timeout={REQUEST_LIMIT}"));
+        let mut program = Program::new(&self.program, &argv).timeout(CALL_LIMIT);
         if let Some(bytes) = stdin {
             program = program.stdin(bytes);
         }

@@ -967,3 +967,90 @@ fn the_secret_is_checked_without_reading_its_values() {
         );
     }
 }
+
+/// Issue 23 item 11: an API server that completes TLS and then says nothing
+/// (here `openssl s_server`, one connection at a time: later handshakes hang
+/// too) ends the deploy within the kubectl call limit (60 s a call, the
+/// preflight's calls side by side) instead of holding it.
+#[test]
+fn an_api_server_gone_silent_ends_the_deploy_within_the_request_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=silent", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let port = crate::docker::free_port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: silent\n  context: {{cluster: silent, user: silent}}\ncurrent-context: silent\nusers:\n- name: silent\n  user: {{token: t}}\n"
+        ),
+    )
+    .unwrap();
+    let project = Project::from_repo();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_shipit"))
+        .arg("-C")
+        .arg(project.path())
+        .args([
+            "deploy",
+            "staging",
+            "--dry-run",
+            "--set",
+            "deploy.target=kubernetes",
+            "--set",
+            "deploy.strategy=rolling",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took < Duration::from_secs(80), "{took:?}: {stderr}");
+    assert!(
+        stderr.contains("cannot reach the API server of context silent"),
+        "{stderr}"
+    );
+}
