@@ -50,21 +50,11 @@ pub async fn connect_all(settings: &Settings) -> Result<(Vec<Host>, Vec<Unreacha
     let endpoints = endpoints(settings)?;
     let tries = endpoints.iter().map(|(endpoint, h)| async move {
         let name = endpoint.to_string();
-        let cert_path = (!h.cert_path.is_empty()).then_some(h.cert_path.as_str());
-        let connected = tokio::time::timeout(
-            Duration::from_secs(30),
-            Engine::connect_to(endpoint, cert_path, Some(&h.address), h.insecure),
-        )
-        .await;
-        match connected {
-            Ok(Ok(engine)) => Ok(Host { name, engine }),
-            Ok(Err(e)) => Err(Unreachable {
+        match connect(endpoint, h, Duration::from_secs(30)).await {
+            Ok(engine) => Ok(Host { name, engine }),
+            Err(why) => Err(Unreachable {
                 name,
-                why: e.to_string().lines().next().unwrap_or_default().to_string(),
-            }),
-            Err(_) => Err(Unreachable {
-                name,
-                why: "no answer within 30 s".into(),
+                why: why.lines().next().unwrap_or_default().to_string(),
             }),
         }
     });
@@ -83,23 +73,29 @@ pub async fn connect_all(settings: &Settings) -> Result<(Vec<Host>, Vec<Unreacha
 /// host that went silent earlier in the run: its old one is not asked again.
 pub async fn reconnect(settings: &Settings, name: &str) -> Result<Engine, String> {
     let limit = Duration::from_secs(10);
-    let connected = if settings.hosts.is_empty() {
-        tokio::time::timeout(limit, Engine::connect()).await
-    } else {
-        let endpoints = endpoints(settings).map_err(|e| e.to_string())?;
-        let Some((endpoint, h)) = endpoints.iter().find(|(e, _)| e.to_string() == name) else {
-            return Err(format!("{name} is not a configured host"));
+    if settings.hosts.is_empty() {
+        return match tokio::time::timeout(limit, Engine::connect()).await {
+            Ok(connected) => connected.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
         };
-        let cert_path = (!h.cert_path.is_empty()).then_some(h.cert_path.as_str());
-        tokio::time::timeout(
-            limit,
-            Engine::connect_to(endpoint, cert_path, Some(&h.address), h.insecure),
-        )
-        .await
-    };
-    match connected {
-        Ok(Ok(engine)) => Ok(engine),
-        Ok(Err(e)) => Err(e.to_string()),
+    }
+    let endpoints = endpoints(settings).map_err(|e| e.to_string())?;
+    match endpoints.iter().find(|(e, _)| e.to_string() == name) {
+        Some((endpoint, h)) => connect(endpoint, h, limit).await,
+        None => Err(format!("{name} is not a configured host")),
+    }
+}
+
+/// One configured host's engine, within `limit`.
+async fn connect(
+    endpoint: &Endpoint,
+    h: &crate::config::model::Host,
+    limit: Duration,
+) -> Result<Engine, String> {
+    let cert_path = (!h.cert_path.is_empty()).then_some(h.cert_path.as_str());
+    let connecting = Engine::connect_to(endpoint, cert_path, Some(&h.address), h.insecure);
+    match tokio::time::timeout(limit, connecting).await {
+        Ok(connected) => connected.map_err(|e| e.to_string()),
         Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
     }
 }

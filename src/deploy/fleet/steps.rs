@@ -345,8 +345,6 @@ pub(super) async fn record(
     })
 }
 
-/// Records a failed run on every host and reports it per host.
-#[allow(clippy::too_many_arguments)]
 /// Switches a host that went silent during its switch back to what it
 /// served, on a new connection, trying until `within` has passed; the new
 /// engine once done.
