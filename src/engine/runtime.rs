@@ -65,18 +65,28 @@ pub struct ContainerInfo {
 }
 
 pub(super) fn failed(engine: &Engine, action: String, e: impl std::fmt::Display) -> Error {
-    let mut message = e.to_string();
+    let message = e.to_string();
     // bollard's RequestTimeoutError: the call's time limit passed in silence.
     if message == "Timeout error" {
-        engine.mark_lost();
-        message = format!(
-            "no answer within {} s: the engine, or the network to it, went silent; it is not asked again in this run",
-            super::CALL_LIMIT.as_secs()
-        );
+        return silent(engine, action, super::CALL_LIMIT);
     }
     Error::Docker {
         action,
         message,
+        address: engine.address.clone(),
+    }
+}
+
+/// The engine said nothing for `limit`: it is taken for gone (not asked
+/// again in this run).
+pub(super) fn silent(engine: &Engine, action: String, limit: std::time::Duration) -> Error {
+    engine.mark_lost();
+    Error::Docker {
+        action,
+        message: format!(
+            "no answer within {} s: the engine, or the network to it, went silent; it is not asked again in this run",
+            limit.as_secs()
+        ),
         address: engine.address.clone(),
     }
 }

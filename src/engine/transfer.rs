@@ -10,7 +10,7 @@ use bollard::query_parameters::{CreateImageOptions, ImportImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use super::Engine;
-use super::runtime::failed;
+use super::runtime::{failed, silent};
 use crate::error::Error;
 
 /// Bytes moved so far, shared with whoever shows progress.
@@ -123,7 +123,7 @@ impl Engine {
         let quiet = super::CALL_LIMIT * 4;
         loop {
             let Ok(next) = tokio::time::timeout(quiet, stream.next()).await else {
-                return Err(failed(self, format!("pull {reference}"), "Timeout error"));
+                return Err(silent(self, format!("pull {reference}"), quiet));
             };
             let Some(item) = next else { break };
             let info = item.map_err(|e| failed(self, format!("pull {reference}"), e))?;
