@@ -13,6 +13,12 @@ pub(super) fn limit_for_switch(settings: &Settings) -> Duration {
     settings.drain + Duration::from_secs(60)
 }
 
+/// How long a host that went silent during its switch is tried again, on a
+/// new connection, to switch it back.
+fn limit_for_switch_back(settings: &Settings) -> Duration {
+    settings.drain + crate::engine::CALL_LIMIT
+}
+
 /// What the shared steps do: start a new release (deploy) or kept replicas
 /// (rollback, `kept` per host in host order).
 pub(super) struct Plan {
@@ -200,7 +206,8 @@ pub(super) async fn go(
             let (m, names) = (&members[i], ready[i].as_ref().map(|(n, _)| n.clone()));
             let let_go = &let_go;
             async move {
-                let back = switch_back_when_it_answers(m, settings, limit_for_switch(settings));
+                let back =
+                    switch_back_when_it_answers(m, settings, limit_for_switch_back(settings));
                 match back.await {
                     Some(engine) => {
                         if let Some(names) = names {
@@ -412,7 +419,7 @@ pub(super) async fn fail(
     let interrupted = base.cancel.signal();
     let mut entries = Vec::new();
     let mut lines = Vec::new();
-    let within = limit_for_switch(settings).as_secs();
+    let within = limit_for_switch_back(settings).as_secs();
     for (i, m) in members.iter().enumerate() {
         let mut e = entry_for(m);
         e.release = Some(number);
