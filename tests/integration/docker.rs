@@ -316,6 +316,6 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        docker(&["rm", "-f", &self.name]);
+        docker(&["rm", "-f", "-v", &self.name]);
     }
 }

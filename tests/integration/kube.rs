@@ -292,7 +292,7 @@ impl Drop for App {
             &format!("label=io.kubernetes.pod.namespace={}", self.namespace),
         ]);
         for id in ids.lines().filter(|l| !l.is_empty()) {
-            docker(&["rm", "-f", id]);
+            docker(&["rm", "-f", "-v", id]);
         }
         crate::docker::remove_repository(&format!("{}/{}", self.registry.address, self.repository));
     }

@@ -109,7 +109,7 @@ fn context_of(image: &str) -> Vec<String> {
         .arg(format!("docker export {name} | tar -t"))
         .output()
         .unwrap();
-    let _ = docker(&["rm", "-f", &name]);
+    let _ = docker(&["rm", "-f", "-v", &name]);
     String::from_utf8_lossy(&export.stdout)
         .lines()
         .filter(|l| l.starts_with("ctx/"))
@@ -359,7 +359,7 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.0]);
+        let _ = docker(&["rm", "-f", "-v", &self.0]);
     }
 }
 

@@ -227,7 +227,7 @@ impl Drop for Service {
         let filter = format!("label=dev.shipit.app={}", self.app);
         let (_, ids) = docker(&["ps", "-aq", "--filter", &filter]);
         for id in ids.lines() {
-            docker(&["rm", "-f", id]);
+            docker(&["rm", "-f", "-v", id]);
         }
         docker(&["network", "rm", &format!("shipit-{}-development", self.app)]);
         for volume in ["state", "gateway"] {

@@ -240,7 +240,7 @@ impl Drop for Site {
         let filter = format!("label=dev.shipit.app={}", self.app);
         let (_, ids) = docker(&["ps", "-aq", "--filter", &filter]);
         for id in ids.lines() {
-            docker(&["rm", "-f", id]);
+            docker(&["rm", "-f", "-v", id]);
         }
         let env = &self.environment;
         docker(&["network", "rm", &format!("shipit-{}-{env}", self.app)]);
