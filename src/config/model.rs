@@ -516,9 +516,11 @@ pub struct Monitoring {
     pub prometheus_image: String,
     pub grafana_image: String,
     pub scrape_interval: String,
-    /// Alertmanagers (`host:port`) that Prometheus sends its alerts to;
-    /// required when `prometheus` is on.
+    /// Alertmanagers outside the stack (`host:port`) that Prometheus also
+    /// sends its alerts to; Prometheus then joins the stack's egress network.
     pub alertmanagers: Vec<String>,
+    /// The Alertmanager the compose stack runs, and its receiver.
+    pub alertmanager: Alertmanager,
     pub alerts: Alerts,
 }
 
@@ -531,8 +533,53 @@ impl Default for Monitoring {
             grafana_image: "grafana/grafana:11.3.1".into(),
             scrape_interval: "15s".into(),
             alertmanagers: Vec::new(),
+            alertmanager: Alertmanager::default(),
             alerts: Alerts::default(),
         }
+    }
+}
+
+/// An Alertmanager in the compose stack: it runs when a receiver is set
+/// (`slack_url` or `webhook_url`), as nobody, with the receiver's credential
+/// given as a file (`/run/secrets/alertmanager-credential`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Alertmanager {
+    pub image: String,
+    /// Slack's incoming-webhook URL, which is itself the credential: a file
+    /// reference (`file:/path` on the Docker host).
+    pub slack_url: String,
+    /// The Slack channel, or empty for the webhook's own.
+    pub slack_channel: String,
+    /// Where Alertmanager's webhook JSON is POSTed: a URL without credentials
+    /// (they go in `webhook_token`).
+    pub webhook_url: String,
+    /// The webhook's bearer token: a file reference, or empty for none.
+    pub webhook_token: String,
+    /// How long the first alert of a group waits for others before it is sent.
+    pub group_wait: String,
+    /// How often a firing alert is sent again.
+    pub repeat_interval: String,
+}
+
+impl Default for Alertmanager {
+    fn default() -> Self {
+        Alertmanager {
+            image: "prom/alertmanager:v0.27.0".into(),
+            slack_url: String::new(),
+            slack_channel: String::new(),
+            webhook_url: String::new(),
+            webhook_token: String::new(),
+            group_wait: "30s".into(),
+            repeat_interval: "4h".into(),
+        }
+    }
+}
+
+impl Alertmanager {
+    /// Whether the stack runs it: a receiver is set.
+    pub fn runs(&self) -> bool {
+        !self.slack_url.is_empty() || !self.webhook_url.is_empty()
     }
 }
 

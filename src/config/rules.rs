@@ -181,7 +181,13 @@ pub fn is_http_url(s: &str) -> bool {
     else {
         return false;
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    // Without its port: `host:8080` and `[::1]:8080` have a host, `:8080` none.
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
     !host.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_graphic() && !b"\"'<>\\`{}|^".contains(&b))
@@ -473,6 +479,9 @@ mod tests {
             is_http_url("https://calc.example.com/x")
                 && !is_http_url("ftp://x")
                 && !is_http_url("http:// x")
+                && !is_http_url("http://:8080/alerts")
+                && is_http_url("http://[::1]:8080/")
+                && is_http_url("http://10.0.0.1:8080")
         );
         assert!(
             looks_secret("DB_PASSWORD")

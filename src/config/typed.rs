@@ -39,6 +39,9 @@ pub struct Typed {
     pub alert_p95_latency: Duration,
     pub alert_for: Duration,
     pub alert_instance_down_for: Duration,
+    /// `monitoring.alertmanager.group_wait` and `repeat_interval`.
+    pub alertmanager_group_wait: Duration,
+    pub alertmanager_repeat_interval: Duration,
     /// `gateway.rate_limit`: so many requests per second (`'s'`) or minute (`'m'`).
     pub rate_limit: (u32, char),
     /// `gateway.body_size` in bytes.
@@ -143,6 +146,14 @@ impl Typed {
             alert_instance_down_for: duration(
                 "monitoring.alerts.instance_down_for",
                 &c.monitoring.alerts.instance_down_for,
+            ),
+            alertmanager_group_wait: duration(
+                "monitoring.alertmanager.group_wait",
+                &c.monitoring.alertmanager.group_wait,
+            ),
+            alertmanager_repeat_interval: duration(
+                "monitoring.alertmanager.repeat_interval",
+                &c.monitoring.alertmanager.repeat_interval,
             ),
             rate_limit: rules::parse_rate(&c.gateway.rate_limit).unwrap_or_else(|| {
                 fail(

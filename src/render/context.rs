@@ -196,12 +196,32 @@ pub struct Ctx {
     pub prometheus_image: String,
     pub grafana_image: String,
     pub scrape_interval: String,
-    pub alertmanagers: Vec<String>,
+    /// Where Prometheus sends alerts: the stack's Alertmanager, then `monitoring.alertmanagers`.
+    pub alert_targets: Vec<String>,
+    /// Prometheus joins the egress network: it sends to Alertmanagers outside the stack.
+    pub prometheus_egress: bool,
+    /// The stack runs an Alertmanager.
+    pub alertmanager: bool,
+    pub alertmanager_image: String,
+    /// Its receiver: Slack (the URL from the credential file) or a webhook.
+    pub alertmanager_slack: bool,
+    pub alertmanager_slack_channel: String,
+    pub alertmanager_webhook_url: String,
+    /// The host file its credential is read from (a compose secret); `None`
+    /// for a webhook without a token.
+    pub alertmanager_credential: Option<String>,
+    pub alertmanager_group_wait: String,
+    pub alertmanager_repeat_interval: String,
+    /// The compose file has a top-level `secrets:` block.
+    pub compose_secrets: bool,
     pub alert_error_rate: String,
     pub alert_p95_seconds: String,
     pub alert_for: String,
     pub alert_down_for: String,
 }
+
+/// The port the stack's Alertmanager listens on.
+pub const ALERTMANAGER_PORT: u16 = 9093;
 
 /// The largest `gateway.body_size` the deploy gateway reads a chunked body
 /// into memory to check; above it, a body must say its length.
@@ -277,6 +297,16 @@ impl Ctx {
                 }
             })
             .collect();
+        let has_file_secrets = secrets.iter().any(|s| s.from_file.is_some());
+        let am = &c.monitoring.alertmanager;
+        let credential = if am.slack_url.is_empty() {
+            &am.webhook_token
+        } else {
+            &am.slack_url
+        };
+        let alertmanager_credential = credential
+            .strip_prefix("file:")
+            .map(|path| path.to_string());
         let tls_dir = std::path::Path::new(&c.gateway.tls.certificate)
             .parent()
             .map(|p| p.display().to_string())
@@ -368,7 +398,7 @@ impl Ctx {
             service_env,
             config_env,
             has_secrets: !secrets.is_empty(),
-            has_file_secrets: secrets.iter().any(|s| s.from_file.is_some()),
+            has_file_secrets,
             secrets,
             replicas: c.replicas,
             cpu_request: c.resources.requests.cpu.clone(),
@@ -470,7 +500,22 @@ impl Ctx {
             prometheus_image: c.monitoring.prometheus_image.clone(),
             grafana_image: c.monitoring.grafana_image.clone(),
             scrape_interval: short_duration(t.scrape_interval),
-            alertmanagers: c.monitoring.alertmanagers.clone(),
+            alert_targets: am
+                .runs()
+                .then(|| format!("alertmanager:{}", ALERTMANAGER_PORT))
+                .into_iter()
+                .chain(c.monitoring.alertmanagers.iter().cloned())
+                .collect(),
+            prometheus_egress: !c.monitoring.alertmanagers.is_empty(),
+            alertmanager: c.monitoring.prometheus && am.runs(),
+            alertmanager_image: am.image.clone(),
+            alertmanager_slack: !am.slack_url.is_empty(),
+            alertmanager_slack_channel: am.slack_channel.clone(),
+            alertmanager_webhook_url: am.webhook_url.clone(),
+            alertmanager_credential: alertmanager_credential.clone(),
+            alertmanager_group_wait: short_duration(t.alertmanager_group_wait),
+            alertmanager_repeat_interval: short_duration(t.alertmanager_repeat_interval),
+            compose_secrets: has_file_secrets || alertmanager_credential.is_some(),
             alert_error_rate: format!("{}", c.monitoring.alerts.error_rate),
             alert_p95_seconds: format!("{}", t.alert_p95_latency.as_secs_f64()),
             alert_for: short_duration(t.alert_for),

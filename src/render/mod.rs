@@ -125,6 +125,9 @@ pub fn environment(loaded: &Loaded) -> Result<Vec<Artifact>, Error> {
         out.push(file(t::PrometheusConfig { c })?);
         out.push(file(t::PrometheusAlerts { c })?);
     }
+    if c.alertmanager {
+        out.push(file(t::AlertmanagerConfig { c })?);
+    }
     if c.grafana {
         out.push(file(t::GrafanaDatasource { c })?);
         out.push(file(t::GrafanaDashboards { c })?);

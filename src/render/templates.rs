@@ -51,6 +51,7 @@ templates! {
     NetworkPolicy "env/k8s/networkpolicy.yaml" => "k8s/networkpolicy.yaml";
     PrometheusConfig "env/prometheus/prometheus.yml" => "prometheus/prometheus.yml";
     PrometheusAlerts "env/prometheus/alerts.yml" => "prometheus/alerts.yml";
+    AlertmanagerConfig "env/alertmanager/alertmanager.yml" => "alertmanager/alertmanager.yml";
     GrafanaDatasource "env/grafana/provisioning/datasources/prometheus.yml" => "grafana/provisioning/datasources/prometheus.yml";
     GrafanaDashboards "env/grafana/provisioning/dashboards/dashboards.yml" => "grafana/provisioning/dashboards/dashboards.yml";
     GrafanaDashboard "env/grafana/dashboards/calculator.json" => "grafana/dashboards/calculator.json";

@@ -1,5 +1,6 @@
 //! shipit's integration tests: the real binary, run in throw-away projects.
 
+mod alerting;
 mod build;
 mod certs;
 mod deploy;

@@ -265,8 +265,8 @@ fn alerts_are_sent_somewhere_and_prometheus_is_rendered_only_where_it_runs() {
     let project = rendered();
     let prometheus = yaml(&project, "generated/production/prometheus/prometheus.yml");
     assert_eq!(
-        prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0],
-        "alertmanager.example.com:9093"
+        prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"],
+        yaml_serde::from_str::<yaml_serde::Value>("[\"alertmanager:9093\"]").unwrap()
     );
     let jobs: Vec<&str> = prometheus["scrape_configs"]
         .as_sequence()
@@ -275,6 +275,34 @@ fn alerts_are_sent_somewhere_and_prometheus_is_rendered_only_where_it_runs() {
         .map(|j| j["job_name"].as_str().unwrap())
         .collect();
     assert!(jobs.contains(&"calculator-gateway"), "{jobs:?}");
+    // The stack's Alertmanager reaches its receiver (egress), Prometheus
+    // reaches it (backend), and Prometheus itself stays internal.
+    let compose = yaml(&project, "generated/production/docker-compose.yml");
+    let services = &compose["services"];
+    let networks = |s: &str| format!("{:?}", services[s]["networks"]);
+    assert!(
+        networks("alertmanager").contains("backend") && networks("alertmanager").contains("egress"),
+        "{}",
+        networks("alertmanager")
+    );
+    assert!(
+        !networks("prometheus").contains("egress"),
+        "{}",
+        networks("prometheus")
+    );
+    assert_eq!(compose["networks"]["backend"]["internal"], true);
+    assert!(compose["networks"]["egress"]["internal"].is_null());
+    assert_eq!(services["alertmanager"]["user"], "65534:65534");
+    assert_eq!(services["alertmanager"]["read_only"], true);
+    assert_eq!(
+        compose["secrets"]["alertmanager-credential"]["file"],
+        "/etc/calculator/slack-webhook-url"
+    );
+    let alertmanager = project.read("generated/production/alertmanager/alertmanager.yml");
+    assert!(
+        alertmanager.contains("api_url_file: /run/secrets/alertmanager-credential"),
+        "{alertmanager}"
+    );
     for env in ["development", "staging"] {
         assert!(
             !project.exists(&format!("generated/{env}/prometheus")),
@@ -282,22 +310,61 @@ fn alerts_are_sent_somewhere_and_prometheus_is_rendered_only_where_it_runs() {
         );
         let compose = project.read(&format!("generated/{env}/docker-compose.yml"));
         assert!(!compose.contains("prometheus"), "{env}");
+        assert!(!compose.contains("alertmanager"), "{env}");
     }
     let run = project
         .shipit(&[
             "validate",
             "production",
             "--set",
-            "monitoring.alertmanagers=[]",
+            "monitoring.alertmanager.slack_url=",
+            "--set",
+            "monitoring.alertmanager.slack_channel=",
         ])
         .code(2);
     assert!(
-        run.stderr.contains(
-            "Prometheus is on but its alerts go nowhere (key `monitoring.alertmanagers`)"
-        ),
+        run.stderr
+            .contains("Prometheus is on but its alerts go nowhere (key `monitoring.alertmanager`)"),
         "{}",
         run.stderr
     );
+    // Every mistake at once: two receivers, a token in the URL, a literal
+    // token; the values never shown.
+    let run = project
+        .shipit(&[
+            "validate",
+            "production",
+            "--set",
+            "monitoring.alertmanager.webhook_url=https://hooks.example.com/a?token=s3cr3t",
+            "--set",
+            "monitoring.alertmanager.webhook_token=s3cr3t",
+        ])
+        .code(2);
+    for expected in [
+        "both slack_url and webhook_url are set",
+        "the webhook URL carries credentials or a query",
+        "the webhook token is not given as a file reference",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
+    }
+    assert!(!run.stderr.contains("s3cr3t"), "{}", run.stderr);
+    // Outside Alertmanagers only: Prometheus joins the egress network.
+    project
+        .shipit(&[
+            "render",
+            "production",
+            "--set",
+            "monitoring.alertmanager.slack_url=",
+            "--set",
+            "monitoring.alertmanager.slack_channel=",
+            "--set",
+            "monitoring.alertmanagers=[\"alertmanager.example.com:9093\"]",
+        ])
+        .success();
+    let compose = yaml(&project, "generated/production/docker-compose.yml");
+    assert!(format!("{:?}", compose["services"]["prometheus"]["networks"]).contains("egress"));
+    assert!(compose["services"]["alertmanager"].is_null());
+    assert!(!project.exists("generated/production/alertmanager"));
 }
 
 /// promtool's rule unit tests against the rendered alerts: the rules that

@@ -1,5 +1,5 @@
 //! The independent validators (kubernetes-validate, hadolint, docker-compose,
-//! nginx -t, haproxy -c, promtool, actionlint, zizmor, yamllint, trivy) on freshly rendered files,
+//! nginx -t, haproxy -c, promtool, amtool, actionlint, zizmor, yamllint, trivy) on freshly rendered files,
 //! and proof that they reject broken ones. `.ci/install-tools` installs
 //! them; without them these tests fail unless SHIPIT_SKIP_VALIDATORS=1.
 
@@ -14,6 +14,7 @@ const TOOLS: &[&str] = &[
     "nginx",
     "haproxy",
     "promtool",
+    "amtool",
     "actionlint",
     "zizmor",
     "yamllint",
@@ -118,6 +119,11 @@ fn validators_reject_broken_files() {
         "expr: up{{job",
     );
     edit(
+        "generated/production/alertmanager/alertmanager.yml",
+        "api_url_file:",
+        "api_url_fil:",
+    );
+    edit(
         "generated/production/k8s/service.yaml",
         "kind: Service\n",
         "kind: Servise\n",
@@ -153,6 +159,7 @@ fn validators_reject_broken_files() {
         "FAIL  haproxy -c haproxy.cfg",
         "FAIL  promtool check config prometheus/prometheus.yml",
         "FAIL  promtool check rules prometheus/alerts.yml",
+        "FAIL  amtool check-config alertmanager/alertmanager.yml",
         "FAIL  kubernetes-validate --strict -k 1.30.0 k8s/service.yaml",
         "FAIL  kubernetes-validate --strict -k 1.30.0 k8s/deployment.yaml",
         "FAIL  actionlint ci.yml",

@@ -288,11 +288,12 @@ pub(super) fn monitoring(c: &mut Checker<'_>, config: &Config) {
         "set monitoring.prometheus = true: Grafana's datasource is the stack's Prometheus",
     );
     c.check(
-        !m.prometheus || !m.alertmanagers.is_empty(),
-        "monitoring.alertmanagers",
+        !m.prometheus || !m.alertmanagers.is_empty() || m.alertmanager.runs(),
+        "monitoring.alertmanager",
         "Prometheus is on but its alerts go nowhere",
-        "list the Alertmanagers it sends alerts to, e.g. [\"alertmanager.example.com:9093\"]",
+        "run an Alertmanager in the stack with a receiver ([monitoring.alertmanager] slack_url = \"env:NAME\" or webhook_url = \"https://...\"), or list the Alertmanagers outside it in monitoring.alertmanagers",
     );
+    alertmanager(c, config);
     for (i, target) in m.alertmanagers.iter().enumerate() {
         c.check(
             target.contains(':') && rules::is_registry_host(target),
@@ -311,6 +312,82 @@ pub(super) fn monitoring(c: &mut Checker<'_>, config: &Config) {
     c.duration("monitoring.alerts.p95_latency", &a.p95_latency);
     c.duration("monitoring.alerts.for_duration", &a.for_duration);
     c.duration("monitoring.alerts.instance_down_for", &a.instance_down_for);
+}
+
+/// How the stack's Alertmanager is given its credential, and why only so.
+const FILE_REFERENCE_HELP: &str = "\"file:/absolute/path\" on the Docker host, readable by uid 65534 (e.g. owned by it, mode 0400): compose mounts it at /run/secrets/alertmanager-credential; an \"env:\" value cannot be written into the read-only container";
+
+/// A `file:/absolute/path` secret reference.
+fn is_file_reference(reference: &str) -> bool {
+    reference.starts_with("file:") && rules::is_secret_reference(reference)
+}
+
+/// The stack's Alertmanager: one receiver, its credential a file reference.
+fn alertmanager(c: &mut Checker<'_>, config: &Config) {
+    let a = &config.monitoring.alertmanager;
+    c.pinned_image("monitoring.alertmanager.image", &a.image, false);
+    c.duration("monitoring.alertmanager.group_wait", &a.group_wait);
+    c.duration(
+        "monitoring.alertmanager.repeat_interval",
+        &a.repeat_interval,
+    );
+    c.check(
+        !a.runs() || config.monitoring.prometheus,
+        "monitoring.alertmanager",
+        "an Alertmanager is configured but Prometheus is off: nothing would send it alerts",
+        "set monitoring.prometheus = true, or remove [monitoring.alertmanager]",
+    );
+    c.check(
+        a.slack_url.is_empty() || a.webhook_url.is_empty(),
+        "monitoring.alertmanager.webhook_url",
+        "both slack_url and webhook_url are set",
+        "one receiver: slack_url (a secret reference) or webhook_url (with webhook_token)",
+    );
+    if !a.slack_url.is_empty() && !is_file_reference(&a.slack_url) {
+        c.fail_sensitive(
+            "monitoring.alertmanager.slack_url",
+            "the Slack webhook URL is not given as a file reference (the URL is the credential)",
+            FILE_REFERENCE_HELP,
+        );
+    }
+    c.check(
+        a.slack_channel.is_empty() || !a.slack_url.is_empty(),
+        "monitoring.alertmanager.slack_channel",
+        "a Slack channel without slack_url",
+        "set slack_url too, or remove slack_channel",
+    );
+    if !a.webhook_url.is_empty() {
+        let authority = a.webhook_url.split("://").nth(1).unwrap_or("");
+        let authority = authority.split(['/', '?', '#']).next().unwrap_or("");
+        if !rules::is_http_url(&a.webhook_url) {
+            c.fail_sensitive(
+                "monitoring.alertmanager.webhook_url",
+                "the webhook URL is not an http or https URL",
+                "e.g. \"https://alerts.example.com/hooks/shipit\"",
+            );
+        } else if authority.contains('@') || a.webhook_url.contains('?') {
+            c.fail_sensitive(
+                "monitoring.alertmanager.webhook_url",
+                "the webhook URL carries credentials or a query (it would sit in the generated files)",
+                "put the token in webhook_token (a secret reference, sent as a bearer token), or use a URL without user info or query",
+            );
+        }
+    }
+    if !a.webhook_token.is_empty() {
+        if !is_file_reference(&a.webhook_token) {
+            c.fail_sensitive(
+                "monitoring.alertmanager.webhook_token",
+                "the webhook token is not given as a file reference",
+                FILE_REFERENCE_HELP,
+            );
+        }
+        c.check(
+            !a.webhook_url.is_empty(),
+            "monitoring.alertmanager.webhook_token",
+            "a webhook token without webhook_url",
+            "set webhook_url too, or remove webhook_token",
+        );
+    }
 }
 
 pub(super) fn ci(c: &mut Checker<'_>, config: &Config) {
