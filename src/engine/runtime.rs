@@ -216,7 +216,8 @@ impl Engine {
                 // No test: the engine keeps the image's HEALTHCHECK command.
                 test: None,
                 interval: Some(interval.as_nanos() as i64),
-                timeout: Some(3_000_000_000),
+                // The image's own timeout: an interpreter's health check starts slower than 3 s under load.
+                timeout: None,
                 retries: Some(3),
                 start_period: Some(0),
                 start_interval: None,
