@@ -37,17 +37,26 @@ pub fn run(cli: Cli) -> (Output, Result<(), shipit::Error>) {
         Command::Release(a) => commands::release::run(&ctx, &a.into()),
         Command::Image { kind } => {
             let (interpreter, o) = match kind {
-                ImageKind::Gateway { options } => (None, options),
-                ImageKind::Python { options } => {
-                    (Some(shipit::offline::Interpreter::Python), options)
+                ImageKind::Gateway {
+                    environment,
+                    options,
+                } => {
+                    return (
+                        out,
+                        commands::image::gateway(
+                            &ctx,
+                            environment.as_deref(),
+                            options.tag.as_deref(),
+                            options.force,
+                            options.dry_run,
+                        ),
+                    );
                 }
-                ImageKind::Node { options } => (Some(shipit::offline::Interpreter::Node), options),
+                ImageKind::Python { options } => (shipit::offline::Interpreter::Python, options),
+                ImageKind::Node { options } => (shipit::offline::Interpreter::Node, options),
             };
             let tag = o.tag.as_deref();
-            match interpreter {
-                None => commands::image::gateway(&ctx, tag, o.force, o.dry_run),
-                Some(i) => commands::image::interpreter(&ctx, i, tag, o.force, o.dry_run),
-            }
+            commands::image::interpreter(&ctx, interpreter, tag, o.force, o.dry_run)
         }
         Command::Completions(a) => {
             clap_complete::generate(

@@ -262,8 +262,10 @@ pub enum BuildMode {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageKind {
-    /// The deploy gateway: Debian's HAProxy and socat, FROM scratch, running as 101:101
+    /// The deploy gateway: Debian's HAProxy and socat at deploy.gateway_packages' versions, FROM scratch, running as 101:101
     Gateway {
+        /// Whose deploy.gateway_image and deploy.gateway_packages (default: shipit's defaults)
+        environment: Option<String>,
         #[command(flatten)]
         options: ImageOptions,
     },
@@ -282,7 +284,7 @@ pub enum ImageKind {
 /// What every `shipit image` kind takes.
 #[derive(Debug, clap::Args)]
 pub struct ImageOptions {
-    /// The image name (default: shipit-offline/NAME:VERSION; the gateway's is deploy.gateway_image's default)
+    /// The image name (default: shipit-offline/NAME:VERSION; the gateway's: deploy.gateway_image)
     #[arg(long, value_name = "NAME:TAG")]
     pub tag: Option<String>,
     /// Make it again even when the engine has it

@@ -259,6 +259,10 @@ pub struct Deploy {
     pub webhook: String,
     /// The HAProxy image of the deploy gateway (`shipit image gateway` makes it offline).
     pub gateway_image: String,
+    /// The Debian package versions the gateway image is made from: `shipit
+    /// image gateway` refuses others, labels the image with them, and a
+    /// deploy refuses a gateway image that holds others.
+    pub gateway_packages: GatewayPackages,
     /// The Docker hosts to deploy to; empty: the engine of `DOCKER_HOST`
     /// (or the local socket). All of them switch together or none does.
     pub hosts: Vec<Host>,
@@ -307,6 +311,7 @@ impl Default for Deploy {
             health_interval: "1s".into(),
             webhook: String::new(),
             gateway_image: DEPLOY_GATEWAY_IMAGE.into(),
+            gateway_packages: GatewayPackages::default(),
             hosts: Vec::new(),
             transfer: Transfer::Pull,
         }
@@ -315,6 +320,42 @@ impl Default for Deploy {
 
 /// The deploy gateway image `shipit image gateway` makes from Debian's HAProxy.
 pub const DEPLOY_GATEWAY_IMAGE: &str = "shipit-offline/haproxy:2.6.12-bookworm";
+
+/// The exact Debian package versions (`dpkg-query -W`) of the gateway's
+/// HAProxy and socat.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct GatewayPackages {
+    pub haproxy: String,
+    pub socat: String,
+}
+
+impl Default for GatewayPackages {
+    fn default() -> Self {
+        GatewayPackages {
+            haproxy: "2.6.12-1+deb12u4".into(),
+            socat: "1.7.4.4-2".into(),
+        }
+    }
+}
+
+impl GatewayPackages {
+    /// `(package, version)`, in the order they are installed and labelled.
+    pub fn pins(&self) -> [(&'static str, &str); 2] {
+        [("haproxy", &self.haproxy), ("socat", &self.socat)]
+    }
+
+    /// The upstream version of the pinned HAProxy: `2.6.12` of `2.6.12-1+deb12u4`.
+    pub fn haproxy_upstream(&self) -> &str {
+        upstream_version(&self.haproxy)
+    }
+}
+
+/// A Debian version's upstream part: without the epoch and the revision.
+pub fn upstream_version(version: &str) -> &str {
+    let v = version.split_once(':').map_or(version, |(_, v)| v);
+    v.rsplit_once('-').map_or(v, |(u, _)| u)
+}
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

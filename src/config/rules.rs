@@ -374,6 +374,20 @@ pub fn looks_secret(name: &str) -> bool {
     .any(|word| upper.contains(word))
 }
 
+/// An exact Debian package version: `[EPOCH:]UPSTREAM[-REVISION]`, the
+/// upstream part starting with a digit (deb-version(7)).
+pub fn is_debian_version(v: &str) -> bool {
+    let (epoch, rest) = v.split_once(':').unwrap_or(("0", v));
+    let upstream = crate::config::model::upstream_version(v);
+    !epoch.is_empty()
+        && epoch.bytes().all(|b| b.is_ascii_digit())
+        && upstream.starts_with(|c: char| c.is_ascii_digit())
+        && !rest.ends_with('-')
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+~-".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

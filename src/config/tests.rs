@@ -421,3 +421,22 @@ fn nothing_defaults_to_the_calculator_and_names_follow_app_name() {
     assert_eq!(c.kubernetes.ingress.host, "orders.localhost");
     assert_eq!(loaded.image_ref(), "127.0.0.1:5000/orders:1.0.0");
 }
+
+#[test]
+fn gateway_packages_are_exact_debian_versions_and_the_tag_names_the_haproxy() {
+    let found = problems(
+        "[deploy]\ngateway_image = \"shipit-offline/haproxy:2.6.12-bookworm\"\n[deploy.gateway_packages]\nhaproxy = \"2.8.5-1ubuntu3\"\nsocat = \"latest\"\nlua = \"5.3\"\n",
+    );
+    let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(keys.contains(&"deploy.gateway_packages.socat"), "{found:?}");
+    assert!(keys.contains(&"deploy.gateway_packages.lua"), "{found:?}");
+    let tag = found
+        .iter()
+        .find(|(k, _)| k == "deploy.gateway_image")
+        .expect("the tag's version is checked");
+    assert!(tag.1.contains("pins HAProxy 2.8.5"), "{tag:?}");
+    // A tag that names the pinned HAProxy, or no version at all, is valid.
+    load_env("[deploy]\ngateway_image = \"gw/haproxy:2.8.5-noble\"\n[deploy.gateway_packages]\nhaproxy = \"1:2.8.5-1ubuntu3.3\"\nsocat = \"1.8.0.0-4build3\"\n")
+        .expect("valid");
+    load_env("[deploy]\ngateway_image = \"gw/haproxy:stable\"\n").expect("valid");
+}

@@ -21,6 +21,9 @@ pub struct Need {
     /// The id on the engine it was built on (the one every host must end with),
     /// when that engine has it.
     pub id: Option<String>,
+    /// Without that engine's: the id the hosts that have it agree on, which
+    /// a host that pulls it must end with too.
+    pub agreed: Option<String>,
 }
 
 impl Need {
@@ -29,6 +32,17 @@ impl Need {
             what,
             reference: reference.to_string(),
             id: source.image_id(reference).await,
+            agreed: None,
+        }
+    }
+
+    /// Without a source engine: known by its reference alone.
+    pub fn unknown(what: &'static str, reference: &str) -> Need {
+        Need {
+            what,
+            reference: reference.to_string(),
+            id: None,
+            agreed: None,
         }
     }
 
@@ -175,13 +189,24 @@ pub async fn deliver(
         };
         ticker.abort();
         let id = result.map_err(|e| format!("the {} image {}: {e}", need.what, need.reference))?;
-        if let Some(want) = &need.id
+        if let Some(want) = need.id.as_ref().or(need.agreed.as_ref())
             && &id != want
         {
             return Err(format!(
-                "the {} image {} is {id} on this host, not {want} as built: refusing to run another build under the same tag",
-                need.what, need.reference
+                "the {} image {} is {id} on this host, not {want} as {}: refusing to run another build under the same tag",
+                need.what,
+                need.reference,
+                if need.id.is_some() {
+                    "built"
+                } else {
+                    "on the other hosts"
+                }
             ));
+        }
+        if need.what == "gateway"
+            && let Some(why) = gateway_holds_other(&host.engine, &need.reference, settings).await
+        {
+            return Err(why);
         }
         out.status(
             "delivered",
@@ -195,6 +220,73 @@ pub async fn deliver(
         );
     }
     Ok(())
+}
+
+/// Why the gateway image under `reference` on `engine` is not the one
+/// `deploy.gateway_packages` pins (its labels say what it holds); `None`
+/// when it is, or when the engine does not have it.
+async fn gateway_holds_other(
+    engine: &Engine,
+    reference: &str,
+    settings: &Settings,
+) -> Option<String> {
+    let (id, labels) = engine.image_labels(reference).await?;
+    let want = crate::offline::pinned(&settings.gateway_packages);
+    let holds = labels.get(crate::offline::LABEL_PINNED);
+    (holds != Some(&want)).then(|| {
+        format!(
+            "the gateway image {reference} ({}) holds {}, and deploy.gateway_packages pins {want}: make it with `shipit image gateway {}` where those packages are installed",
+            short(&id),
+            holds.map_or("no record of its packages (not made by `shipit image gateway`)".to_string(), |h| h.clone()),
+            settings.site.environment
+        )
+    })
+}
+
+/// The gateway every host will run is one build of the pinned packages:
+/// the source engine's (which hosts that differ get streamed), or, when
+/// this machine has none, the one every host that has it agrees on (set
+/// as `need.agreed`, which hosts that pull it must match). Every problem.
+pub async fn gateway_identity(
+    source: Option<&Engine>,
+    hosts: &[Host],
+    settings: &Settings,
+    need: &mut Need,
+) -> Vec<String> {
+    if let (Some(source), Some(_)) = (source, &need.id) {
+        return gateway_holds_other(source, &need.reference, settings)
+            .await
+            .map(|why| format!("this machine: {why}"))
+            .into_iter()
+            .collect();
+    }
+    let mut problems = Vec::new();
+    let mut ids: Vec<(String, String)> = Vec::new();
+    for host in hosts {
+        if let Some(id) = host.engine.image_id(&need.reference).await {
+            if let Some(why) = gateway_holds_other(&host.engine, &need.reference, settings).await {
+                problems.push(format!("{}: {why}", host.name));
+            }
+            ids.push((host.name.clone(), id));
+        }
+    }
+    let mut distinct: Vec<&String> = ids.iter().map(|(_, id)| id).collect();
+    distinct.sort();
+    distinct.dedup();
+    match distinct.as_slice() {
+        [one] => need.agreed = Some((*one).clone()),
+        [] => {}
+        _ => problems.push(format!(
+            "the hosts hold different gateway images under {}: {}; this machine has none to send them all: make it here (`shipit image gateway {}`) and deploy again, and every host gets that one",
+            need.reference,
+            ids.iter()
+                .map(|(host, id)| format!("{host} has {}", short(id)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            settings.site.environment
+        )),
+    }
+    problems
 }
 
 fn megabytes(bytes: u64) -> String {

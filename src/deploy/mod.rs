@@ -89,6 +89,8 @@ pub struct Settings {
     pub port: u16,
     pub gateway_port: u16,
     pub gateway_image: String,
+    /// `deploy.gateway_packages`: what the gateway image must hold.
+    pub gateway_packages: crate::config::model::GatewayPackages,
     pub health_timeout: Duration,
     pub health_interval: Duration,
     pub smoke_timeout: Duration,
@@ -161,6 +163,7 @@ impl Settings {
             port: t.app_port,
             gateway_port: t.gateway_port,
             gateway_image: c.deploy.gateway_image.clone(),
+            gateway_packages: c.deploy.gateway_packages.clone(),
             health_timeout: t.health_timeout,
             health_interval: t.health_interval,
             smoke_timeout: t.smoke_timeout,

@@ -106,6 +106,16 @@ impl Engine {
             .and_then(|i| i.id)
     }
 
+    /// An image's id and labels (its config's), when the engine has it.
+    pub async fn image_labels(
+        &self,
+        reference: &str,
+    ) -> Option<(String, std::collections::HashMap<String, String>)> {
+        let image = self.api().ok()?.inspect_image(reference).await.ok()?;
+        let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
+        Some((image.id?, labels))
+    }
+
     /// Creates a bridge network unless it exists.
     pub async fn ensure_network(
         &self,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::{RootImage, Source, libraries};
+use crate::config::model::GatewayPackages;
 use crate::error::Error;
 
 /// The user the gateway runs as.
@@ -14,8 +15,25 @@ pub const GATEWAY_UID: u64 = 101;
 pub struct Plan {
     pub image: String,
     pub haproxy_version: String,
+    /// The pinned packages, `haproxy=VERSION socat=VERSION`.
+    pub pinned: String,
+    /// The Debian package of every file, `NAME=VERSION`, sorted.
+    pub packages: Vec<String>,
     /// Every file of the image's root, with its source on this machine.
     pub files: Vec<String>,
+}
+
+/// The labels that say what a gateway image holds.
+pub const LABEL_PINNED: &str = "dev.shipit.gateway.pinned";
+pub const LABEL_PACKAGES: &str = "dev.shipit.gateway.packages";
+
+/// `haproxy=V socat=V`, as labelled and compared.
+pub fn pinned(pins: &GatewayPackages) -> String {
+    pins.pins()
+        .iter()
+        .map(|(name, version)| format!("{name}={version}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn which(names: &[&str]) -> Option<String> {
@@ -49,10 +67,181 @@ fn haproxy_version(haproxy: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::Usage(format!("{haproxy} -v printed no version")))
 }
 
-/// The default image name for the HAProxy on this machine.
-pub fn gateway_plan(image: Option<&str>) -> Result<Plan, Error> {
+fn dpkg_query(args: &[String]) -> Result<String, Error> {
+    crate::process::Program::new("dpkg-query", args)
+        .read()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "the gateway image is made from Debian packages, and dpkg-query could not say which are installed: {}",
+                e.message
+            ))
+        })
+}
+
+/// The installed version of each package (`None`: not installed).
+fn installed(names: &[&str]) -> Vec<Option<String>> {
+    names
+        .iter()
+        .map(|name| {
+            let text = crate::process::Program::new(
+                "dpkg-query",
+                ["-W", "-f", "${db:Status-Abbrev}${Version}", name],
+            )
+            .read()
+            .unwrap_or_default();
+            text.strip_prefix("ii ")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        })
+        .collect()
+}
+
+/// The packages that hold these files, `NAME=VERSION`, sorted. Read from
+/// dpkg's file lists (what `dpkg-query -S` reads), in one pass.
+fn owners(files: &[String]) -> Result<Vec<String>, Error> {
+    let wanted: Vec<Vec<String>> = files.iter().map(|f| candidates(f)).collect();
+    let mut found: Vec<Option<String>> = vec![None; files.len()];
+    let info = Path::new("/var/lib/dpkg/info");
+    let entries = std::fs::read_dir(info).map_err(|e| {
+        Error::Usage(format!(
+            "the gateway image is made from Debian packages, and dpkg's database ({}) cannot be read: {e}",
+            info.display()
+        ))
+    })?;
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(package) = file.strip_suffix(".list") else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            for (i, paths) in wanted.iter().enumerate() {
+                if found[i].is_none() && paths.iter().any(|p| p == line) {
+                    found[i] = Some(package.split(':').next().unwrap_or(package).to_string());
+                }
+            }
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (file, name) in files.iter().zip(found) {
+        let name = name.ok_or_else(|| Error::Usage(format!("no Debian package holds {file}")))?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut args = vec![
+        "-W".to_string(),
+        "-f".into(),
+        "${Package}=${Version}\n".into(),
+    ];
+    args.extend(names);
+    let text = dpkg_query(&args)?;
+    let mut packages: Vec<String> = text.lines().map(String::from).collect();
+    packages.sort();
+    packages.dedup();
+    Ok(packages)
+}
+
+/// The paths dpkg may know a file by: as linked, as resolved, each with
+/// and without `/usr` (merged-/usr systems list either).
+fn candidates(file: &str) -> Vec<String> {
+    let mut paths = vec![file.to_string()];
+    if let Ok(real) = std::fs::canonicalize(file) {
+        paths.push(real.display().to_string());
+    }
+    for path in paths.clone() {
+        match path.strip_prefix("/usr") {
+            Some(rest) => paths.push(rest.to_string()),
+            None => paths.push(format!("/usr{path}")),
+        }
+    }
+    paths.dedup();
+    paths
+}
+
+/// This machine's Debian release (`bookworm`), from os-release.
+fn codename() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// What the image's tag claims (`2.6.12-bookworm`) against what goes in.
+fn tag_problems(image: &str, version: &str, codename: Option<&str>) -> Vec<String> {
+    let Some((_, tag)) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) else {
+        return Vec::new();
+    };
+    if !tag.starts_with(|c: char| c.is_ascii_digit()) {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    let (named, suffix) = tag.split_once('-').unwrap_or((tag, ""));
+    if named != version {
+        problems.push(format!(
+            "the tag {tag} names HAProxy {named}, and the HAProxy here is {version}"
+        ));
+    }
+    if let Some(codename) = codename
+        && !suffix.is_empty()
+        && suffix.chars().all(|c| c.is_ascii_lowercase())
+        && suffix != codename
+    {
+        problems.push(format!(
+            "the tag {tag} names the release {suffix}, and this machine runs {codename}"
+        ));
+    }
+    problems
+}
+
+/// The gateway image of `pins`: refused unless this machine has exactly
+/// the pinned packages, and unless the tag names the HAProxy inside.
+pub fn gateway_plan(image: &str, pins: &GatewayPackages) -> Result<Plan, Error> {
     let (haproxy, socat) = binaries()?;
+    let names: Vec<&str> = pins.pins().iter().map(|(n, _)| *n).collect();
+    let have = installed(&names);
+    let wrong: Vec<String> = pins
+        .pins()
+        .iter()
+        .zip(&have)
+        .filter(|((_, want), have)| have.as_deref() != Some(*want))
+        .map(|((name, want), have)| match have {
+            Some(have) => format!("{name} {have} is installed here, and deploy.gateway_packages.{name} pins {want}"),
+            None => format!("{name} is not installed here as a Debian package (deploy.gateway_packages.{name} pins {want})"),
+        })
+        .collect();
+    if !wrong.is_empty() {
+        let install = pins
+            .pins()
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(Error::Usage(format!(
+            "the gateway image is made from the pinned packages only:\n  {}\ninstall them (apt-get install --allow-downgrades {install}), or pin what the hosts should run in deploy.gateway_packages",
+            wrong.join("\n  ")
+        )));
+    }
     let version = haproxy_version(&haproxy)?;
+    if version != pins.haproxy_upstream() {
+        return Err(Error::Usage(format!(
+            "{haproxy} says it is HAProxy {version}, and the package pinned is {} ({}): it was not installed by that package",
+            pins.haproxy_upstream(),
+            pins.haproxy
+        )));
+    }
+    let claims = tag_problems(image, &version, codename().as_deref());
+    if !claims.is_empty() {
+        return Err(Error::Usage(format!(
+            "{image} would name another gateway than the one made here: {}\nname it for what it holds, e.g. shipit-offline/haproxy:{version}-{}",
+            claims.join("; "),
+            codename().unwrap_or_else(|| "bookworm".into())
+        )));
+    }
     let mut files = vec![haproxy.clone(), socat.clone()];
     for binary in [&haproxy, &socat] {
         for lib in libraries(binary)? {
@@ -62,11 +251,12 @@ pub fn gateway_plan(image: Option<&str>) -> Result<Plan, Error> {
         }
     }
     files.sort();
+    let packages = owners(&files)?;
     Ok(Plan {
-        image: image
-            .map(String::from)
-            .unwrap_or_else(|| format!("shipit-offline/haproxy:{version}-bookworm")),
+        image: image.to_string(),
         haproxy_version: version,
+        pinned: pinned(pins),
+        packages,
         files,
     })
 }
@@ -75,13 +265,17 @@ const PASSWD: &str =
     "root:x:0:0:root:/root:/sbin/nologin\ngateway:x:101:101:gateway:/nonexistent:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\ngateway:x:101:\n";
 
-fn dockerfile(version: &str) -> String {
+fn dockerfile(plan: &Plan) -> String {
+    let version = &plan.haproxy_version;
+    let (pinned, packages) = (&plan.pinned, plan.packages.join(" "));
     format!(
         "FROM scratch\n\
          COPY rootfs/ /\n\
          LABEL org.opencontainers.image.title=\"shipit gateway\" \\\n      \
          org.opencontainers.image.description=\"Debian HAProxy {version} and socat for shipit deploy, made offline\" \\\n      \
-         org.opencontainers.image.version=\"{version}\"\n\
+         org.opencontainers.image.version=\"{version}\" \\\n      \
+         {LABEL_PINNED}=\"{pinned}\" \\\n      \
+         {LABEL_PACKAGES}=\"{packages}\"\n\
          USER 101:101\n\
          EXPOSE 8080 8443\n\
          STOPSIGNAL SIGUSR1\n\
@@ -112,7 +306,7 @@ pub fn image(plan: &Plan) -> Result<RootImage, Error> {
     ));
     Ok(RootImage {
         image: plan.image.clone(),
-        dockerfile: dockerfile(&plan.haproxy_version),
+        dockerfile: dockerfile(plan),
         files,
         dirs: vec!["/tmp".into(), "/etc/shipit-gateway".into()],
     })
@@ -122,11 +316,42 @@ pub fn image(plan: &Plan) -> Result<RootImage, Error> {
 mod tests {
     use super::*;
 
+    fn plan() -> Plan {
+        Plan {
+            image: "shipit-offline/haproxy:2.6.12-bookworm".into(),
+            haproxy_version: "2.6.12".into(),
+            pinned: pinned(&GatewayPackages::default()),
+            packages: vec!["haproxy=2.6.12-1+deb12u4".into(), "libc6=2.36-9".into()],
+            files: Vec::new(),
+        }
+    }
+
     #[test]
-    fn dockerfile_runs_unprivileged() {
-        let d = dockerfile("2.6.12");
+    fn dockerfile_runs_unprivileged_and_says_what_it_holds() {
+        let d = dockerfile(&plan());
         assert!(d.starts_with("FROM scratch\n"));
         assert!(d.contains("USER 101:101\n"));
         assert!(d.contains("\"/usr/sbin/haproxy\", \"-db\""));
+        assert!(
+            d.contains("dev.shipit.gateway.pinned=\"haproxy=2.6.12-1+deb12u4 socat=1.7.4.4-2\"")
+        );
+        assert!(
+            d.contains("dev.shipit.gateway.packages=\"haproxy=2.6.12-1+deb12u4 libc6=2.36-9\"")
+        );
+    }
+
+    #[test]
+    fn a_tag_must_name_the_haproxy_and_release_inside() {
+        let ok = "shipit-offline/haproxy:2.6.12-bookworm";
+        assert!(tag_problems(ok, "2.6.12", Some("bookworm")).is_empty());
+        assert!(tag_problems("127.0.0.1:5000/gw:stable", "2.6.12", Some("bookworm")).is_empty());
+        let wrong = tag_problems(
+            "shipit-offline/haproxy:2.8.5-noble",
+            "2.6.12",
+            Some("bookworm"),
+        );
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].contains("names HAProxy 2.8.5"), "{wrong:?}");
+        assert!(wrong[1].contains("this machine runs bookworm"), "{wrong:?}");
     }
 }

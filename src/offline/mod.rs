@@ -13,7 +13,9 @@ use std::path::Path;
 use crate::engine::{BuildSpec, Engine};
 use crate::error::Error;
 
-pub use gateway::{GATEWAY_UID, Plan, gateway_plan, image as gateway_image};
+pub use gateway::{
+    GATEWAY_UID, LABEL_PACKAGES, LABEL_PINNED, Plan, gateway_plan, image as gateway_image, pinned,
+};
 pub use interpreter::{Interpreter, InterpreterPlan, interpreter_plan};
 
 /// Where a file of the image comes from.

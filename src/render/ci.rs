@@ -64,7 +64,11 @@ pub struct DeployJob {
     pub tls: bool,
     /// `deploy.transfer = "stream"`: the runner builds the release and streams it.
     pub stream: bool,
-    pub gateway_image: String,
+    /// `deploy.gateway_packages` as apt installs them: `haproxy=V socat=V`.
+    pub gateway_packages: String,
+    /// What `dpkg-query -W -f '${db:Status-Abbrev}${Version} ' haproxy socat`
+    /// prints when exactly those are installed.
+    pub gateway_installed: String,
     /// Variables named by `env:` secret references that deploy and rollback read.
     pub deploy_secrets: Vec<String>,
     /// The same for the smoke suite (`smoke.ca`).
@@ -108,7 +112,14 @@ impl DeployJob {
             ssh: scheme("ssh://"),
             tls: scheme("tcp://"),
             stream: c.deploy.transfer == Transfer::Stream,
-            gateway_image: c.deploy.gateway_image.clone(),
+            gateway_packages: crate::offline::pinned(&c.deploy.gateway_packages),
+            gateway_installed: c
+                .deploy
+                .gateway_packages
+                .pins()
+                .iter()
+                .map(|(_, version)| format!("ii {version} "))
+                .collect(),
             deploy_secrets,
             smoke_secrets: named(&c.smoke.ca).into_iter().collect(),
             kubernetes,

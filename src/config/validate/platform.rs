@@ -38,6 +38,7 @@ pub(super) fn deploy(c: &mut Checker<'_>, config: &Config) {
         );
     }
     c.pinned_image("deploy.gateway_image", &d.gateway_image, false);
+    gateway_packages(c, d);
     let mut seen: Vec<String> = Vec::new();
     for (i, host) in d.hosts.iter().enumerate() {
         let key = format!("deploy.hosts.{i}.engine");
@@ -419,4 +420,36 @@ pub(super) fn ci(c: &mut Checker<'_>, config: &Config) {
         c.dns_label(&format!("ci.deploy_environments.{i}"), env);
     }
     c.range("ci.timeout_minutes", ci.timeout_minutes, 1..=360, "minutes");
+}
+
+/// The gateway's Debian packages: exact versions, and the image's tag (when
+/// it names a version) naming the HAProxy it holds.
+fn gateway_packages(c: &mut Checker<'_>, d: &crate::config::model::Deploy) {
+    for (name, version) in d.gateway_packages.pins() {
+        c.check(
+            rules::is_debian_version(version),
+            &format!("deploy.gateway_packages.{name}"),
+            format!("{name} = \"{version}\" is not an exact Debian package version"),
+            "the version `dpkg-query -W` prints, [EPOCH:]UPSTREAM[-REVISION], e.g. \"2.6.12-1+deb12u4\"",
+        );
+    }
+    let tag = rules::ImageRef::parse(&d.gateway_image)
+        .ok()
+        .and_then(|r| r.tag);
+    let upstream = d.gateway_packages.haproxy_upstream();
+    if let Some(tag) = tag
+        && tag.starts_with(|ch: char| ch.is_ascii_digit())
+        && rules::is_debian_version(&d.gateway_packages.haproxy)
+    {
+        let named = tag.split('-').next().unwrap_or(&tag);
+        c.check(
+            named == upstream,
+            "deploy.gateway_image",
+            format!(
+                "the gateway image is tagged {tag}, but deploy.gateway_packages.haproxy pins HAProxy {upstream} ({})",
+                d.gateway_packages.haproxy
+            ),
+            "a tag that names the HAProxy inside, e.g. \"shipit-offline/haproxy:2.6.12-bookworm\" for 2.6.12-1+deb12u4",
+        );
+    }
 }

@@ -253,25 +253,18 @@ pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared,
         (true, Some(h)) => Some(h.engine.clone()),
         _ => Engine::connect().await.ok(),
     };
-    let needs = match &source {
+    let mut needs = match &source {
         Some(s) => vec![
             Need::of(s, "release", image_ref).await,
             Need::of(s, "gateway", &settings.gateway_image).await,
         ],
         None => vec![
-            Need {
-                what: "release",
-                reference: image_ref.to_string(),
-                id: None,
-            },
-            Need {
-                what: "gateway",
-                reference: settings.gateway_image.clone(),
-                id: None,
-            },
+            Need::unknown("release", image_ref),
+            Need::unknown("gateway", &settings.gateway_image),
         ],
     };
-    let problems = preflight(
+    let gateway = deliver::gateway_identity(source.as_ref(), &hosts, settings, &mut needs[1]).await;
+    let mut problems = preflight(
         source.as_ref(),
         &hosts,
         &unreachable,
@@ -280,6 +273,7 @@ pub async fn prepare(settings: &Settings, options: &Options) -> Result<Prepared,
         options,
     )
     .await;
+    problems.extend(gateway);
 
     Ok(Prepared {
         started,

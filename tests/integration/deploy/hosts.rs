@@ -322,6 +322,43 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
         assert_eq!(image.trim(), local, "host {i} runs the image as built");
     }
 
+    // Two gateway builds under one name on the hosts, and none on this
+    // machine to send them all: refused before any host changes.
+    let (_, gateway) = super::support::images();
+    let name = "shipit-test/gw-fleet:2.6.12-bookworm";
+    for i in [1, 3, 4] {
+        TestHosts::docker(i, &["tag", gateway, name]);
+    }
+    let built = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'FROM {gateway}\\nLABEL test.build=other\\n' | docker -H unix://{DIR}/h2/docker.sock build -q -t {name} -"
+        ))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let other = TestHosts::docker(2, &["image", "inspect", "--format", "{{.Id}}", name]);
+    let other = other.trim().trim_start_matches("sha256:");
+    let set = format!("deploy.gateway_image={name}");
+    let run = site.deploy("2.0.0", &v2, &["--set", &set]).code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "the hosts hold different gateway images under {name}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("ssh://shipit-h2 has {}", &other[..12])),
+        "{}",
+        run.stderr
+    );
+    all_serve(&all, port, "1", "a refused gateway image");
+    for i in all {
+        TestHosts::docker(i, &["rmi", name]);
+    }
+
     // v2 under load on every gateway, then back.
     let load = FleetLoad::start(&all, port);
     site.deploy("2.0.0", &v2, &[]).success();

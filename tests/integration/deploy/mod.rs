@@ -4,6 +4,7 @@
 //! paced and unpaced, and new connections), counting every failed request.
 
 mod bench;
+mod gateway_image;
 mod hosts;
 mod registries;
 mod runner;
