@@ -145,6 +145,7 @@ fn a_deploy_refuses_a_gateway_image_that_holds_other_packages() {
     );
     assert!(site.containers().is_empty(), "{:?}", site.containers());
     // An image under the name that shipit did not make: refused too.
+    docker(&["rmi", "-f", &other]);
     docker(&["tag", base, &other]);
     let run = site.deploy("1.0.0", &v1, &["--set", &set]).code(1);
     assert!(
