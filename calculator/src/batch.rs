@@ -154,7 +154,13 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
 }
 
 /// `calculator calc` output in each format.
-pub fn format_single(operation: Operation, operands: &[f64], result: f64, format: &str) -> String {
+pub fn format_single(
+    operation: Operation,
+    operands: &[f64],
+    result: f64,
+    format: &str,
+    precision: Option<u8>,
+) -> String {
     match format {
         "json" => {
             let value = serde_json::json!({
@@ -165,17 +171,20 @@ pub fn format_single(operation: Operation, operands: &[f64], result: f64, format
             format!("{value}\n")
         }
         "table" => {
-            let operands: Vec<String> = operands.iter().map(|x| num(*x)).collect();
+            let operands: Vec<String> = operands
+                .iter()
+                .map(|x| crate::number::human(*x, precision))
+                .collect();
             table(
                 &["OPERATION", "OPERANDS", "RESULT"],
                 &[[
                     operation.name().to_string(),
                     operands.join(" "),
-                    num(result),
+                    crate::number::human(result, precision),
                 ]],
             )
         }
-        _ => format!("{}\n", num(result)),
+        _ => format!("{}\n", crate::number::human(result, precision)),
     }
 }
 

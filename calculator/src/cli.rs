@@ -13,6 +13,30 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// What every command line command takes (a config file may set them too).
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// TOML defaults: precision, format, state_file, url, log_level
+    /// (default: $XDG_CONFIG_HOME/calculator/config.toml when it exists)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Significant digits in human output, 2-15 (JSON and CSV keep full precision)
+    #[arg(long, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(2..=15))]
+    pub precision: Option<u8>,
+    /// error, warn, info, debug, trace (default: info for `serve`, warn otherwise)
+    #[arg(long, global = true, env = "LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// The state file of memory, history and stats (default: $XDG_STATE_HOME/calculator/state.json)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Use a running calculator server's memory, history and stats instead of the state file
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +65,28 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = CalcFormat::Number)]
         format: CalcFormat,
     },
+    /// The memory register: store, add (M+), recall, clear
+    Memory {
+        #[command(subcommand)]
+        action: MemoryAction,
+        #[arg(long, value_enum, global = true)]
+        format: Option<ReportFormat>,
+    },
+    /// The latest calculations, newest first
+    History {
+        /// How many (default: all that are kept)
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
+    },
+    /// How many calculations and errors, by operation
+    Stats {
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
+    },
+    /// A `calc>` prompt (`help`, `quit`); reads lines from a pipe for scripts
+    Interactive,
     /// Compute every line of a file (`add 5 3`; `#` comments and blank lines skipped)
     Batch {
         file: PathBuf,
@@ -58,9 +104,6 @@ pub struct ServeArgs {
     pub host: String,
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
-    /// error, warn, info, debug, trace
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Json)]
     pub log_format: LogFormatArg,
     /// Calculations kept for /history (at most 10000)
@@ -77,6 +120,27 @@ pub struct ServeArgs {
     /// Threads serving requests (default: one per available core)
     #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryAction {
+    /// Set the memory to X
+    #[command(allow_negative_numbers = true)]
+    Store { value: f64 },
+    /// Add X to the memory (M+), at once: two processes lose no update
+    #[command(allow_negative_numbers = true)]
+    Add { value: f64 },
+    /// Print the memory
+    Recall,
+    /// Set the memory to 0
+    Clear,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1,12 +1,19 @@
 //! The calculator: the sample service that shipit builds, deploys and
 //! smoke-tests - an HTTP API with health, readiness, metrics and structured
-//! logs, and a command line for single calculations and batch files.
+//! logs, and a command line: single calculations, batch files, memory,
+//! history and statistics (on a state file or a server), an interactive mode.
 
+pub mod backend;
 pub mod batch;
 pub mod client;
+pub mod config_file;
+pub mod interactive;
+pub mod number;
 pub mod ops;
+pub mod report;
 pub mod server;
 pub mod settings;
+pub mod store;
 
 /// Whole numbers as JSON integers (`8`, not `8.0`), others as floats.
 pub fn json_number(x: f64) -> serde_json::Value {

@@ -1,6 +1,7 @@
 //! The `calculator` binary: parse arguments, run, map the result to an exit code.
 
 mod cli;
+mod commands;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use calculator::batch::{self, BatchFormat};
-use calculator::ops::{self, Operation};
+use calculator::ops::Operation;
 use calculator::settings::{LogFormat, LogLevel, MAX_HISTORY, Settings};
 use cli::{Cli, Command};
 
@@ -24,13 +25,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    let global = cli.global;
     match cli.command {
         Command::Serve(args) => {
-            let log_level = LogLevel::parse(&args.log_level).ok_or_else(|| {
-                format!(
-                    "LOG_LEVEL \"{}\" is not one of error, warn, info, debug, trace",
-                    args.log_level
-                )
+            let level = global.log_level.as_deref().unwrap_or("info");
+            let log_level = LogLevel::parse(level).ok_or_else(|| {
+                format!("LOG_LEVEL \"{level}\" is not one of error, warn, info, debug, trace")
             })?;
             if args.history_limit == 0 || args.history_limit > MAX_HISTORY {
                 return Err(format!("HISTORY_LIMIT must be from 1 to {MAX_HISTORY}"));
@@ -78,15 +78,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         .map_err(|_| format!("\"{s}\" is not a number"))
                 })
                 .collect::<Result<Vec<f64>, String>>()?;
-            let result = ops::compute(op, &numbers).map_err(|e| e.to_string())?;
+            let options = commands::Options::load(&global)?;
+            let result = commands::calculate(&options, op, &numbers)?;
             let format = match format {
                 cli::CalcFormat::Number => "number",
                 cli::CalcFormat::Json => "json",
                 cli::CalcFormat::Table => "table",
             };
-            print!("{}", batch::format_single(op, &numbers, result, format));
+            print!(
+                "{}",
+                batch::format_single(op, &numbers, result, format, options.precision)
+            );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Memory { action, format } => {
+            commands::memory(&commands::Options::load(&global)?, &action, format)
+        }
+        Command::History { limit, format } => {
+            commands::history(&commands::Options::load(&global)?, limit, format)
+        }
+        Command::Stats { format } => commands::stats(&commands::Options::load(&global)?, format),
+        Command::Interactive => commands::interactive(&commands::Options::load(&global)?),
         Command::Batch {
             file,
             format,

@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &[Method], &str)] = &[
     ("/stats", &[Method::GET, Method::HEAD], "/stats"),
     ("/memory", &[Method::GET, Method::HEAD], "/memory"),
     ("/memory/store", &[Method::POST], "/memory/store"),
+    ("/memory/add", &[Method::POST], "/memory/add"),
     ("/memory/clear", &[Method::POST], "/memory/clear"),
 ];
 
@@ -159,6 +160,20 @@ async fn handle(state: &AppState, route: &str, request: Request) -> Response {
                 state.set_memory(value);
                 Json(json!({ "value": number(value), "stored": true })).into_response()
             }
+            Ok(_) => error(
+                StatusCode::BAD_REQUEST,
+                "value must be a finite number".into(),
+            ),
+            Err(response) => response,
+        },
+        "/memory/add" => match json_body::<MemoryRequest>(request).await {
+            Ok(MemoryRequest { value }) if value.is_finite() => match state.add_memory(value) {
+                Some(sum) => Json(json!({ "value": number(sum), "stored": true })).into_response(),
+                None => error(
+                    StatusCode::BAD_REQUEST,
+                    "the sum is not a finite number (overflow)".into(),
+                ),
+            },
             Ok(_) => error(
                 StatusCode::BAD_REQUEST,
                 "value must be a finite number".into(),

@@ -134,6 +134,20 @@ impl AppState {
         self.memory.store(value.to_bits(), Ordering::Release);
     }
 
+    /// Adds to the memory register at once (M+); `None`, unchanged, when
+    /// the sum would not be finite.
+    pub fn add_memory(&self, value: f64) -> Option<f64> {
+        let mut sum = None;
+        let _ = self
+            .memory
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                let next = f64::from_bits(bits) + value;
+                sum = next.is_finite().then_some(next);
+                sum.map(f64::to_bits)
+            });
+        sum
+    }
+
     pub fn record(&self, entry: HistoryEntry) {
         let mut history = self
             .history

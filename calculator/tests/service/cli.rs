@@ -2,9 +2,14 @@
 
 use std::process::{Command, Output};
 
+/// The binary, its state file and config kept out of the user's home.
 fn calculator(args: &[&str]) -> Output {
+    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("calculator-cli-home");
     Command::new(env!("CARGO_BIN_EXE_calculator"))
         .args(args)
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env_remove("LOG_LEVEL")
         .output()
         .expect("run calculator")
 }

@@ -23,6 +23,7 @@ fn path() -> impl Strategy<Value = String> {
         Just("/calculate".to_string()),
         Just("/history".to_string()),
         Just("/memory/store".to_string()),
+        Just("/memory/add".to_string()),
         Just("/memory/clear".to_string()),
         "/history\\?limit=[-0-9a-z%]{0,8}",
         "/[a-zA-Z0-9._~%!$&'()*+,;=:@/-]{0,40}",

@@ -332,6 +332,24 @@ fn stats_and_memory() {
         server.get("/memory").json().unwrap(),
         json!({ "value": 42.5 })
     );
+    let added = server.post_json("/memory/add", r#"{"value":-2.5}"#);
+    assert_eq!(
+        (added.status, added.json().unwrap()),
+        (200, json!({ "value": 40, "stored": true }))
+    );
+    assert_eq!(
+        server
+            .post_json("/memory/add", r#"{"value":1.7e308}"#)
+            .status,
+        200
+    );
+    let overflow = server.post_json("/memory/add", r#"{"value":1.7e308}"#);
+    assert_eq!(overflow.status, 400, "a sum that is not finite is refused");
+    assert_eq!(
+        server.get("/memory").json().unwrap(),
+        json!({ "value": 1.7e308 + 40.0 }),
+        "and the memory is unchanged"
+    );
     assert_eq!(
         server
             .request("POST", "/memory/clear", &[], b"")

@@ -2,6 +2,7 @@
 //! the real binary for signals and the command line.
 
 mod cli;
+mod cli_state;
 mod fuzz;
 mod http;
 mod server;
