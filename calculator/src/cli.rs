@@ -31,6 +31,12 @@ pub struct Global {
     /// error, warn, info, debug, trace (default: info for `serve`, warn otherwise)
     #[arg(long, global = true, env = "LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Only errors on standard error (as --log-level error)
+    #[arg(short, long, global = true, conflicts_with_all = ["verbose", "log_level"])]
+    pub quiet: bool,
+    /// More on standard error: -v info, -vv debug (as --log-level)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "log_level")]
+    pub verbose: u8,
     /// The state file of memory, history and stats (default: $XDG_STATE_HOME/calculator/state.json)
     #[arg(long, global = true, value_name = "FILE")]
     pub state: Option<PathBuf>,

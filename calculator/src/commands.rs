@@ -31,11 +31,16 @@ impl Options {
             Some(path) => ConfigFile::load(&path)?,
             None => ConfigFile::default(),
         };
-        let level = global
-            .log_level
-            .clone()
-            .or(file.log_level)
-            .unwrap_or_else(|| "warn".into());
+        let level = match (global.quiet, global.verbose) {
+            (true, _) => "error".to_string(),
+            (_, 1) => "info".to_string(),
+            (_, 2..) => "debug".to_string(),
+            _ => global
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "warn".into()),
+        };
         let log_level = LogLevel::parse(&level).ok_or_else(|| {
             format!("--log-level \"{level}\" is not one of error, warn, info, debug, trace")
         })?;

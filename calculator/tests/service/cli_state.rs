@@ -204,6 +204,11 @@ fn the_config_file_sets_defaults_flags_win_and_an_unknown_key_is_named() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("line 2, column 1"), "{err}");
     assert!(err.contains("unknown field `color`"), "{err}");
+    let verbose = run(&state, &["calc", "add", "1", "2", "-vv"]);
+    let said = String::from_utf8_lossy(&verbose.stderr);
+    assert!(said.contains("debug: using the state file "), "{said}");
+    let quiet = run(&state, &["calc", "add", "1", "2", "-q"]);
+    assert!(quiet.stderr.is_empty());
     let low = run(&state, &["calc", "add", "1", "2", "--precision", "1"]);
     assert_eq!(low.status.code(), Some(2));
 }
