@@ -23,15 +23,8 @@ pub struct ConfigFile {
 
 /// The default location, when a file is there.
 pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".config"))
-        })?;
-    Some(base.join("calculator/config.toml")).filter(|p| p.is_file())
+    let path = crate::xdg_dir("XDG_CONFIG_HOME", ".config")?.join("calculator/config.toml");
+    path.is_file().then_some(path)
 }
 
 impl ConfigFile {

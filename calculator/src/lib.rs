@@ -23,3 +23,11 @@ pub fn json_number(x: f64) -> serde_json::Value {
         serde_json::Value::from(x)
     }
 }
+
+/// An XDG base directory: `$VAR` when set, else `$HOME/fallback`.
+pub fn xdg_dir(var: &str, fallback: &str) -> Option<std::path::PathBuf> {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    set(var)
+        .map(std::path::PathBuf::from)
+        .or_else(|| set("HOME").map(|h| std::path::PathBuf::from(h).join(fallback)))
+}

@@ -46,15 +46,7 @@ pub struct Store {
 
 /// `$XDG_STATE_HOME/calculator/state.json`, else `~/.local/state/...`.
 pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })?;
-    Some(base.join("calculator/state.json"))
+    Some(crate::xdg_dir("XDG_STATE_HOME", ".local/state")?.join("calculator/state.json"))
 }
 
 impl Store {
