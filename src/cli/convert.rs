@@ -54,6 +54,7 @@ pub fn run(cli: Cli) -> (Output, Result<(), shipit::Error>) {
                 }
                 ImageKind::Python { options } => (shipit::offline::Interpreter::Python, options),
                 ImageKind::Node { options } => (shipit::offline::Interpreter::Node, options),
+                ImageKind::Go { options } => (shipit::offline::Interpreter::Go, options),
             };
             let tag = o.tag.as_deref();
             commands::image::interpreter(&ctx, interpreter, tag, o.force, o.dry_run)
@@ -116,6 +117,7 @@ impl From<InitKind> for BuildKind {
             InitKind::Image => BuildKind::Image,
             InitKind::Python => BuildKind::Python,
             InitKind::Node => BuildKind::Node,
+            InitKind::Go => BuildKind::Go,
         }
     }
 }

@@ -98,7 +98,7 @@ pub struct InitArgs {
     /// The port the service listens on in its container
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// The Cargo binary package to build (a workspace with several)
+    /// The Cargo binary package to build (a workspace with several); for Go, the main package (./cmd/NAME)
     #[arg(long)]
     pub package: Option<String>,
     /// The image to deploy, with --kind image: REGISTRY/NAME:TAG or @sha256:DIGEST
@@ -252,6 +252,7 @@ pub enum InitKind {
     Image,
     Python,
     Node,
+    Go,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -276,6 +277,11 @@ pub enum ImageKind {
     },
     /// The base of build.kind = "node" where nothing can be pulled: this machine's Node.js and npm, FROM scratch
     Node {
+        #[command(flatten)]
+        options: ImageOptions,
+    },
+    /// The builder of build.kind = "go" where nothing can be pulled: this machine's Go toolchain and a shell, FROM scratch
+    Go {
         #[command(flatten)]
         options: ImageOptions,
     },

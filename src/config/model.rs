@@ -51,7 +51,8 @@ pub struct App {
     pub version_source: VersionSource,
     pub manifest: String,
     pub version: String,
-    /// The Cargo package (and binary) to build and ship.
+    /// The Cargo package (and binary) to build and ship; for `build.kind =
+    /// "go"`, the main package (`.` or `./cmd/NAME`; empty: `.`).
     pub package: String,
     /// Source repository URL, for the `org.opencontainers.image.source` label.
     pub source_url: String,
@@ -98,6 +99,9 @@ pub struct Build {
     pub image: String,
     /// `python`: the requirements file pip installs; empty: the project itself (`pip install .`).
     pub requirements: String,
+    /// `go`: the module is vendored (`go mod vendor`): the build uses
+    /// `vendor/` and downloads nothing.
+    pub vendor: bool,
 }
 
 impl Default for Build {
@@ -109,6 +113,7 @@ impl Default for Build {
             target: String::new(),
             image: String::new(),
             requirements: "requirements.txt".into(),
+            vendor: false,
         }
     }
 }
@@ -126,6 +131,8 @@ pub enum BuildKind {
     Python,
     /// A Node.js service: shipit renders the Dockerfile (`npm ci`, then the sources).
     Node,
+    /// A Go module: shipit renders the Dockerfile (a static binary on scratch).
+    Go,
 }
 
 impl BuildKind {
@@ -136,6 +143,7 @@ impl BuildKind {
             BuildKind::Image => "image",
             BuildKind::Python => "python",
             BuildKind::Node => "node",
+            BuildKind::Go => "go",
         }
     }
 
@@ -145,6 +153,7 @@ impl BuildKind {
             BuildKind::Rust => Some(("rust:1.95.0-slim-bookworm", "scratch")),
             BuildKind::Python => Some(("python:3.11-slim-bookworm", "python:3.11-slim-bookworm")),
             BuildKind::Node => Some(("node:20-bookworm-slim", "node:20-bookworm-slim")),
+            BuildKind::Go => Some(("golang:1.23.4-bookworm", "scratch")),
             BuildKind::Dockerfile | BuildKind::Image => None,
         }
     }
@@ -349,6 +358,24 @@ impl GatewayPackages {
     pub fn haproxy_upstream(&self) -> &str {
         upstream_version(&self.haproxy)
     }
+}
+
+/// The HAProxy version an image tag names (`2.6.12` of `2.6.12-bookworm`,
+/// `2.6` of `2.6-alpine`): a leading dotted version of two or more numbers;
+/// `None` for tags like `1`, `v3` or `stable`.
+pub fn tag_version(tag: &str) -> Option<&str> {
+    let named = tag.split('-').next().unwrap_or(tag);
+    let parts: Vec<&str> = named.split('.').collect();
+    (parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    .then_some(named)
+}
+
+/// Whether a tag's version (`2.6`) names the version `2.6.12`.
+pub fn tag_names(named: &str, version: &str) -> bool {
+    version == named || version.starts_with(&format!("{named}."))
 }
 
 /// A Debian version's upstream part: without the epoch and the revision.
@@ -761,6 +788,9 @@ impl Config {
             if self.image.runtime.is_empty() {
                 self.image.runtime = runtime.into();
             }
+        }
+        if self.build.kind == BuildKind::Go && self.app.package.is_empty() {
+            self.app.package = ".".into();
         }
         let name = self.app.name.clone();
         if name.is_empty() {

@@ -439,4 +439,26 @@ fn gateway_packages_are_exact_debian_versions_and_the_tag_names_the_haproxy() {
     load_env("[deploy]\ngateway_image = \"gw/haproxy:2.8.5-noble\"\n[deploy.gateway_packages]\nhaproxy = \"1:2.8.5-1ubuntu3.3\"\nsocat = \"1.8.0.0-4build3\"\n")
         .expect("valid");
     load_env("[deploy]\ngateway_image = \"gw/haproxy:stable\"\n").expect("valid");
+    load_env("[deploy]\ngateway_image = \"127.0.0.1:5000/gw:1\"\n").expect("valid");
+    load_env("[deploy]\ngateway_image = \"gw/haproxy:2.6-bookworm\"\n").expect("valid");
+}
+
+#[test]
+fn a_go_service_builds_a_main_package_of_its_module_on_scratch() {
+    let loaded = load_env("[build]\nkind = \"go\"\n").expect("valid");
+    assert_eq!(loaded.config.app.package, ".");
+    assert_eq!(loaded.config.image.runtime, "scratch");
+    load_env("[build]\nkind = \"go\"\nvendor = true\n[app]\npackage = \"./cmd/api\"\n")
+        .expect("valid");
+    for bad in ["../x", "./cmd/../x", "cmd/api", "./", "./a b"] {
+        let found = problems(&format!(
+            "[build]\nkind = \"go\"\n[app]\npackage = \"{bad}\"\n"
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|(k, m)| k == "app.package" && m.contains("main package")),
+            "{bad}: {found:?}"
+        );
+    }
 }

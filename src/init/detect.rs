@@ -19,7 +19,7 @@ pub struct Found {
     pub dockerfile: bool,
     pub python: Option<Python>,
     pub node: Option<Node>,
-    pub go: bool,
+    pub go: Option<Go>,
     /// The name and version the project gives itself, if any.
     pub name: Option<String>,
     pub version: Option<String>,
@@ -34,6 +34,16 @@ pub struct Python {
     pub requirements: bool,
     /// How to start it: `python3 app.py`, `python3 -m pkg`.
     pub args: Vec<String>,
+}
+
+/// A Go module (`go.mod`): its path, its main packages, and whether it is vendored.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Go {
+    pub module: String,
+    /// `.` (a main package at the root) and each `./cmd/NAME` with one.
+    pub mains: Vec<String>,
+    /// `vendor/modules.txt` is there (`go mod vendor`).
+    pub vendored: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,8 +84,8 @@ impl Found {
         if self.node.is_some() {
             out.push("a Node.js project (package.json)".into());
         }
-        if self.go {
-            out.push("a Go module (go.mod)".into());
+        if let Some(go) = &self.go {
+            out.push(format!("a Go module ({})", go.module));
         }
         out
     }
@@ -88,7 +98,7 @@ fn read(project: &Path, file: &str) -> Option<String> {
 pub fn detect(project: &Path) -> Found {
     let mut found = Found {
         dockerfile: project.join("Dockerfile").is_file(),
-        go: project.join("go.mod").is_file(),
+        go: go_module(project),
         github: read(project, ".git/config").and_then(|c| github_origin(&c)),
         ..Found::default()
     };
@@ -172,6 +182,55 @@ pub fn detect(project: &Path) -> Found {
         });
     }
     found
+}
+
+/// Whether a directory holds a main package: a non-test `.go` file that
+/// says `package main`.
+fn has_main(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.ends_with(".go")
+            && !name.ends_with("_test.go")
+            && std::fs::read_to_string(e.path()).is_ok_and(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .find(|l| l.starts_with("package "))
+                    .is_some_and(|l| l.split_whitespace().nth(1) == Some("main"))
+            })
+    })
+}
+
+/// `go.mod`'s module path, and the main packages: the root's, and those of
+/// `cmd/*`, sorted.
+fn go_module(project: &Path) -> Option<Go> {
+    let text = read(project, "go.mod")?;
+    let module = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("module "))
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .unwrap_or_default();
+    let mut mains = Vec::new();
+    if has_main(project) {
+        mains.push(".".to_string());
+    }
+    if let Ok(entries) = std::fs::read_dir(project.join("cmd")) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir() && has_main(&e.path()))
+            .map(|e| format!("./cmd/{}", e.file_name().to_string_lossy()))
+            .collect();
+        names.sort();
+        mains.extend(names);
+    }
+    Some(Go {
+        module,
+        mains,
+        vendored: project.join("vendor/modules.txt").is_file(),
+    })
 }
 
 /// The workspace's packages that have a binary target, from `cargo metadata`

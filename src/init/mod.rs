@@ -51,6 +51,8 @@ pub struct InitCtx {
     pub image: String,
     /// `owner/repo` on GitHub: staging and production use ghcr.io/owner/repo.
     pub github: String,
+    /// Go: `vendor/modules.txt` is there.
+    pub vendor: bool,
 }
 
 #[derive(Template)]
@@ -135,14 +137,10 @@ pub fn plan(project: &Path, request: &Request, found: &Found) -> Result<Plan, Er
         None if found.cargo.as_ref().is_some_and(|b| !b.is_empty()) => BuildKind::Rust,
         None if found.python.is_some() => BuildKind::Python,
         None if found.node.is_some() => BuildKind::Node,
-        None if found.go => {
-            return Err(Error::Usage(
-                "found a Go module (go.mod) and nothing shipit renders a Dockerfile for: add a Dockerfile and run `shipit init` again (build.kind = \"dockerfile\"), or deploy an image built elsewhere: shipit init --kind image --image REGISTRY/NAME:TAG".into(),
-            ));
-        }
+        None if found.go.is_some() => BuildKind::Go,
         None => {
             return Err(Error::Usage(format!(
-                "nothing to build in {}: no Cargo.toml with a binary package, Dockerfile, pyproject.toml, requirements.txt, package.json or go.mod{}; name what to build with --kind (rust, dockerfile, python, node), or deploy an image built elsewhere: shipit init --kind image --image REGISTRY/NAME:TAG",
+                "nothing to build in {}: no Cargo.toml with a binary package, Dockerfile, pyproject.toml, requirements.txt, package.json or go.mod{}; name what to build with --kind (rust, dockerfile, python, node, go), or deploy an image built elsewhere: shipit init --kind image --image REGISTRY/NAME:TAG",
                 project
                     .canonicalize()
                     .unwrap_or_else(|_| project.to_path_buf())
@@ -198,6 +196,49 @@ pub fn plan(project: &Path, request: &Request, found: &Found) -> Result<Plan, Er
             }
         });
     }
+    let mut go_package = String::new();
+    if kind == BuildKind::Go {
+        let go = found.go.clone().ok_or_else(|| {
+            Error::Usage(
+                "build.kind = \"go\" needs a Go module here: go.mod at the root (go mod init)"
+                    .into(),
+            )
+        })?;
+        go_package = match (&request.package, go.mains.len()) {
+            (Some(p), _) => {
+                let wanted = if p == "." || p.starts_with("./") {
+                    p.clone()
+                } else {
+                    format!("./cmd/{p}")
+                };
+                if !go.mains.contains(&wanted) {
+                    return Err(Error::Usage(format!(
+                        "--package {p}: no main package there (main packages: {})",
+                        if go.mains.is_empty() {
+                            "none".to_string()
+                        } else {
+                            go.mains.join(", ")
+                        }
+                    )));
+                }
+                wanted
+            }
+            (None, 1) => go.mains[0].clone(),
+            (None, 0) => {
+                return Err(Error::Usage(
+                    "the Go module has no main package: none at the root, none in cmd/NAME (a .go file saying `package main`)".into(),
+                ));
+            }
+            (None, _) => {
+                return Err(Error::Usage(format!(
+                    "the Go module has {} main packages: {}; choose the service with --package (e.g. --package {})",
+                    go.mains.len(),
+                    go.mains.join(", "),
+                    go.mains[go.mains.len() - 1]
+                )));
+            }
+        };
+    }
     if kind == BuildKind::Image && request.image.is_none() {
         return Err(Error::Usage(
             "--kind image deploys an image built elsewhere: give it with --image REGISTRY/NAME:TAG (or @sha256:DIGEST)".into(),
@@ -222,6 +263,15 @@ pub fn plan(project: &Path, request: &Request, found: &Found) -> Result<Plan, Er
             let from = binary
                 .as_ref()
                 .map(|b| b.package.clone())
+                .or_else(|| {
+                    go_package
+                        .strip_prefix("./cmd/")
+                        .map(String::from)
+                        .or_else(|| {
+                            let module = found.go.as_ref()?.module.rsplit('/').next()?;
+                            (!module.is_empty()).then(|| module.to_string())
+                        })
+                })
                 .or_else(|| found.name.clone())
                 .unwrap_or(dir_name);
             let name = dns_name(&from);
@@ -269,7 +319,8 @@ pub fn plan(project: &Path, request: &Request, found: &Found) -> Result<Plan, Er
         package: binary
             .as_ref()
             .map(|b| b.package.clone())
-            .unwrap_or_default(),
+            .unwrap_or(go_package),
+        vendor: found.go.as_ref().is_some_and(|g| g.vendored),
         manifest: binary
             .as_ref()
             .map(|b| version_manifest(project, &b.manifest))
@@ -297,10 +348,15 @@ pub fn plan(project: &Path, request: &Request, found: &Found) -> Result<Plan, Er
     let mut next = vec!["shipit validate".to_string(), "shipit render --all".into()];
     match kind {
         BuildKind::Image => {}
-        BuildKind::Python | BuildKind::Node => {
+        BuildKind::Python | BuildKind::Node | BuildKind::Go => {
             next.push(format!(
-                "offline? make the base image: shipit image {} (then set image.builder and image.runtime to it)",
-                kind.name()
+                "offline? make the base image: shipit image {} (then set {} to it)",
+                kind.name(),
+                if kind == BuildKind::Go {
+                    "image.builder"
+                } else {
+                    "image.builder and image.runtime"
+                }
             ));
             next.push("shipit build development".into());
         }

@@ -176,12 +176,12 @@ fn tag_problems(image: &str, version: &str, codename: Option<&str>) -> Vec<Strin
     let Some((_, tag)) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) else {
         return Vec::new();
     };
-    if !tag.starts_with(|c: char| c.is_ascii_digit()) {
+    let Some(named) = crate::config::model::tag_version(tag) else {
         return Vec::new();
-    }
+    };
     let mut problems = Vec::new();
-    let (named, suffix) = tag.split_once('-').unwrap_or((tag, ""));
-    if named != version {
+    let suffix = tag.split_once('-').map_or("", |(_, s)| s);
+    if !crate::config::model::tag_names(named, version) {
         problems.push(format!(
             "the tag {tag} names HAProxy {named}, and the HAProxy here is {version}"
         ));
@@ -345,6 +345,8 @@ mod tests {
         let ok = "shipit-offline/haproxy:2.6.12-bookworm";
         assert!(tag_problems(ok, "2.6.12", Some("bookworm")).is_empty());
         assert!(tag_problems("127.0.0.1:5000/gw:stable", "2.6.12", Some("bookworm")).is_empty());
+        assert!(tag_problems("127.0.0.1:5000/gw:1", "2.6.12", Some("bookworm")).is_empty());
+        assert!(tag_problems("gw:2.6-bookworm", "2.6.12", Some("bookworm")).is_empty());
         let wrong = tag_problems(
             "shipit-offline/haproxy:2.8.5-noble",
             "2.6.12",

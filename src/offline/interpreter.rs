@@ -17,6 +17,8 @@ use crate::process::Program;
 pub enum Interpreter {
     Python,
     Node,
+    /// Not an interpreter: Go's toolchain, the builder base of `build.kind = "go"`.
+    Go,
 }
 
 /// What `shipit image python|node` makes and from what.
@@ -74,6 +76,86 @@ fn tree(dir: &Path, skip: &[&str], out: &mut Vec<(String, Source)>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Debian's Go toolchain where Debian puts it (`/usr/lib/go-VERSION`, its
+/// sources under `/usr/share/go-VERSION` without tests), `/usr/bin/go`, and
+/// a shell (dash) for the rendered Dockerfile's `RUN go build ...`.
+fn go_toolchain(
+    files: &mut Vec<(String, Source)>,
+) -> Result<(String, &'static str, String, Vec<String>), Error> {
+    let go = std::fs::canonicalize("/usr/bin/go").map_err(|_| missing("go", "golang-go"))?;
+    let go = go.display().to_string();
+    let root = go
+        .strip_suffix("/bin/go")
+        .ok_or_else(|| missing("go", "golang-go"))?
+        .to_string();
+    let text = Program::new(&go, ["version"])
+        .read()
+        .map_err(|e| Error::Usage(format!("cannot run {go} version: {}", e.message)))?;
+    let version = text
+        .split_whitespace()
+        .nth(2)
+        .map(|v| v.trim_start_matches("go").to_string())
+        .ok_or_else(|| Error::Usage(format!("{go} version printed {text}")))?;
+    let shared = root.replacen("/usr/lib/", "/usr/share/", 1);
+    let mut tree_files = Vec::new();
+    tree(Path::new(&root), &[], &mut tree_files)?;
+    if Path::new(&shared).is_dir() {
+        tree(
+            Path::new(&shared),
+            &["test", "testdata", "misc", "api"],
+            &mut tree_files,
+        )?;
+    }
+    // Not needed to build a service: the standard library precompiled
+    // without -trimpath (the build compiles its own into the cache), and the
+    // sources of Go's own commands (their binaries are in pkg/tool).
+    let (pkg, cmd) = (format!("{root}/pkg/"), format!("{shared}/src/cmd/"));
+    let kept = [format!("{pkg}tool"), format!("{pkg}include")];
+    tree_files.retain(|(p, _)| {
+        (!p.starts_with(&pkg) || kept.iter().any(|k| p.starts_with(k.as_str())))
+            && !p.starts_with(&cmd)
+    });
+    let shell = "/bin/dash".to_string();
+    let mut binaries = vec![shell.clone()];
+    binaries.extend(
+        tree_files
+            .iter()
+            .filter(|(p, s)| {
+                matches!(s, Source::File(_, 0o755))
+                    && (p.contains("/bin/") || p.contains("/pkg/tool/"))
+            })
+            .map(|(p, _)| p.clone()),
+    );
+    for lib in all_libraries(&binaries)? {
+        files.push((lib.clone(), Source::File(lib, 0o755)));
+    }
+    files.push(("/bin/sh".into(), Source::File(shell, 0o755)));
+    let relative = root.trim_start_matches("/usr/");
+    files.push((
+        "/usr/bin/go".into(),
+        Source::Symlink(format!("../{relative}/bin/go")),
+    ));
+    files.push((
+        "/usr/bin/gofmt".into(),
+        Source::Symlink(format!("../{relative}/bin/gofmt")),
+    ));
+    files.extend(tree_files);
+    let dockerfile = format!(
+        "FROM scratch\n\
+         COPY rootfs/ /\n\
+         LABEL org.opencontainers.image.title=\"shipit go\" \\\n      \
+         org.opencontainers.image.description=\"Go {version} from this machine's Debian packages, made offline\" \\\n      \
+         org.opencontainers.image.version=\"{version}\"\n\
+         ENV PATH=/usr/local/bin:/usr/bin:/bin \\\n    \
+         GOROOT={root} \\\n    \
+         GOPATH=/go \\\n    \
+         GOCACHE=/root/.cache/go-build \\\n    \
+         HOME=/root\n\
+         CMD [\"go\", \"version\"]\n"
+    );
+    Ok((version, "go", dockerfile, vec![root, shared]))
 }
 
 /// The libraries of `binaries`, each once, sorted.
@@ -203,6 +285,7 @@ pub fn interpreter_plan(which: Interpreter, image: Option<&str>) -> Result<Inter
             );
             (version, "node", dockerfile, vec![binary, npm])
         }
+        Interpreter::Go => go_toolchain(&mut files)?,
     };
     files.push(("/etc/passwd".into(), Source::Bytes(PASSWD.into(), 0o644)));
     files.push(("/etc/group".into(), Source::Bytes(GROUP.into(), 0o644)));

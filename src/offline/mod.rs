@@ -40,14 +40,17 @@ pub struct RootImage {
 
 /// The shared libraries (and the loader) a binary links, by path.
 pub(crate) fn libraries(binary: &str) -> Result<Vec<String>, Error> {
-    let text = crate::process::Program::new("ldd", [binary])
-        .read()
-        .map_err(|e| {
-            Error::Usage(format!(
+    let text = match crate::process::Program::new("ldd", [binary]).read() {
+        Ok(text) => text,
+        // A statically linked binary needs none.
+        Err(e) if e.message.contains("not a dynamic executable") => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::Usage(format!(
                 "cannot list the libraries of {binary} (ldd): {}",
                 e.message
-            ))
-        })?;
+            )));
+        }
+    };
     Ok(text
         .split_whitespace()
         .filter(|w| w.starts_with('/'))

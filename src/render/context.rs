@@ -53,7 +53,7 @@ pub struct Ctx {
     pub metrics_path: String,
 
     pub image_ref: String,
-    /// `build.kind`: `rust`, `dockerfile`, `image`, `python`, `node`.
+    /// `build.kind`: `rust`, `dockerfile`, `image`, `python`, `node`, `go`.
     pub kind: &'static str,
     /// shipit renders the Dockerfile (`rust`, `python`, `node`), and a
     /// prebuilt one (`rust`).
@@ -61,6 +61,8 @@ pub struct Ctx {
     pub renders_prebuilt: bool,
     /// `build.requirements` (python).
     pub python_requirements: String,
+    /// `build.vendor` (go): the build uses `vendor/` and downloads nothing.
+    pub go_vendor: bool,
     /// The image has a HEALTHCHECK: `app.healthcheck`, or the one shipit
     /// renders for an interpreter it ships (python, node).
     pub image_healthcheck: bool,
@@ -344,6 +346,7 @@ impl Ctx {
             renders_dockerfile: c.build.kind.bases().is_some(),
             renders_prebuilt: c.build.kind == BuildKind::Rust,
             python_requirements: c.build.requirements.clone(),
+            go_vendor: c.build.vendor,
             image_healthcheck: !c.app.healthcheck.is_empty()
                 || matches!(c.build.kind, BuildKind::Python | BuildKind::Node),
             compose_builds: c.build.kind != BuildKind::Image,

@@ -279,7 +279,7 @@ fn an_image_built_elsewhere() {
 }
 
 #[test]
-fn nothing_to_build_or_only_go_gets_a_clear_message_and_no_files() {
+fn nothing_to_build_or_a_go_module_without_a_main_package_gets_a_clear_message_and_no_files() {
     let project = repository(&[("README.md", "# notes\n")]);
     let run = project.shipit(&["init"]).code(2);
     assert!(
@@ -291,16 +291,23 @@ fn nothing_to_build_or_only_go_gets_a_clear_message_and_no_files() {
     assert!(!project.exists("environments"));
     let project = repository(&[
         ("go.mod", "module example.com/x\n"),
-        ("main.go", "package main\n"),
+        ("lib.go", "package x\n"),
+        ("main_test.go", "package main\n"),
     ]);
     let run = project.shipit(&["init"]).code(2);
     assert!(
-        run.stderr.contains("found a Go module (go.mod)"),
+        run.stderr.contains("the Go module has no main package"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("add a Dockerfile"), "{}", run.stderr);
     assert!(!project.exists("environments"));
+    let run = project.shipit(&["init", "--package", "cmd/x"]).code(2);
+    assert!(
+        run.stderr
+            .contains("--package cmd/x: no main package there (main packages: none)"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

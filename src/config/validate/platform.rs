@@ -438,12 +438,11 @@ fn gateway_packages(c: &mut Checker<'_>, d: &crate::config::model::Deploy) {
         .and_then(|r| r.tag);
     let upstream = d.gateway_packages.haproxy_upstream();
     if let Some(tag) = tag
-        && tag.starts_with(|ch: char| ch.is_ascii_digit())
+        && let Some(named) = crate::config::model::tag_version(&tag)
         && rules::is_debian_version(&d.gateway_packages.haproxy)
     {
-        let named = tag.split('-').next().unwrap_or(&tag);
         c.check(
-            named == upstream,
+            crate::config::model::tag_names(named, upstream),
             "deploy.gateway_image",
             format!(
                 "the gateway image is tagged {tag}, but deploy.gateway_packages.haproxy pins HAProxy {upstream} ({})",

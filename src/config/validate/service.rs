@@ -112,15 +112,24 @@ pub(super) fn app(c: &mut Checker<'_>, config: &Config) {
         "the description has characters that cannot be written safely into a Dockerfile label",
         "plain text without quotes, backslashes, `$`, braces, `;` or control characters",
     );
-    c.check(
-        app.package
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && !app.package.is_empty(),
-        "app.package",
-        format!("\"{}\" is not a Cargo package name", app.package),
-        "letters, digits, `-` and `_`",
-    );
+    if config.build.kind == BuildKind::Go {
+        c.check(
+            is_go_main_package(&app.package),
+            "app.package",
+            format!("\"{}\" is not a main package of the module", app.package),
+            "\".\" (the module's root) or a directory below it, e.g. \"./cmd/server\"",
+        );
+    } else {
+        c.check(
+            app.package
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !app.package.is_empty(),
+            "app.package",
+            format!("\"{}\" is not a Cargo package name", app.package),
+            "letters, digits, `-` and `_`",
+        );
+    }
     if !app.source_url.is_empty() {
         c.check(
             rules::is_http_url(&app.source_url),
@@ -193,6 +202,22 @@ pub(crate) fn is_semver(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
 }
 
+/// `.` or `./dir/dir`: a package path of the module, plain characters only.
+fn is_go_main_package(package: &str) -> bool {
+    package == "."
+        || package.strip_prefix("./").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest.split('/').all(|part| {
+                    !part.is_empty()
+                        && part != "."
+                        && part != ".."
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                })
+        })
+}
+
 /// A path inside the project: relative, no `..`, no control characters.
 fn project_path(path: &str) -> bool {
     !path.is_empty()
@@ -204,7 +229,7 @@ fn project_path(path: &str) -> bool {
 pub(super) fn build(c: &mut Checker<'_>, config: &Config) {
     let b = &config.build;
     match b.kind {
-        BuildKind::Rust | BuildKind::Node => {}
+        BuildKind::Rust | BuildKind::Node | BuildKind::Go => {}
         BuildKind::Python => {
             if !b.requirements.is_empty() {
                 c.check(
@@ -295,7 +320,7 @@ pub(super) fn image(c: &mut Checker<'_>, config: &Config) {
         c.pinned_image(
             "image.runtime",
             &image.runtime,
-            config.build.kind == BuildKind::Rust,
+            matches!(config.build.kind, BuildKind::Rust | BuildKind::Go),
         );
     }
     c.check(

@@ -5,6 +5,7 @@
 
 mod bench;
 mod gateway_image;
+mod go_service;
 mod hosts;
 mod registries;
 mod runner;

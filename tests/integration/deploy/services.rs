@@ -72,7 +72,7 @@ signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown
 server.serve_forever()
 "#;
 
-const CHECKS: &str = r#"
+pub(super) const CHECKS: &str = r#"
 [[smoke.checks]]
 name = "GET /greeting says hello"
 path = "/greeting"
@@ -97,15 +97,15 @@ const ECHO: Probe = Probe {
 /// These tests take turns: each removes, at its end, the untagged builder
 /// stages its builds left on the Python base, which another one's build in
 /// progress must not lose.
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(super) static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The offline Python base: `shipit image python`, as a user runs it.
 fn python_base() -> String {
     offline_base("python")
 }
 
-/// `shipit image KIND` (python, node), as a user runs it: the image's name.
-fn offline_base(kind: &str) -> String {
+/// `shipit image KIND` (python, node, go), as a user runs it: the image's name.
+pub(super) fn offline_base(kind: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_shipit"))
         .args(["image", kind])
         .env("NO_COLOR", "1")
@@ -120,16 +120,16 @@ fn offline_base(kind: &str) -> String {
 }
 
 /// A throw-away project of one service on this engine, removed on drop.
-struct Service {
-    project: Project,
-    app: String,
+pub(super) struct Service {
+    pub(super) project: Project,
+    pub(super) app: String,
     port: u16,
-    sets: Vec<String>,
+    pub(super) sets: Vec<String>,
 }
 
 impl Service {
     /// `init` in a project holding `files`, then the test's settings and the checks.
-    fn new(test: &str, files: &[(&str, String)], init: &[&str]) -> Service {
+    pub(super) fn new(test: &str, files: &[(&str, String)], init: &[&str]) -> Service {
         let app = format!("s{}-{test}", std::process::id());
         let project = Project::empty();
         for (path, text) in files {
@@ -169,13 +169,13 @@ impl Service {
     }
 
     /// `shipit build development` of `version`.
-    fn build(&self, version: &str) {
+    pub(super) fn build(&self, version: &str) {
         let set = format!("app.version={version}");
         self.shipit(&["build", "development", "--set", &set])
             .success();
     }
 
-    fn shipit(&self, args: &[&str]) -> Run {
+    pub(super) fn shipit(&self, args: &[&str]) -> Run {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         for set in &self.sets {
             all.push("--set".into());
@@ -185,11 +185,11 @@ impl Service {
         self.project.shipit(&all)
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn serving(&self) -> Option<String> {
+    pub(super) fn serving(&self) -> Option<String> {
         shipit::http::request(
             &format!("{}/health", self.url()),
             "GET",
@@ -202,14 +202,14 @@ impl Service {
     }
 
     /// Deploys, and checks the release serves the greeting of `variant`.
-    fn deploy(&self, version: &str, extra: &[&str]) -> Run {
+    pub(super) fn deploy(&self, version: &str, extra: &[&str]) -> Run {
         let set = format!("app.version={version}");
         let mut args = vec!["deploy", "development", "--set", &set];
         args.extend_from_slice(extra);
         self.shipit(&args)
     }
 
-    fn greeting(&self) -> String {
+    pub(super) fn greeting(&self) -> String {
         shipit::http::request(
             &format!("{}/greeting", self.url()),
             "GET",
