@@ -82,6 +82,32 @@ const ECHO: Probe = Probe {
     expect: r#""n":7"#,
 };
 
+/// A container made to read the image's files, removed on drop.
+struct Created(String);
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", "-v", &self.0]);
+    }
+}
+
+/// `go ARGS` in `dir`, offline (no proxy), with its cache in `dir/.gocache`; it must succeed.
+fn go(dir: &std::path::Path, args: &[&str]) {
+    let run = Command::new("go")
+        .args(args)
+        .current_dir(dir)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", dir.join(".gocache"))
+        .output()
+        .expect("go (.ci/install-tools installs golang-go)");
+    assert!(
+        run.status.success(),
+        "go {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 fn main_go(variant: &str) -> String {
     MAIN.replace("VARIANT_HERE", variant)
 }
@@ -115,20 +141,8 @@ fn init_names_every_main_package_when_a_go_module_has_several() {
     let ci = project.read(".github/workflows/ci.yml");
     for step in ["- run: go vet ./...", "- run: go test ./..."] {
         assert!(ci.contains(step), "{ci}");
-        let command: Vec<&str> = step.trim_start_matches("- run: ").split(' ').collect();
-        let run = Command::new(command[0])
-            .args(&command[1..])
-            .current_dir(project.path())
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOPROXY", "off")
-            .env("GOCACHE", project.path().join(".gocache"))
-            .output()
-            .expect("go (.ci/install-tools installs golang-go)");
-        assert!(
-            run.status.success(),
-            "{step}: {}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        let args: Vec<&str> = step.trim_start_matches("- run: go ").split(' ').collect();
+        go(project.path(), &args);
     }
     let lint = Command::new("actionlint")
         .arg(project.path().join(".github/workflows/ci.yml"))
@@ -185,6 +199,8 @@ fn docker_a_go_service_built_offline_is_static_on_scratch_and_redeploys_with_zer
     let (_, user) = docker(&["image", "inspect", "--format", "{{.Config.User}}", &image]);
     assert_eq!(user, "10001:10001");
     let (_, created) = docker(&["create", &image]);
+    let container = Created(created);
+    let created = container.0.as_str();
     let files = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -212,7 +228,6 @@ fn docker_a_go_service_built_offline_is_static_on_scratch_and_redeploys_with_zer
         &format!("{created}:/{binary}"),
         copied.to_str().unwrap(),
     ]);
-    docker(&["rm", "-f", &created]);
     let kind = Command::new("file").arg(&copied).output().expect("file");
     let kind = String::from_utf8_lossy(&kind.stdout).into_owned();
     assert!(kind.contains("statically linked"), "{kind}");
@@ -255,19 +270,7 @@ fn docker_a_go_service_built_offline_is_static_on_scratch_and_redeploys_with_zer
                 "\"encoding/json\"\n\t\"example.com/greet\"",
             ),
     );
-    let vendored = Command::new("go")
-        .args(["mod", "vendor"])
-        .current_dir(p.path())
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOCACHE", p.path().join(".gocache"))
-        .output()
-        .expect("go mod vendor");
-    assert!(
-        vendored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&vendored.stderr)
-    );
+    go(p.path(), &["mod", "vendor"]);
     let _ = std::fs::remove_dir_all(p.path().join(".gocache"));
     service.sets.push("build.vendor=true".into());
     service.shipit(&["render", "development", "-q"]).success();
