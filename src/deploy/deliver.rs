@@ -231,12 +231,22 @@ async fn gateway_holds_other(
     settings: &Settings,
 ) -> Option<String> {
     let (id, labels) = engine.image_labels(reference).await?;
+    pinned_otherwise(&id, &labels, reference, settings)
+}
+
+/// Why an image with these labels is not the one `deploy.gateway_packages` pins.
+fn pinned_otherwise(
+    id: &str,
+    labels: &std::collections::HashMap<String, String>,
+    reference: &str,
+    settings: &Settings,
+) -> Option<String> {
     let want = crate::offline::pinned(&settings.gateway_packages);
     let holds = labels.get(crate::offline::LABEL_PINNED);
     (holds != Some(&want)).then(|| {
         format!(
             "the gateway image {reference} ({}) holds {}, and deploy.gateway_packages pins {want}: make it with `shipit image gateway {}` where those packages are installed",
-            short(&id),
+            short(id),
             holds.map_or("no record of its packages (not made by `shipit image gateway`)".to_string(), |h| h.clone()),
             settings.site.environment
         )
@@ -263,8 +273,9 @@ pub async fn gateway_identity(
     let mut problems = Vec::new();
     let mut ids: Vec<(String, String)> = Vec::new();
     for host in hosts {
-        if let Some(id) = host.engine.image_id(&need.reference).await {
-            if let Some(why) = gateway_holds_other(&host.engine, &need.reference, settings).await {
+        // One inspection a host: its id and what its labels say it holds.
+        if let Some((id, labels)) = host.engine.image_labels(&need.reference).await {
+            if let Some(why) = pinned_otherwise(&id, &labels, &need.reference, settings) {
                 problems.push(format!("{}: {why}", host.name));
             }
             ids.push((host.name.clone(), id));
