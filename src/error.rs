@@ -64,6 +64,11 @@ pub enum Error {
     #[error("{message}")]
     Reported { code: i32, message: String },
 
+    /// A command run for the user (`exec`, `run`) ended with this code;
+    /// what it printed said why.
+    #[error("the command exited with code {code}")]
+    Exited { code: i32 },
+
     #[error(
         "template {template} failed to render: {message}\nthis is a shipit bug: please report it with the command you ran"
     )]
@@ -91,7 +96,7 @@ impl Error {
             Error::Io { .. } | Error::Stale { .. } => 1,
             Error::Engine { .. } | Error::Build { .. } | Error::Push { .. } => 1,
             Error::Docker { .. } | Error::Deploy { .. } => 1,
-            Error::Reported { code, .. } => *code,
+            Error::Reported { code, .. } | Error::Exited { code } => *code,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod render;
 pub mod secrets;
 pub mod smoke;
 pub mod target;
+pub mod terminal;
 
 pub use error::Error;
 pub mod release;

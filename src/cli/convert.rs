@@ -33,6 +33,17 @@ pub fn run(cli: Cli) -> (Output, Result<(), shipit::Error>) {
         Command::Rollback(a) => commands::rollback::run(&ctx, &a.into()),
         Command::Status(a) => commands::status::run(&ctx, &a.into()),
         Command::Smoke(a) => commands::smoke::run(&ctx, &a.into()),
+        Command::Logs(a) => commands::logs::run(&ctx, &a.into()),
+        Command::Exec(a) => commands::exec::exec(&ctx, &a.into()),
+        Command::Run(a) => commands::exec::run(&ctx, &a.into()),
+        Command::Prune(a) => commands::prune::run(
+            &ctx,
+            &a.environment,
+            &shipit::target::PruneRequest {
+                host: a.host,
+                dry_run: a.dry_run,
+            },
+        ),
         Command::Lock { action } => commands::lock::run(&ctx, &action.into()),
         Command::Release(a) => commands::release::run(&ctx, &a.into()),
         Command::Image { kind } => {
@@ -184,6 +195,51 @@ impl From<BuildArgs> for commands::build::Args {
             mode: a.mode.map(Into::into),
             dry_run: a.dry_run,
             save_context: a.save_context,
+        }
+    }
+}
+
+impl From<LogsArgs> for commands::logs::Args {
+    fn from(a: LogsArgs) -> Self {
+        commands::logs::Args {
+            environment: a.environment,
+            since: a.since,
+            until: a.until,
+            lines: a.lines,
+            grep: a.grep,
+            host: a.host,
+            follow: a.follow,
+            gateway: a.gateway,
+        }
+    }
+}
+
+impl From<ExecArgs> for commands::exec::Args {
+    fn from(a: ExecArgs) -> Self {
+        commands::exec::Args {
+            environment: a.environment,
+            request: shipit::target::CommandRequest {
+                command: a.command,
+                host: a.host,
+                replica: a.replica,
+                image: None,
+                interactive: a.interactive,
+            },
+        }
+    }
+}
+
+impl From<RunArgs> for commands::exec::Args {
+    fn from(a: RunArgs) -> Self {
+        commands::exec::Args {
+            environment: a.environment,
+            request: shipit::target::CommandRequest {
+                command: a.command,
+                host: a.host,
+                replica: None,
+                image: a.image,
+                interactive: a.interactive,
+            },
         }
     }
 }

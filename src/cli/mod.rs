@@ -71,6 +71,14 @@ pub enum Command {
     Status(StatusArgs),
     /// Run the smoke suite against the environment (or --url)
     Smoke(SmokeArgs),
+    /// The serving release's logs from every host (or pod), merged in time order, or followed
+    Logs(LogsArgs),
+    /// Run a command in a running replica (or pod); its exit code is shipit's
+    Exec(ExecArgs),
+    /// Run a command in a new container of the serving release (its env and secrets), removed afterwards
+    Run(RunArgs),
+    /// Remove stopped releases beyond deploy.keep_releases, their images, and finished one-off runs
+    Prune(PruneArgs),
     /// Inspect or release an environment's deploy lock
     Lock {
         #[command(subcommand)]
@@ -196,6 +204,77 @@ pub struct StatusArgs {
     /// Only this host of deploy.hosts (its engine address or host name)
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    pub environment: String,
+    /// Lines from this long ago (10m, 2h) or this RFC 3339 time on
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Lines before this long ago or this RFC 3339 time
+    #[arg(long, value_name = "WHEN", conflicts_with = "follow")]
+    pub until: Option<String>,
+    /// The last N lines of each replica
+    #[arg(short = 'n', long, value_name = "N")]
+    pub lines: Option<usize>,
+    /// Only lines matching this regular expression
+    #[arg(long, value_name = "REGEX")]
+    pub grep: Option<String>,
+    /// Only this host of deploy.hosts
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Keep printing new lines, from new replicas too, until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+    /// The gateway's lines too
+    #[arg(long)]
+    pub gateway: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    pub environment: String,
+    /// This host of deploy.hosts (default: the first)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// The replica: its number in the serving release, or its container (pod) name (default: the first)
+    #[arg(long, value_name = "N|NAME")]
+    pub replica: Option<String>,
+    /// Send this terminal's input to the command (on a terminal of its own when this is one)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// The command and its arguments (no shell)
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    pub environment: String,
+    /// This host of deploy.hosts (default: the first)
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Another image than the serving release's (a kept release's reference or id)
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Send this terminal's input to the command (on a terminal of its own when this is one)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// The command and its arguments (no shell; it replaces the image's entrypoint)
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    pub environment: String,
+    /// Only this host of deploy.hosts
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Say what would be removed; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]

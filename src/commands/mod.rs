@@ -2,9 +2,12 @@
 
 pub mod build;
 pub mod deploy;
+pub mod exec;
 pub mod image;
 pub mod init;
 pub mod lock;
+pub mod logs;
+pub mod prune;
 pub mod release;
 pub mod render;
 pub mod rollback;
@@ -43,6 +46,10 @@ pub fn duration_flag(flag: &str, text: Option<&str>) -> Result<Duration, Error> 
 /// Reports a command's error (with `--output json`, as a JSON document too,
 /// unless the command already printed one) and returns the exit code.
 pub fn fail(out: &Output, error: &Error) -> i32 {
+    // The command's own output said it all; its code is shipit's.
+    if let Error::Exited { code } = error {
+        return *code;
+    }
     if out.is_json() && !matches!(error, Error::Reported { .. } | Error::Stale { .. }) {
         let problems = match error {
             Error::Config(errors) => errors.reports(),

@@ -36,6 +36,22 @@ pub(super) fn next_number(history: &[Entry], all: &[ContainerInfo]) -> u64 {
     recorded.max(present) + 1
 }
 
+/// The `keep` releases that served most recently before `serving`: kept
+/// for a rollback.
+pub fn kept(history: &History, serving: Option<u64>, keep: usize) -> Vec<u64> {
+    let mut previous: Vec<u64> = Vec::new();
+    for e in history.iter().rev().filter(|e| e.served()) {
+        if let Some(r) = e.release
+            && Some(r) != serving
+            && !previous.contains(&r)
+        {
+            previous.push(r);
+        }
+    }
+    previous.truncate(keep);
+    previous
+}
+
 /// Removes releases beyond the newest `keep` previous ones (never one a
 /// damaged history does not account for).
 pub(super) async fn prune(
@@ -44,16 +60,7 @@ pub(super) async fn prune(
     history: &History,
     serving: u64,
 ) -> Result<Vec<String>, Error> {
-    let mut previous: Vec<u64> = Vec::new();
-    for e in history.iter().rev().filter(|e| e.served()) {
-        if let Some(r) = e.release
-            && r != serving
-            && !previous.contains(&r)
-        {
-            previous.push(r);
-        }
-    }
-    let keep: Vec<u64> = previous.into_iter().take(settings.keep_releases).collect();
+    let keep = kept(history, Some(serving), settings.keep_releases);
     let mut removed = Vec::new();
     for c in replicas_of(engine, settings).await? {
         let r = release_of(&c);

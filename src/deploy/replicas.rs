@@ -35,23 +35,10 @@ pub async fn start(
         (VERSION.to_string(), version.to_string()),
         (REPLICA.to_string(), (index + 1).to_string()),
     ]);
-    // Secrets are files, never environment values: `docker inspect` shows
-    // only where they are.
-    let mut env = settings.env.clone();
-    env.extend(secrets.iter().map(|(name, _)| {
-        (
-            format!("{name}_FILE"),
-            format!(
-                "{}/{}",
-                crate::secrets::DIR,
-                crate::secrets::file_name(name)
-            ),
-        )
-    }));
     let spec = ContainerSpec {
         name: name.clone(),
         image: image.to_string(),
-        env,
+        env: environment(settings, secrets),
         labels,
         network: site.network(),
         user: Some(settings.user.clone()),
@@ -80,6 +67,24 @@ pub async fn start(
     give_secrets(engine, settings, &name, secrets).await?;
     engine.start(&name).await?;
     Ok(name)
+}
+
+/// The service's environment: `[env]`, and `NAME_FILE` for each secret.
+/// Secrets are files, never environment values: `docker inspect` shows
+/// only where they are.
+pub fn environment(settings: &Settings, secrets: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = settings.env.clone();
+    env.extend(secrets.iter().map(|(name, _)| {
+        (
+            format!("{name}_FILE"),
+            format!(
+                "{}/{}",
+                crate::secrets::DIR,
+                crate::secrets::file_name(name)
+            ),
+        )
+    }));
+    env
 }
 
 /// Writes the current secret values into a replica that is not running

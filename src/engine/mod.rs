@@ -13,11 +13,13 @@ use futures_util::StreamExt;
 
 use crate::error::Error;
 
+mod attached;
 pub mod endpoint;
 mod inside;
 pub mod runtime;
 pub mod transfer;
 
+pub use attached::{Attached, LogQuery, OutputStream};
 pub use endpoint::Endpoint;
 pub use inside::{ExecSession, Upload};
 pub use runtime::{ContainerInfo, ContainerSpec};

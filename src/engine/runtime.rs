@@ -40,6 +40,10 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     pub stop_timeout: Option<i64>,
     pub restart: bool,
+    /// Its standard input open for one attached client (`shipit run -i`).
+    pub stdin: bool,
+    /// A terminal of its own.
+    pub tty: bool,
 }
 
 /// What a deploy needs to know about one container.
@@ -240,6 +244,12 @@ impl Engine {
                 )])),
             }),
             entrypoint: spec.entrypoint.clone(),
+            open_stdin: Some(spec.stdin),
+            stdin_once: Some(spec.stdin),
+            attach_stdin: Some(spec.stdin),
+            attach_stdout: Some(spec.stdin),
+            attach_stderr: Some(spec.stdin),
+            tty: Some(spec.tty),
             ..Default::default()
         };
         let options = CreateContainerOptions {

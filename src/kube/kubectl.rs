@@ -94,6 +94,15 @@ impl Kubectl {
         self.exec(self.argv(args, true), stdin)
     }
 
+    /// A kubectl in the namespace that runs as long as its work does (a
+    /// followed log, an exec, an attach), for the caller to wire up; killed
+    /// when dropped.
+    pub fn attached(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(self.argv(args, true)).kill_on_drop(true);
+        command
+    }
+
     /// A command that is not about the namespace (`version`, `config`).
     pub fn run_global(&self, args: &[&str]) -> Result<String, Failed> {
         self.exec(self.argv(args, false), None)

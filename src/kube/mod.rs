@@ -5,15 +5,18 @@
 //! The lock is a Lease; the history is the Deployment's revisions.
 
 pub mod apply;
+pub mod command;
 pub mod deploy;
 pub mod gate;
 pub mod kubectl;
 pub mod lease;
+pub mod logs;
 pub mod manifests;
 pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod preflight;
+pub mod prune;
 pub mod restore;
 pub mod revisions;
 pub mod status;

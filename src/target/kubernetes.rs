@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::{DeployRequest, LockAction, RollbackRequest, no_hosts, runtime};
+use super::logs::LogsRequest;
+use super::{
+    CommandRequest, DeployRequest, LockAction, PruneRequest, RollbackRequest, no_hosts, runtime,
+};
 use crate::cancel::Cancel;
 use crate::config::Loaded;
 use crate::error::Error;
@@ -44,6 +47,31 @@ impl super::Target for Kubernetes {
     fn lock(&self, out: &Output, action: LockAction, host: Option<&str>) -> Result<(), Error> {
         no_hosts(host)?;
         lock(out, &self.target, action)
+    }
+
+    fn logs(&self, out: &Output, request: &LogsRequest) -> Result<(), Error> {
+        no_hosts(request.host.as_deref())?;
+        if request.gateway {
+            return Err(Error::Usage(
+                "--gateway: a Kubernetes environment has no shipit gateway (its Ingress controller's logs are the cluster's)".into(),
+            ));
+        }
+        crate::kube::logs::logs(out, &self.target, request)
+    }
+
+    fn exec(&self, out: &Output, request: &CommandRequest) -> Result<(), Error> {
+        no_hosts(request.host.as_deref())?;
+        crate::kube::command::exec(out, &self.target, request)
+    }
+
+    fn run(&self, out: &Output, request: &CommandRequest) -> Result<(), Error> {
+        no_hosts(request.host.as_deref())?;
+        crate::kube::command::run(out, &self.target, request)
+    }
+
+    fn prune(&self, out: &Output, request: &PruneRequest) -> Result<(), Error> {
+        no_hosts(request.host.as_deref())?;
+        crate::kube::prune::prune(out, &self.target, request)
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod kubernetes;
+pub mod logs;
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,6 +48,30 @@ pub enum LockAction {
     },
 }
 
+/// What `shipit exec` and `shipit run` ask for.
+#[derive(Debug, Clone, Default)]
+pub struct CommandRequest {
+    /// The command and its arguments (exec form, never through a shell).
+    pub command: Vec<String>,
+    /// `--host`: where (default: the first of deploy.hosts).
+    pub host: Option<String>,
+    /// `exec --replica`: its number in the serving release, or its name.
+    pub replica: Option<String>,
+    /// `run --image`: another release's image than the serving one.
+    pub image: Option<String>,
+    /// `-i`: this process's input goes to the command, on a terminal when
+    /// this one is.
+    pub interactive: bool,
+}
+
+/// What `shipit prune` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PruneRequest {
+    pub host: Option<String>,
+    /// Say what would be removed; remove nothing.
+    pub dry_run: bool,
+}
+
 /// The operations every target implements. Each prints through `out`
 /// (human or JSON) and returns the error that sets the exit code.
 pub trait Target {
@@ -58,6 +83,26 @@ pub trait Target {
     fn status(&self, out: &Output, last: usize, host: Option<&str>) -> Result<(), Error>;
     /// `shipit lock show | release`.
     fn lock(&self, out: &Output, action: LockAction, host: Option<&str>) -> Result<(), Error>;
+    /// `shipit logs`: the serving replicas' lines, merged in time order, or followed.
+    fn logs(&self, out: &Output, request: &logs::LogsRequest) -> Result<(), Error>;
+    /// `shipit exec`: a command in a running replica; its exit code is shipit's.
+    fn exec(&self, out: &Output, request: &CommandRequest) -> Result<(), Error>;
+    /// `shipit run`: a one-off container (or pod) of the serving release's
+    /// image with the service's environment and secrets, removed afterwards.
+    fn run(&self, out: &Output, request: &CommandRequest) -> Result<(), Error>;
+    /// `shipit prune`: what releases beyond `deploy.keep_releases` and
+    /// finished one-off runs leave behind.
+    fn prune(&self, out: &Output, request: &PruneRequest) -> Result<(), Error>;
+}
+
+/// A command's exit code as shipit's (0 is success).
+pub fn exited(code: i64) -> Result<(), Error> {
+    match code {
+        0 => Ok(()),
+        code => Err(Error::Exited {
+            code: i32::try_from(code).unwrap_or(1),
+        }),
+    }
 }
 
 /// Loads the environment once and chooses its target.

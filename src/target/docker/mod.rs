@@ -2,13 +2,20 @@
 //! engine's API (`deploy.hosts`, or the one engine of `DOCKER_HOST`), with
 //! releases behind an HAProxy gateway on each.
 
+mod command;
 mod hosts;
+mod logs;
 mod plan;
+mod prune;
+mod replicas;
 mod status;
 
 pub use hosts::smoke_targets;
 
-use super::{DeployRequest, LockAction, RollbackRequest, no_hosts, runtime};
+use super::logs::LogsRequest;
+use super::{
+    CommandRequest, DeployRequest, LockAction, PruneRequest, RollbackRequest, no_hosts, runtime,
+};
 use crate::cancel::Cancel;
 use crate::config::Loaded;
 use crate::deploy::plan::{self as deploy_plan, Plan};
@@ -145,6 +152,22 @@ impl super::Target for Docker {
             }
             Ok(())
         })
+    }
+
+    fn logs(&self, out: &Output, request: &LogsRequest) -> Result<(), Error> {
+        runtime()?.block_on(logs::logs(out, &self.settings, request))
+    }
+
+    fn exec(&self, out: &Output, request: &CommandRequest) -> Result<(), Error> {
+        runtime()?.block_on(command::exec(out, &self.settings, request))
+    }
+
+    fn run(&self, out: &Output, request: &CommandRequest) -> Result<(), Error> {
+        runtime()?.block_on(command::run(out, &self.settings, request))
+    }
+
+    fn prune(&self, out: &Output, request: &PruneRequest) -> Result<(), Error> {
+        runtime()?.block_on(prune::prune(out, &self.settings, request))
     }
 }
 
