@@ -133,7 +133,16 @@ impl Site {
                 sets.extend_from_slice(pair);
             }
         }
-        cmd.arg("-C").arg(self.project.path()).args(args).args(sets);
+        // Before a `--`: what follows it is a command's, not shipit's.
+        let (own_args, command) = match args.iter().position(|a| *a == "--") {
+            Some(i) => args.split_at(i),
+            None => (args, &[][..]),
+        };
+        cmd.arg("-C")
+            .arg(self.project.path())
+            .args(own_args)
+            .args(sets)
+            .args(command);
         for (name, _) in std::env::vars() {
             if name.starts_with("SHIPIT") || name == "STAGING_WEBHOOK_URL" {
                 cmd.env_remove(name);
