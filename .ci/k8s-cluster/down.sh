@@ -19,6 +19,7 @@ docker ps -aq --filter name=k8s_ | xargs -r docker rm -f >/dev/null
 B=$(find "${SHIPIT_K8S_CACHE:-/var/cache/shipit/k8s-test-cluster}" -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | head -1)
 [ -x "$B/kube-proxy" ] && "$B/kube-proxy" --cleanup >/dev/null 2>&1
 ip route del local 10.0.0.0/24 dev lo table local 2>/dev/null
+ip addr del 10.0.1.1/32 dev lo 2>/dev/null
 for m in $(awk -v r="$R/kubelet-root" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r); do umount "$m"; done
 # The marker chains the kubelet and kube-proxy leave (KUBE-MARK-*, *-CANARY).
 for t in nat filter mangle; do

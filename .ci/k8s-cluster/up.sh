@@ -28,6 +28,14 @@ if [ ! -f ca.crt ]; then
     -extfile san.cnf -extensions ext 2>/dev/null
   echo "$(openssl rand -hex 16),admin,admin,system:masters" > tokens.csv
 fi
+# The API server's client certificate for the kubelet (logs, exec, attach go through the kubelet).
+if [ ! -f kubelet-client.crt ]; then
+  openssl req -newkey rsa:2048 -nodes -keyout kubelet-client.key -out kubelet-client.csr \
+    -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+  printf '[ext]\nextendedKeyUsage=clientAuth\n' > client.cnf
+  openssl x509 -req -in kubelet-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out kubelet-client.crt \
+    -days 30 -extfile client.cnf -extensions ext 2>/dev/null
+fi
 token=$(cut -d, -f1 tokens.csv)
 cat > kubeconfig <<CFG
 apiVersion: v1
@@ -50,6 +58,8 @@ echo "etcd $!" >> pids
   --bind-address=127.0.0.1 --secure-port=16443 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
   --insecure-port=0 --tls-cert-file=apiserver.crt --tls-private-key-file=apiserver.key --client-ca-file=ca.crt \
   --token-auth-file=tokens.csv --authorization-mode=Node,RBAC \
+  --kubelet-client-certificate=kubelet-client.crt --kubelet-client-key=kubelet-client.key \
+  --kubelet-preferred-address-types=InternalIP \
   --service-account-key-file=sa.pub --service-account-signing-key-file=sa.key \
   --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.0.0.0/24 \
   > apiserver.log 2>&1 &
@@ -68,10 +78,14 @@ echo "kube-controller-manager $!" >> pids
   --leader-elect=false > sched.log 2>&1 &
 echo "kube-scheduler $!" >> pids
 
-cat > kubelet-config.yaml <<'CFG'
+# The node's address: the kubelet refuses a loopback one, and the API server reaches the kubelet
+# there for logs, exec and attach. A /32 on lo: nothing leaves the machine.
+NODE_IP=10.0.1.1
+ip addr replace "$NODE_IP/32" dev lo
+cat > kubelet-config.yaml <<CFG
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: $NODE_IP
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 cgroupDriver: cgroupfs
@@ -79,7 +93,7 @@ failSwapOn: false
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
 oomScoreAdj: 0
-authentication: {anonymous: {enabled: false}, webhook: {enabled: false}}
+authentication: {anonymous: {enabled: false}, webhook: {enabled: false}, x509: {clientCAFile: $R/ca.crt}}
 authorization: {mode: AlwaysAllow}
 evictionHard: {}
 imageGCHighThresholdPercent: 100
@@ -90,7 +104,7 @@ clusterDomain: cluster.local
 CFG
 mkdir -p kubelet-root
 "$B/bin/kubelet" --kubeconfig="$R/kubeconfig" --config="$R/kubelet-config.yaml" --root-dir="$R/kubelet-root" \
-  --cert-dir="$R/kubelet-pki" --hostname-override=shipit-node --node-ip=127.0.0.1 \
+  --cert-dir="$R/kubelet-pki" --hostname-override=shipit-node --node-ip="$NODE_IP" \
   --container-runtime=docker --pod-infra-container-image=local/pause:3.2 -v=1 > kubelet.log 2>&1 &
 echo "kubelet $!" >> pids
 

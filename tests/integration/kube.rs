@@ -1054,3 +1054,170 @@ fn an_api_server_gone_silent_ends_the_deploy_within_the_request_limit() {
         "{stderr}"
     );
 }
+
+/// Issue 25 on the cluster: `logs` merges the app's pods' lines (node and
+/// pod named), `exec` runs in a pod with its exit code, `run` makes a pod
+/// from the live template (its env and Secret) and deletes it afterwards,
+/// `prune` deletes what a killed run left.
+#[test]
+fn logs_exec_and_run_on_the_cluster() {
+    let Some(app) = App::new("ops", 59) else {
+        return;
+    };
+    app.create_namespace();
+    let reference = format!("{}/{}:1.0.0", app.registry.address, app.repository);
+    crate::deploy::day2::build_shell_image(&reference, "1.0.0");
+    let (ok, text) = docker(&["push", &reference]);
+    assert!(ok, "{text}");
+    let secret = format!("{}-secrets", app.name);
+    app.must(&[
+        "create",
+        "secret",
+        "generic",
+        &secret,
+        "--from-literal=API_TOKEN=tok-cluster-7d1",
+    ]);
+    let with_secret = ["--set", "secrets.API_TOKEN=env:API_TOKEN"];
+    let shipit = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(with_secret);
+        app.shipit(&all)
+    };
+    outcome(&app.deploy("1.0.0", &with_secret).success());
+    for i in 0..8 {
+        let _ = shipit::http::request(
+            &format!("http://{}/mark-pod-{i}", app.address),
+            "GET",
+            &[],
+            b"",
+            Duration::from_secs(3),
+        );
+    }
+
+    // logs: both pods, each line with its node and pod, in time order.
+    let run = shipit(&["logs", "cluster", "--output", "json"]).success();
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pods: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l["replica"].as_str()).collect();
+    assert_eq!(pods.len(), 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(pods.iter().all(|p| p.starts_with(&app.name)), "{pods:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l["host"].as_str().unwrap().is_empty())
+    );
+    let times: Vec<i64> = lines
+        .iter()
+        .map(|l| shipit::clock::parse_rfc3339(l["time"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let run = shipit(&[
+        "logs",
+        "cluster",
+        "--grep",
+        "mark-pod-[0-9]",
+        "--output",
+        "json",
+    ])
+    .success();
+    assert_eq!(run.stdout.lines().count(), 8, "{}", run.stdout);
+    let run = shipit(&["logs", "cluster", "--gateway"]).code(2);
+    assert!(run.stderr.contains("no shipit gateway"), "{}", run.stderr);
+
+    // exec: in the pod asked for, its exit code shipit's.
+    let second = pods.iter().nth(1).unwrap().to_string();
+    let run = shipit(&[
+        "exec",
+        "cluster",
+        "--replica",
+        "2",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo on $HOSTNAME; exit 4",
+    ])
+    .code(4);
+    assert_eq!(run.stdout.trim(), format!("on {second}"), "{}", run.stderr);
+
+    // run: a pod of the live template, with its env and Secret; deleted.
+    let script =
+        "echo env=$ENVIRONMENT; [ \"$API_TOKEN\" = tok-cluster-7d1 ] && echo secret-ok; exit 6";
+    let mut command = app.command(&[
+        "run",
+        "cluster",
+        "--set",
+        "secrets.API_TOKEN=env:API_TOKEN",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    command.env("API_TOKEN", "unused-here");
+    let run = App::finished(command).code(6);
+    assert!(
+        run.stdout.contains("env=cluster"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("secret-ok"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let selector = format!("shipit.dev/run={}", app.name);
+    let left = |app: &App| {
+        app.must(&[
+            "get",
+            "pods",
+            "-l",
+            &selector,
+            "--no-headers",
+            "--ignore-not-found",
+        ])
+        .lines()
+        .filter(|l| !l.contains("Terminating"))
+        .count()
+    };
+    assert_eq!(left(&app), 0);
+    // A run pod that finished without its shipit (killed outright): prune.
+    let run = shipit(&["run", "cluster", "--", "/bin/sh", "-c", "exit 0"]).success();
+    assert!(run.stderr.contains("running"), "{}", run.stderr);
+    let orphan = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{0}-run-orphan","labels":{{"shipit.dev/run":"{0}"}}}},"spec":{{"restartPolicy":"Never","containers":[{{"name":"x","image":"{1}","command":["/bin/sh","-c","exit 0"]}}]}}}}"#,
+        app.name, reference
+    );
+    let file = app.project.path().join("orphan.json");
+    std::fs::write(&file, orphan).unwrap();
+    app.must(&["create", "-f", file.to_str().unwrap()]);
+    let start = Instant::now();
+    while !app
+        .must(&[
+            "get",
+            "pod",
+            &format!("{}-run-orphan", app.name),
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .contains("Succeeded")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the orphan did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let run = shipit(&["prune", "cluster", "--output", "json"]).success();
+    let pruned: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        pruned["pods"],
+        serde_json::json!([format!("{}-run-orphan", app.name)]),
+        "{pruned}"
+    );
+    assert_eq!(left(&app), 0);
+}

@@ -17,8 +17,16 @@ use crate::harness::Run;
 const TOKEN: &str = "tok-day2-51c9e3";
 
 /// The calculator image with a shell (this machine's dash and the C
-/// library it needs) as `version`: the calculator's own image has none.
+/// library it needs) as `version` of the site's repository: the
+/// calculator's own image has none.
 fn shell_image(site: &Site, version: &str) -> String {
+    let reference = format!("{}:{version}", site.repository);
+    build_shell_image(&reference, version);
+    reference
+}
+
+/// Builds the calculator image with a shell as `reference`.
+pub(crate) fn build_shell_image(reference: &str, version: &str) {
     let (base, _) = images();
     let dir = tempfile::tempdir().unwrap();
     for (from, to) in [
@@ -33,16 +41,14 @@ fn shell_image(site: &Site, version: &str) -> String {
         "FROM {base}\nLABEL test.version={version}\nCOPY sh /bin/sh\nCOPY libc.so.6 /lib/x86_64-linux-gnu/libc.so.6\nCOPY ld.so /lib64/ld-linux-x86-64.so.2\n"
     );
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    let reference = format!("{}:{version}", site.repository);
     let (ok, out) = docker(&[
         "build",
         "-q",
         "-t",
-        &reference,
+        reference,
         &dir.path().display().to_string(),
     ]);
     assert!(ok, "{out}");
-    reference
 }
 
 /// `shipit logs staging ... --output json`: its lines as objects.

@@ -4,7 +4,7 @@
 //! paced and unpaced, and new connections), counting every failed request.
 
 mod bench;
-mod day2;
+pub(crate) mod day2;
 mod gateway_image;
 mod go_service;
 mod hosts;
