@@ -36,6 +36,15 @@ pub fn run(cli: Cli) -> (Output, Result<(), shipit::Error>) {
         Command::Logs(a) => commands::logs::run(&ctx, &a.into()),
         Command::Exec(a) => commands::exec::exec(&ctx, &a.into()),
         Command::Run(a) => commands::exec::run(&ctx, &a.into()),
+        Command::Maintenance(a) => commands::maintenance::run(
+            &ctx,
+            &commands::maintenance::Args {
+                environment: a.environment,
+                on: matches!(a.state, OnOff::On),
+                message: a.message,
+                retry_after: a.retry_after,
+            },
+        ),
         Command::Prune(a) => commands::prune::run(
             &ctx,
             &a.environment,

@@ -79,6 +79,8 @@ pub enum Command {
     Run(RunArgs),
     /// Remove stopped releases beyond deploy.keep_releases, their images, and finished one-off runs
     Prune(PruneArgs),
+    /// Answer every request but health with 503 and a page (on), or serve again (off), on every host
+    Maintenance(MaintenanceArgs),
     /// Inspect or release an environment's deploy lock
     Lock {
         #[command(subcommand)]
@@ -264,6 +266,25 @@ pub struct RunArgs {
     /// The command and its arguments (no shell; it replaces the image's entrypoint)
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MaintenanceArgs {
+    pub environment: String,
+    #[arg(value_enum)]
+    pub state: OnOff,
+    /// The page's text (shown escaped, in HTML or JSON)
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Seconds clients are told to wait (Retry-After; default 60)
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, clap::Args)]

@@ -7,6 +7,7 @@ pub mod image;
 pub mod init;
 pub mod lock;
 pub mod logs;
+pub mod maintenance;
 pub mod prune;
 pub mod release;
 pub mod render;

@@ -44,6 +44,8 @@ pub struct GatewayStatus {
     pub upstreams: Vec<String>,
     /// Days the gateway's TLS certificate has left (TLS environments).
     pub certificate_days_left: Option<i64>,
+    /// `shipit maintenance ENV on`: what the gateway answers meanwhile.
+    pub maintenance: Option<gateway::maintenance::Maintenance>,
 }
 
 /// Seconds since an RFC 3339 timestamp from the engine.
@@ -88,6 +90,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
                     Some(_) => gateway::certificate_days_left(engine, settings).await,
                     None => None,
                 },
+                maintenance: gateway::maintenance::read(engine, settings).await,
             })
         }
         None => None,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::logs::LogsRequest;
 use super::{
-    CommandRequest, DeployRequest, LockAction, PruneRequest, RollbackRequest, no_hosts, runtime,
+    CommandRequest, DeployRequest, LockAction, MaintenanceRequest, PruneRequest, RollbackRequest,
+    no_hosts, runtime,
 };
 use crate::cancel::Cancel;
 use crate::config::Loaded;
@@ -72,6 +73,12 @@ impl super::Target for Kubernetes {
     fn prune(&self, out: &Output, request: &PruneRequest) -> Result<(), Error> {
         no_hosts(request.host.as_deref())?;
         crate::kube::prune::prune(out, &self.target, request)
+    }
+
+    fn maintenance(&self, _: &Output, _: &MaintenanceRequest) -> Result<(), Error> {
+        Err(Error::Usage(
+            "maintenance mode is the shipit gateway's, and a Kubernetes environment has none: point the Ingress at a maintenance responder instead (README: \"Maintenance on Kubernetes\"); nothing was changed".into(),
+        ))
     }
 }
 

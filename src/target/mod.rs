@@ -72,6 +72,16 @@ pub struct PruneRequest {
     pub dry_run: bool,
 }
 
+/// What `shipit maintenance ENV on|off` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct MaintenanceRequest {
+    pub on: bool,
+    /// The page's text (escaped where it is shown).
+    pub message: String,
+    /// Seconds, in `Retry-After`.
+    pub retry_after: u64,
+}
+
 /// The operations every target implements. Each prints through `out`
 /// (human or JSON) and returns the error that sets the exit code.
 pub trait Target {
@@ -93,6 +103,8 @@ pub trait Target {
     /// `shipit prune`: what releases beyond `deploy.keep_releases` and
     /// finished one-off runs leave behind.
     fn prune(&self, out: &Output, request: &PruneRequest) -> Result<(), Error>;
+    /// `shipit maintenance`: every request but health answered 503, or back.
+    fn maintenance(&self, out: &Output, request: &MaintenanceRequest) -> Result<(), Error>;
 }
 
 /// A command's exit code as shipit's (0 is success).

@@ -120,6 +120,10 @@ pub async fn create(
             None => {}
         }
         engine.upload_owned(&name, DIR, &files).await?;
+        // Maintenance mode outlives a new gateway container (the volume keeps its map).
+        super::maintenance::ensure_file(engine, &name)
+            .await
+            .map_err(|message| Error::Deploy { message })?;
         engine.start(&name).await
     }
     .await;
@@ -222,11 +226,12 @@ pub async fn reconfigure(
 ) -> Result<(), String> {
     let name = settings.site.gateway();
     let next = format!("{CONF}.next");
-    // A gateway made by an earlier shipit has no probe.acl yet.
+    // A gateway made by an earlier shipit has no probe.acl or maintenance.map yet.
     engine
         .upload(&name, DIR, &[(&next, conf.as_bytes()), (PROBE_ACL, b"")])
         .await
         .map_err(|e| e.to_string())?;
+    super::maintenance::ensure_file(engine, &name).await?;
     let (code, output) = engine
         .exec(
             &name,

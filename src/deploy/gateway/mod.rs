@@ -13,6 +13,7 @@
 mod api;
 mod candidate;
 mod lifecycle;
+pub mod maintenance;
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ const CANDIDATE_ACL: &str = "candidate.acl";
 /// Tokens of shipit's own checks, which are told the serving release (the
 /// public is not): held in HAProxy's memory while a check runs.
 const PROBE_ACL: &str = "probe.acl";
+/// Maintenance mode's state and page (`maintenance.rs`).
+const MAINTENANCE_MAP: &str = "maintenance.map";
 const CERT: &str = "tls/site.pem";
 const SOCAT: [&str; 4] = [
     "/usr/bin/socat",

@@ -5,6 +5,7 @@
 mod command;
 mod hosts;
 mod logs;
+mod maintenance;
 mod plan;
 mod prune;
 mod replicas;
@@ -14,7 +15,8 @@ pub use hosts::smoke_targets;
 
 use super::logs::LogsRequest;
 use super::{
-    CommandRequest, DeployRequest, LockAction, PruneRequest, RollbackRequest, no_hosts, runtime,
+    CommandRequest, DeployRequest, LockAction, MaintenanceRequest, PruneRequest, RollbackRequest,
+    no_hosts, runtime,
 };
 use crate::cancel::Cancel;
 use crate::config::Loaded;
@@ -168,6 +170,10 @@ impl super::Target for Docker {
 
     fn prune(&self, out: &Output, request: &PruneRequest) -> Result<(), Error> {
         runtime()?.block_on(prune::prune(out, &self.settings, request))
+    }
+
+    fn maintenance(&self, out: &Output, request: &MaintenanceRequest) -> Result<(), Error> {
+        runtime()?.block_on(maintenance::maintenance(out, &self.settings, request))
     }
 }
 

@@ -45,6 +45,12 @@ pub(super) fn print(out: &Output, environment: &str, report: &status::Status) {
             out.status("tls", &text);
         }
     }
+    if let Some(m) = report.gateway.as_ref().and_then(|g| g.maintenance.as_ref()) {
+        out.warn(&format!(
+            "in maintenance: every request but health is answered 503 ({:?}, Retry-After {} s); `shipit maintenance {environment} off` ends it",
+            m.message, m.retry_after
+        ));
+    }
     for r in &report.replicas {
         let uptime = r
             .uptime_seconds
@@ -220,10 +226,15 @@ pub(super) fn print_fleet(out: &Output, report: &FleetStatus) {
             .and_then(|g| g.certificate_days_left)
             .map(|d| format!(", certificate {d} day(s) left"))
             .unwrap_or_default();
+        let maintenance = if s.gateway.as_ref().is_some_and(|g| g.maintenance.is_some()) {
+            ", IN MAINTENANCE"
+        } else {
+            ""
+        };
         out.status(
             "host",
             &format!(
-                "{}: {serving}, {healthy}/{} replica(s) healthy, {gateway}, {lock}{tls}",
+                "{}: {serving}, {healthy}/{} replica(s) healthy, {gateway}{maintenance}, {lock}{tls}",
                 row.host,
                 s.replicas.len()
             ),

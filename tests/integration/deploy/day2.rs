@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::support::{Site, images, wait_for};
+use super::support::{Site, Wrk, images, wait_for};
 use crate::docker::docker;
 use crate::harness::Run;
 
@@ -121,6 +121,49 @@ impl Streaming {
             std::io::Read::read_to_string(&mut err, &mut stderr).unwrap();
         }
         (status.code().unwrap_or(-1), stderr)
+    }
+}
+
+/// One keepalive connection to the gateway, asked again and again.
+struct KeepAlive(std::net::TcpStream);
+
+impl KeepAlive {
+    fn open(site: &Site) -> KeepAlive {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        KeepAlive(stream)
+    }
+
+    /// `GET path` on the same connection: the status and the body.
+    fn get(&mut self, path: &str) -> (u16, String) {
+        use std::io::Read;
+        write!(
+            self.0,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = self.0.read(&mut byte).expect("the connection stays open");
+            assert_eq!(n, 1, "the gateway closed the keepalive connection");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .expect("a Content-Length");
+        let mut body = vec![0u8; length];
+        self.0.read_exact(&mut body).unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 }
 
@@ -356,9 +399,83 @@ fn logs_exec_run_and_prune_on_a_real_engine() {
     let (code, stderr) = follow.stop("-INT");
     assert_eq!(code, 0, "{stderr}");
 
+    // maintenance on: every answer but health is the 503 page (escaped,
+    // HTML or JSON), on connections kept alive, under load.
+    let mut kept = KeepAlive::open(&site);
+    assert_eq!(kept.get("/").0, 200);
+    let message = "<b>Back</b> & \"soon\"";
+    site.shipit(
+        &[
+            "maintenance",
+            "staging",
+            "on",
+            "--message",
+            message,
+            "--retry-after",
+            "120",
+        ],
+        &[],
+    )
+    .success();
+    let (status, page) = kept.get("/");
+    assert_eq!(status, 503, "{page}");
+    assert!(
+        page.contains("<p>&lt;b&gt;Back&lt;/b&gt; &amp; &quot;soon&quot;</p>"),
+        "{page}"
+    );
+    assert_eq!(kept.get("/health").0, 200);
+    let answer = shipit::http::request(
+        &format!("{}/v1/calculate", site.url()),
+        "GET",
+        &[("Accept", "application/json")],
+        b"",
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.header("Retry-After"), Some("120"));
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["message"], message, "{json}");
+    let wrk = Wrk::start(&site.url(), true);
+    std::thread::sleep(Duration::from_secs(2));
+    let r = wrk.finish();
+    assert!(
+        r.requests > 50 && r.non_2xx == r.requests && r.socket_errors == 0,
+        "every answer in maintenance is the page: {}",
+        r.text
+    );
+    let status = site.status();
+    assert_eq!(
+        status["gateway"]["maintenance"]["message"], message,
+        "{status}"
+    );
+    // A restarted gateway stays in maintenance.
+    assert!(docker(&["restart", &format!("{}-staging-gateway", site.app)]).0);
+    wait_for("the gateway back", || site.serving().is_some());
+    assert_eq!(KeepAlive::open(&site).get("/").0, 503);
+    // A deploy during maintenance smoke-tests through the candidate route,
+    // switches, and stays in maintenance.
+    deploy("3.0.0", &v3);
+    assert_eq!(site.serving().as_deref(), Some("3"));
+    let mut kept = KeepAlive::open(&site);
+    assert_eq!(kept.get("/").0, 503);
+    // Off: the same connection is served again, and a load sees no failure.
+    site.shipit(&["maintenance", "staging", "off"], &[])
+        .success();
+    assert_eq!(kept.get("/").0, 200);
+    let wrk = Wrk::start(&site.url(), false);
+    std::thread::sleep(Duration::from_secs(2));
+    let r = wrk.finish();
+    assert!(
+        r.requests > 50 && r.non_2xx == 0 && r.socket_errors == 0,
+        "after maintenance: {}",
+        r.text
+    );
+    site.shipit(&["maintenance", "staging", "off", "--message", "x"], &[])
+        .code(2);
+
     // prune: v3 serves, v2 is kept (keep_releases = 1); v1's image goes,
     // and a finished run container left behind by a crash.
-    deploy("3.0.0", &v3);
     let labels = [
         format!("dev.shipit.app={}", site.app),
         "dev.shipit.environment=staging".into(),

@@ -541,6 +541,7 @@ fn a_host_gone_silent_ends_a_deploy_in_seconds_and_is_switched_back_or_reported_
     );
     site.deploy("1.0.0", &v1, &[]).success();
     all_serve(&[1, 2], port, "1", "deploying v1");
+    day2_on_two_hosts(&site, &hosts);
     let set = "app.version=2.0.0".to_string();
     let deploy_v2 = || site.command(&["deploy", "staging", "--image", &v2, "--set", &set]);
 
@@ -687,4 +688,180 @@ fn a_host_gone_silent_ends_a_deploy_in_seconds_and_is_switched_back_or_reported_
         .unwrap()
         .to_string();
     all_serve(&[1, 2], port, &release, "the deploy after host 2 came back");
+}
+
+/// Issue 25 on two hosts: `logs` merges both hosts' replicas, each line
+/// named by its host's engine; `exec` and `run` go to the host asked for;
+/// `logs --follow` reports a host gone silent and goes on with the other.
+fn day2_on_two_hosts(site: &Site, hosts: &TestHosts) {
+    let (one, two) = ("ssh://shipit-h1", "tcp://10.231.2.2:2376");
+    let get = |i: usize, path: &str| {
+        let _ = shipit::http::request(
+            &format!("http://{}:{}{path}", TestHosts::address(i), site.port),
+            "GET",
+            &[],
+            b"",
+            Duration::from_secs(3),
+        );
+    };
+    for n in 0..4 {
+        get(1, &format!("/mark-h1-{n}"));
+        get(2, &format!("/mark-h2-{n}"));
+    }
+    let run = site
+        .shipit(
+            &["logs", "staging", "--grep", "mark-h", "--output", "json"],
+            &[],
+        )
+        .success();
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8, "{}\n{}", run.stdout, run.stderr);
+    for l in &lines {
+        let text = l["text"].as_str().unwrap();
+        let host = if text.contains("mark-h1") { one } else { two };
+        assert_eq!(l["host"], host, "{l}");
+        assert!(
+            l["replica"].as_str().unwrap().contains("-staging-r1-"),
+            "{l}"
+        );
+    }
+    let times: Vec<i64> = lines
+        .iter()
+        .map(|l| shipit::clock::parse_rfc3339(l["time"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let run = site
+        .shipit(&["logs", "staging", "--host", two, "--grep", "mark-h"], &[])
+        .success();
+    assert_eq!(run.stdout.lines().count(), 4, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .all(|l| l.starts_with(&format!("{two} "))),
+        "{}",
+        run.stdout
+    );
+
+    // exec and run on the host asked for; the run leaves nothing there.
+    let health = format!("http://127.0.0.1:{}/health", 8080);
+    site.shipit(
+        &[
+            "exec",
+            "staging",
+            "--host",
+            two,
+            "--replica",
+            "2",
+            "--",
+            "/calculator",
+            "healthcheck",
+            "--url",
+            &health,
+        ],
+        &[],
+    )
+    .success();
+    let run = site.shipit(
+        &[
+            "exec",
+            "staging",
+            "--host",
+            two,
+            "--",
+            "/calculator",
+            "healthcheck",
+            "--url",
+            "http://127.0.0.1:1/health",
+        ],
+        &[],
+    );
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let run = site
+        .shipit(
+            &[
+                "run",
+                "staging",
+                "--host",
+                one,
+                "--",
+                "/calculator",
+                "--version",
+            ],
+            &[],
+        )
+        .success();
+    assert!(run.stdout.starts_with("calculator "), "{}", run.stdout);
+    assert!(run.stderr.contains(&format!("on {one}")), "{}", run.stderr);
+    let filter = format!("label=dev.shipit.app={}", site.app);
+    let runs = TestHosts::docker(
+        1,
+        &[
+            "ps",
+            "-aq",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=dev.shipit.role=run",
+        ],
+    );
+    assert_eq!(runs.trim(), "", "a run container was left on host 1");
+
+    // --follow: host 2 goes silent; it is named, and host 1's lines go on.
+    let mut follow = site.command(&[
+        "logs",
+        "staging",
+        "--follow",
+        "--lines",
+        "0",
+        "--grep",
+        "mark-after",
+    ]);
+    let mut child = follow
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    hosts.silence(2);
+    let mut seen: Vec<String> = Vec::new();
+    let start = Instant::now();
+    let mut n = 0;
+    while !(seen.iter().any(|l| l.contains(two) && l.contains("lost"))
+        && seen
+            .iter()
+            .any(|l| l.starts_with(one) && l.contains("mark-after")))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no lost host and no later line:\n{}",
+            seen.join("\n")
+        );
+        get(1, &format!("/mark-after-{n}"));
+        n += 1;
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            seen.push(line);
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    hosts.speak(2);
+    assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
 }
