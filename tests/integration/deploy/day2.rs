@@ -347,6 +347,46 @@ fn logs_exec_run_and_prune_on_a_real_engine() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "got hello");
     assert_eq!(output.status.code(), Some(0));
+    // On a terminal (a pty through util-linux's `script`): the command gets
+    // one of its own, keys reach it as typed, its exit code is shipit's.
+    let command = site.command(&["exec", "staging", "-i", "--", "/bin/sh"]);
+    let line: Vec<String> = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let mut script = Command::new("script");
+    script.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"]);
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut keys = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    for typed in [
+        &b"[ -t 0 ] && echo on-a-$((1+1))tty; echo sum-$((40+2))\r"[..],
+        b"exit 7\r",
+    ] {
+        keys.write_all(typed).unwrap();
+        keys.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let output = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(7), "{screen}");
+    assert!(
+        screen.contains("on-a-2tty"),
+        "a terminal of its own: {screen}"
+    );
+    assert!(screen.contains("sum-42"), "{screen}");
     let run = site
         .shipit(&["exec", "staging", "--replica", "9", "--", "/bin/sh"], &[])
         .code(2);
