@@ -69,6 +69,50 @@ pub async fn connect_all(settings: &Settings) -> Result<(Vec<Host>, Vec<Unreacha
     Ok((hosts, unreachable))
 }
 
+/// One host to work on, connected alone: the one `only` names (its
+/// engine's address or its `address`), else the first of `deploy.hosts` (in
+/// their fixed order) that answers; the engine of `DOCKER_HOST` without them.
+pub async fn connect_one(settings: &Settings, only: Option<&str>) -> Result<Host, Error> {
+    if settings.hosts.is_empty() {
+        crate::target::no_hosts(only)?;
+        let engine = Engine::connect().await?;
+        return Ok(Host {
+            name: engine.address.clone(),
+            engine,
+        });
+    }
+    let endpoints = endpoints(settings)?;
+    let named: Vec<_> = endpoints
+        .iter()
+        .filter(|(e, h)| only.is_none_or(|o| e.to_string() == o || h.address == o))
+        .collect();
+    if named.is_empty() {
+        return Err(Error::Usage(format!(
+            "--host {}: not one of deploy.hosts ({})",
+            only.unwrap_or_default(),
+            endpoints
+                .iter()
+                .map(|(e, _)| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut failures = Vec::new();
+    for (endpoint, h) in named {
+        let name = endpoint.to_string();
+        match connect(endpoint, h, Duration::from_secs(30)).await {
+            Ok(engine) => return Ok(Host { name, engine }),
+            Err(why) => failures.push(format!(
+                "{name}: unreachable: {}",
+                why.lines().next().unwrap_or_default()
+            )),
+        }
+    }
+    Err(Error::Deploy {
+        message: failures.join("; "),
+    })
+}
+
 /// A new connection to the host named `name` (its engine's address), for a
 /// host that went silent earlier in the run: its old one is not asked again.
 pub async fn reconnect(settings: &Settings, name: &str) -> Result<Engine, String> {

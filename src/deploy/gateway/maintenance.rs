@@ -126,37 +126,24 @@ pub async fn set(
         .upload(&gateway, DIR, &[(MAINTENANCE_MAP, file(state).as_bytes())])
         .await
         .map_err(|e| e.to_string())?;
-    let command =
-        |verb: &str, key: &str, value: &str| format!("{verb} map {MAINTENANCE_MAP} {key} {value}");
-    match (before, state) {
-        // A new page while in maintenance: changed in place, never off meanwhile.
-        (Some(_), Some(m)) => {
-            for (key, value) in m.entries() {
-                api(engine, settings, &command("set", key, &value), None).await?;
-            }
-        }
-        // On: the page's entries first, the switch last.
-        (None, Some(m)) => {
-            api(
-                engine,
-                settings,
-                &format!("clear map {MAINTENANCE_MAP}"),
-                None,
-            )
-            .await?;
-            for (key, value) in m.entries() {
-                api(engine, settings, &command("add", key, &value), None).await?;
-            }
-        }
-        // Off: every entry at once.
-        (_, None) => {
-            api(
-                engine,
-                settings,
-                &format!("clear map {MAINTENANCE_MAP}"),
-                None,
-            )
-            .await?;
+    // A new page while in maintenance is changed in place (never off
+    // meanwhile); otherwise every entry goes at once, and the page's come
+    // back before the switch (`state` is last).
+    let in_place = before.is_some() && state.is_some();
+    if !in_place {
+        api(
+            engine,
+            settings,
+            &format!("clear map {MAINTENANCE_MAP}"),
+            None,
+        )
+        .await?;
+    }
+    if let Some(m) = state {
+        let verb = if in_place { "set" } else { "add" };
+        for (key, value) in m.entries() {
+            let command = format!("{verb} map {MAINTENANCE_MAP} {key} {value}");
+            api(engine, settings, &command, None).await?;
         }
     }
     Ok(())

@@ -7,19 +7,29 @@ use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
 
 /// The running replicas of the release the host's gateway serves, by
-/// number; every running replica when no gateway says what it serves.
+/// number; every running replica when no gateway says what it serves. The
+/// gateway is asked only when two releases run (a deploy under way).
 pub(super) async fn serving_replicas(
     engine: &Engine,
     settings: &Settings,
 ) -> Result<Vec<ContainerInfo>, Error> {
-    let serving = gateway::serving(engine, settings)
-        .await?
-        .map(|s| s.release.to_string());
-    let mut replicas: Vec<ContainerInfo> = engine
+    let running: Vec<ContainerInfo> = engine
         .containers(&settings.site.filter("replica"))
         .await?
         .into_iter()
         .filter(|c| c.running)
+        .collect();
+    let releases: std::collections::BTreeSet<Option<&String>> =
+        running.iter().map(|c| c.labels.get(RELEASE)).collect();
+    let serving = if releases.len() > 1 {
+        gateway::serving(engine, settings)
+            .await?
+            .map(|s| s.release.to_string())
+    } else {
+        None
+    };
+    let mut replicas: Vec<ContainerInfo> = running
+        .into_iter()
         .filter(|c| serving.is_none() || c.labels.get(RELEASE) == serving.as_ref())
         .collect();
     replicas.sort_by_key(|c| number(c).unwrap_or(u64::MAX));
@@ -43,37 +53,7 @@ pub(super) fn who(h: &Host, settings: &Settings) -> String {
 }
 
 /// The one host a command runs on: `--host`, else the first of
-/// `deploy.hosts` (in their fixed order) that answers.
+/// `deploy.hosts` (in their fixed order) that answers; only it is connected.
 pub(super) async fn one_host(settings: &Settings, only: Option<&str>) -> Result<Host, Error> {
-    let (hosts, unreachable) = host::connect_all(settings).await?;
-    if let Some(name) = only {
-        let chosen = super::hosts::chosen(&hosts, Some(name));
-        if chosen.is_err()
-            && let Some(u) = unreachable
-                .iter()
-                .find(|u| u.name == name || u.name.ends_with(&format!("//{name}")))
-        {
-            return Err(Error::Deploy {
-                message: format!("{}: unreachable: {}", u.name, u.why),
-            });
-        }
-        let chosen = chosen?[0].name.clone();
-        return Ok(hosts
-            .into_iter()
-            .find(|h| h.name == chosen)
-            .expect("chosen"));
-    }
-    match hosts.into_iter().next() {
-        Some(h) => Ok(h),
-        None => Err(Error::Deploy {
-            message: format!(
-                "no host answered: {}",
-                unreachable
-                    .iter()
-                    .map(|u| format!("{}: {}", u.name, u.why))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        }),
-    }
+    host::connect_one(settings, only).await
 }
