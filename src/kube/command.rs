@@ -57,7 +57,7 @@ pub fn exec(out: &Output, target: &Target, request: &CommandRequest) -> Result<(
     args.extend(flags(request.interactive));
     args.extend([pod, "--".into()]);
     args.extend(request.command.iter().cloned());
-    attached(target, &args)
+    Session::start()?.attached(target, &args)
 }
 
 /// `-i`, and `-t` when this process has a terminal.
@@ -72,34 +72,59 @@ fn flags(interactive: bool) -> Vec<String> {
     flags
 }
 
-/// Runs kubectl with this process's input and output; its exit code.
-fn attached(target: &Target, args: &[String]) -> Result<(), Error> {
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    crate::target::runtime()?.block_on(async {
-        let cancel = Cancel::install();
-        let mut child = target
-            .kubectl
-            .attached(&argv)
-            .spawn()
-            .map_err(|e| failed(format!("cannot start {}: {e}", target.kubectl.program)))?;
-        loop {
-            tokio::select! {
-                status = child.wait() => {
-                    let status = status.map_err(failed)?;
-                    return exited(status.code().map(i64::from).unwrap_or(1));
-                }
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    if cancel.is_set() {
-                        let _ = child.kill().await;
-                        return Err(Error::Exited { code: 128 + cancel.signal() });
+/// The runtime kubectl's attached calls run on, and the signal handlers,
+/// installed once at the start of a command: a signal at any point of it
+/// asks for the clean stop (the run's pod deleted).
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    cancel: Cancel,
+}
+
+impl Session {
+    fn start() -> Result<Session, Error> {
+        let runtime = crate::target::runtime()?;
+        // The handlers run on the runtime's workers from here on.
+        let cancel = runtime.block_on(async { Cancel::install() });
+        Ok(Session { runtime, cancel })
+    }
+
+    /// `Err` with the signal's exit code once a signal arrived.
+    fn check(&self) -> Result<(), Error> {
+        match self.cancel.signal() {
+            0 => Ok(()),
+            signal => Err(Error::Exited { code: 128 + signal }),
+        }
+    }
+
+    /// Runs kubectl with this process's input and output; its exit code.
+    fn attached(&self, target: &Target, args: &[String]) -> Result<(), Error> {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.runtime.block_on(async {
+            let mut child = target
+                .kubectl
+                .attached(&argv)
+                .spawn()
+                .map_err(|e| failed(format!("cannot start {}: {e}", target.kubectl.program)))?;
+            loop {
+                tokio::select! {
+                    status = child.wait() => {
+                        let status = status.map_err(failed)?;
+                        return exited(status.code().map(i64::from).unwrap_or(1));
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if self.cancel.is_set() {
+                            let _ = child.kill().await;
+                            return self.check();
+                        }
                     }
                 }
             }
-        }
-    })
+        })
+    }
 }
 
 pub fn run(out: &Output, target: &Target, request: &CommandRequest) -> Result<(), Error> {
+    let session = Session::start()?;
     let kubectl = &target.kubectl;
     let deployment = kubectl
         .get(&format!("deployment/{}", target.app))
@@ -120,11 +145,12 @@ pub fn run(out: &Output, target: &Target, request: &CommandRequest) -> Result<()
     let image = text(&pod, "/spec/containers/0/image").to_string();
     out.status("running", &format!("pod {name} ({image})"));
     let manifest = serde_json::to_vec(&pod).unwrap_or_default();
+    session.check()?;
     kubectl
         .run(&["create", "-f", "-"], Some(&manifest))
         .map_err(failed)?;
     // From here on the pod is deleted whatever happens.
-    let result = run_created(target, &name, request);
+    let result = run_created(target, &name, request, &session);
     let deleted = kubectl.run(
         &["delete", "pod", &name, "--ignore-not-found", "--wait=false"],
         None,
@@ -187,11 +213,17 @@ fn pod(deployment: &Value, name: &str, app: &str, request: &CommandRequest) -> V
 
 /// Waits for the pod to start, shows its output (or attaches to it), and
 /// returns its exit code as shipit's.
-fn run_created(target: &Target, name: &str, request: &CommandRequest) -> Result<(), Error> {
+fn run_created(
+    target: &Target,
+    name: &str,
+    request: &CommandRequest,
+    session: &Session,
+) -> Result<(), Error> {
     let kubectl = &target.kubectl;
     let started = Instant::now();
     let limit = target.progress_deadline.max(Duration::from_secs(60));
     loop {
+        session.check()?;
         let pod = kubectl
             .get(&format!("pod/{name}"))
             .map_err(failed)?
@@ -227,7 +259,7 @@ fn run_created(target: &Target, name: &str, request: &CommandRequest) -> Result<
         vec!["logs".into(), "--follow".into(), name.into()]
     };
     args.push(format!("--pod-running-timeout={}s", limit.as_secs()));
-    let shown = attached(target, &args);
+    let shown = session.attached(target, &args);
     if let Err(Error::Exited { code }) = shown
         && code > 128
     {
@@ -236,6 +268,7 @@ fn run_created(target: &Target, name: &str, request: &CommandRequest) -> Result<
     // The exit code is the pod's, not kubectl's.
     let ended = Instant::now();
     loop {
+        session.check()?;
         let pod = kubectl
             .get(&format!("pod/{name}"))
             .map_err(failed)?

@@ -1185,9 +1185,42 @@ fn logs_exec_and_run_on_the_cluster() {
         .count()
     };
     assert_eq!(left(&app), 0);
+    // SIGTERM while the run's pod works: deleted, exit 143.
+    let mut command = app.command(&[
+        "run",
+        "cluster",
+        "--set",
+        "secrets.API_TOKEN=env:API_TOKEN",
+        "--",
+        "/calculator",
+        "serve",
+    ]);
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !app
+        .must(&["get", "pods", "-l", &selector, "--no-headers"])
+        .contains("Running")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run's pod did not start"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("was deleted"), "{stderr}");
+    assert_eq!(left(&app), 0);
     // A run pod that finished without its shipit (killed outright): prune.
-    let run = shipit(&["run", "cluster", "--", "/bin/sh", "-c", "exit 0"]).success();
-    assert!(run.stderr.contains("running"), "{}", run.stderr);
     let orphan = format!(
         r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{0}-run-orphan","labels":{{"shipit.dev/run":"{0}"}}}},"spec":{{"restartPolicy":"Never","containers":[{{"name":"x","image":"{1}","command":["/bin/sh","-c","exit 0"]}}]}}}}"#,
         app.name, reference
