@@ -634,10 +634,14 @@ fn a_host_gone_silent_ends_a_deploy_in_seconds_and_is_switched_back_or_reported_
     // It answers again within the deadline: switched back, and said so.
     let (code, stderr, _, before) = at_the_switch(true);
     assert_eq!(code, 1, "{stderr}");
+    // Which call the silence caught decides the words: the engine's call
+    // limit (the host is taken for gone until it answers again) or the
+    // runtime API's own (the switch fails, the host is put back as usual).
+    // Either way it is switched back and says what it serves.
     assert!(
         stderr.contains(&format!(
             "it answered again and was switched back: serves release {before}"
-        )),
+        )) || stderr.contains(&format!("now serves release {before} ")),
         "{stderr}"
     );
     assert!(!stderr.contains("unknown"), "{stderr}");
