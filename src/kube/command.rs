@@ -211,6 +211,15 @@ fn pod(deployment: &Value, name: &str, app: &str, request: &CommandRequest) -> V
     })
 }
 
+/// The run's pod as the cluster has it now.
+fn live_pod(target: &Target, name: &str) -> Result<Value, Error> {
+    target
+        .kubectl
+        .get(&format!("pod/{name}"))
+        .map_err(failed)?
+        .ok_or_else(|| failed(format!("pod {name} disappeared")))
+}
+
 /// Waits for the pod to start, shows its output (or attaches to it), and
 /// returns its exit code as shipit's.
 fn run_created(
@@ -219,15 +228,11 @@ fn run_created(
     request: &CommandRequest,
     session: &Session,
 ) -> Result<(), Error> {
-    let kubectl = &target.kubectl;
     let started = Instant::now();
     let limit = target.progress_deadline.max(Duration::from_secs(60));
     loop {
         session.check()?;
-        let pod = kubectl
-            .get(&format!("pod/{name}"))
-            .map_err(failed)?
-            .ok_or_else(|| failed(format!("pod {name} disappeared")))?;
+        let pod = live_pod(target, name)?;
         let phase = text(&pod, "/status/phase");
         if matches!(phase, "Running" | "Succeeded" | "Failed") {
             break;
@@ -269,10 +274,7 @@ fn run_created(
     let ended = Instant::now();
     loop {
         session.check()?;
-        let pod = kubectl
-            .get(&format!("pod/{name}"))
-            .map_err(failed)?
-            .ok_or_else(|| failed(format!("pod {name} disappeared")))?;
+        let pod = live_pod(target, name)?;
         let terminated = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
         if let Some(code) = terminated["exitCode"].as_i64() {
             return exited(code);

@@ -3,7 +3,7 @@
 //! environment and secrets on the environment's network, removed afterwards
 //! whatever happens) on one Docker host. The command's exit code is shipit's.
 
-use super::replicas::{number, one_host, serving_replicas, who};
+use super::replicas::{number, serving_replicas, who};
 use crate::cancel::Cancel;
 use crate::deploy::{Settings, VERSION, replicas};
 use crate::engine::{Attached, ContainerSpec, Engine};
@@ -17,7 +17,7 @@ pub(super) async fn exec(
     settings: &Settings,
     request: &CommandRequest,
 ) -> Result<(), Error> {
-    let h = one_host(settings, request.host.as_deref()).await?;
+    let h = crate::deploy::host::connect_one(settings, request.host.as_deref()).await?;
     let running = serving_replicas(&h.engine, settings).await?;
     let name = choose(&running, request.replica.as_deref(), &who(&h, settings))?;
     out.detail(&format!("exec in {name} on {}", who(&h, settings)));
@@ -112,7 +112,7 @@ pub(super) async fn run(
 ) -> Result<(), Error> {
     // From the start: a signal before the container exists stops cleanly too.
     let cancel = Cancel::install();
-    let h = one_host(settings, request.host.as_deref()).await?;
+    let h = crate::deploy::host::connect_one(settings, request.host.as_deref()).await?;
     let host = who(&h, settings);
     let engine = &h.engine;
     let (image, version) = image(engine, settings, request.image.as_deref(), &host).await?;

@@ -1,7 +1,7 @@
 //! The serving release's replicas on a host, and how the day-2 commands
-//! (`logs`, `exec`, `run`) name hosts and choose one.
+//! (`logs`, `exec`, `run`) name hosts.
 
-use crate::deploy::host::{self, Host};
+use crate::deploy::host::Host;
 use crate::deploy::{RELEASE, REPLICA, Settings, gateway};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
@@ -50,10 +50,4 @@ pub(super) fn who(h: &Host, settings: &Settings) -> String {
     } else {
         h.name.clone()
     }
-}
-
-/// The one host a command runs on: `--host`, else the first of
-/// `deploy.hosts` (in their fixed order) that answers; only it is connected.
-pub(super) async fn one_host(settings: &Settings, only: Option<&str>) -> Result<Host, Error> {
-    host::connect_one(settings, only).await
 }
