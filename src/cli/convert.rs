@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> (Output, Result<(), shipit::Error>) {
                 retry_after: a.retry_after,
             },
         ),
+        Command::Accessory { action } => commands::accessory::run(&ctx, action.into()),
         Command::Prune(a) => commands::prune::run(
             &ctx,
             &a.environment,
@@ -327,6 +328,55 @@ impl From<ReleaseArgs> for commands::release::Args {
                 date: None,
             },
             execute: a.execute,
+        }
+    }
+}
+
+impl From<AccessoryCommand> for commands::accessory::Args {
+    fn from(c: AccessoryCommand) -> Self {
+        use shipit::target::accessory::AccessoryAction as A;
+        let plain = |a: AccessoryArgs, action| commands::accessory::Args {
+            environment: a.environment,
+            name: a.name,
+            action,
+            confirm: None,
+        };
+        match c {
+            AccessoryCommand::Boot(a) => plain(a, A::Boot),
+            AccessoryCommand::Reboot(a) => plain(a, A::Reboot),
+            AccessoryCommand::Status(a) => plain(a, A::Status),
+            AccessoryCommand::Remove {
+                environment,
+                name,
+                confirm,
+                volumes,
+            } => commands::accessory::Args {
+                environment,
+                name: Some(name),
+                action: A::Remove { volumes },
+                confirm,
+            },
+            AccessoryCommand::Backup {
+                environment,
+                name,
+                file,
+            } => commands::accessory::Args {
+                environment,
+                name: Some(name),
+                action: A::Backup { output: file },
+                confirm: None,
+            },
+            AccessoryCommand::Restore {
+                environment,
+                name,
+                file,
+                confirm,
+            } => commands::accessory::Args {
+                environment,
+                name: Some(name),
+                action: A::Restore { input: file },
+                confirm,
+            },
         }
     }
 }

@@ -81,6 +81,11 @@ pub enum Command {
     Prune(PruneArgs),
     /// Answer every request but health with 503 and a page (on), or serve again (off), on every host
     Maintenance(MaintenanceArgs),
+    /// The services beside the application (a database, a cache): boot, reboot, remove, status, backup, restore
+    Accessory {
+        #[command(subcommand)]
+        action: AccessoryCommand,
+    },
     /// Inspect or release an environment's deploy lock
     Lock {
         #[command(subcommand)]
@@ -279,6 +284,50 @@ pub struct MaintenanceArgs {
     /// Seconds clients are told to wait (Retry-After; default 60)
     #[arg(long, value_name = "SECONDS")]
     pub retry_after: Option<u64>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AccessoryCommand {
+    /// Create and start what is not running (what runs stays as it is)
+    Boot(AccessoryArgs),
+    /// Replace with today's configuration and image, on the same volumes; the old one comes back when the new one is not healthy
+    Reboot(AccessoryArgs),
+    /// Stop and remove its container (its volumes stay unless --volumes)
+    Remove {
+        environment: String,
+        name: String,
+        /// The accessory's name again: nothing is removed without it
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+        /// Its volumes too: the data in them is gone
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Each accessory on each of its hosts: state, health, image, volumes
+    Status(AccessoryArgs),
+    /// Its backup command's output into a new file here (whole, or no file)
+    Backup {
+        environment: String,
+        name: String,
+        /// Where (default: NAME-ENV-TIME.dump here); an existing file is never replaced
+        file: Option<std::path::PathBuf>,
+    },
+    /// A dump into its restore command
+    Restore {
+        environment: String,
+        name: String,
+        file: std::path::PathBuf,
+        /// The accessory's name again: nothing is restored without it
+        #[arg(long, value_name = "NAME")]
+        confirm: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccessoryArgs {
+    pub environment: String,
+    /// One accessory (default: all of them)
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

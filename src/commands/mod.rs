@@ -1,5 +1,6 @@
 //! One module per subcommand, each an args struct and a `run`.
 
+pub mod accessory;
 pub mod build;
 pub mod deploy;
 pub mod exec;

@@ -35,6 +35,9 @@ pub struct Config {
     pub monitoring: Monitoring,
     pub smoke: Smoke,
     pub ci: Ci,
+    /// Services the application uses beside it (a database, a cache), by
+    /// name: booted once, kept across deploys, never restarted by one.
+    pub accessories: BTreeMap<String, Accessory>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -278,6 +281,52 @@ pub struct Deploy {
     /// How images reach the hosts: pulled from `image.registry`, or streamed
     /// from the engine they were built on.
     pub transfer: Transfer,
+    /// A command (exec form) run once per deploy from the new image, with the
+    /// service's environment and secrets, before any new replica takes
+    /// traffic (migrations); empty: none. A rollback does not run it.
+    pub release_command: Vec<String>,
+    /// How long the release command may run before the deploy stops.
+    pub release_timeout: String,
+}
+
+/// `[accessories.NAME]`: a service beside the application (a database, a
+/// cache), reachable on the environment's network by `NAME`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Accessory {
+    /// The image, pinned (`NAME:TAG[@sha256:DIGEST]`).
+    pub image: String,
+    /// Which of `deploy.hosts` run it (their `engine` or `address`); empty:
+    /// the first of them (or the one engine without them).
+    pub hosts: Vec<String>,
+    /// The port it listens on, on the environment's network (0: none said).
+    pub port: i64,
+    /// `"IP:PORT"` on the host where `port` is published; empty: not published.
+    pub publish: String,
+    /// The container's user (`uid[:gid]` or a name in the image); empty: the image's.
+    pub user: String,
+    pub env: BTreeMap<String, String>,
+    /// References, delivered as files in `/run/secrets` with `NAME_FILE` set.
+    pub secrets: BTreeMap<String, String>,
+    /// `"VOLUME:/path"`: named volumes that outlive the container.
+    pub volumes: Vec<String>,
+    /// `"LOCAL:/path"`: small files of the project uploaded before it starts.
+    pub files: Vec<String>,
+    /// Its command (exec form); empty: the image's.
+    pub cmd: Vec<String>,
+    /// A health check (exec form) the engine runs; empty: the image's, if any.
+    pub healthcheck: Vec<String>,
+    pub backup: Backup,
+}
+
+/// `[accessories.NAME.backup]`: commands run inside the accessory.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Backup {
+    /// Writes a dump to its standard output (`["pg_dump", "-Fc", ...]`).
+    pub command: Vec<String>,
+    /// Reads a dump from its standard input (`["pg_restore", ...]`).
+    pub restore: Vec<String>,
 }
 
 /// One Docker host: its engine, and where its gateway answers.
@@ -323,6 +372,8 @@ impl Default for Deploy {
             gateway_packages: GatewayPackages::default(),
             hosts: Vec::new(),
             transfer: Transfer::Pull,
+            release_command: Vec::new(),
+            release_timeout: "10m".into(),
         }
     }
 }
@@ -838,6 +889,7 @@ impl Default for Config {
             monitoring: Monitoring::default(),
             smoke: Smoke::default(),
             ci: Ci::default(),
+            accessories: BTreeMap::new(),
         }
     }
 }

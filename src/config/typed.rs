@@ -25,6 +25,8 @@ pub struct Typed {
     pub shutdown_delay: Duration,
     /// `deploy.lock_lease`: how long a lock outlives its last heartbeat.
     pub lock_lease: Duration,
+    /// `deploy.release_timeout`: how long the release command may run.
+    pub release_timeout: Duration,
     /// `smoke.timeout`, or `deploy.smoke_timeout` when it is empty.
     pub smoke_check_timeout: Duration,
     /// `smoke.checks[].max_latency`, one per check, in order.
@@ -104,6 +106,7 @@ impl Typed {
             drain_timeout: duration("deploy.drain_timeout", &c.deploy.drain_timeout),
             shutdown_delay: duration("deploy.shutdown_delay", &c.deploy.shutdown_delay),
             lock_lease: duration("deploy.lock_lease", &c.deploy.lock_lease),
+            release_timeout: duration("deploy.release_timeout", &c.deploy.release_timeout),
             smoke_check_timeout: if c.smoke.timeout.is_empty() {
                 smoke_timeout
             } else {

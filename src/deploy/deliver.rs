@@ -51,7 +51,7 @@ impl Need {
     /// whenever this engine has it, so a fleet that pulls its releases needs
     /// no registry copy of the gateway.
     fn transfer(&self, settings: &Settings) -> Transfer {
-        if self.what == "gateway" && self.id.is_some() {
+        if matches!(self.what, "gateway" | "accessory") && self.id.is_some() {
             Transfer::Stream
         } else {
             settings.transfer

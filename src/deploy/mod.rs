@@ -12,6 +12,7 @@ pub mod host;
 pub mod lock;
 pub mod notify;
 pub mod plan;
+pub mod release_task;
 pub mod releases;
 pub mod repair;
 pub mod replicas;
@@ -34,6 +35,10 @@ pub const ROLE: &str = "dev.shipit.role";
 pub const RELEASE: &str = "dev.shipit.release";
 pub const VERSION: &str = "dev.shipit.version";
 pub const REPLICA: &str = "dev.shipit.replica";
+pub const ACCESSORY: &str = "dev.shipit.accessory";
+/// A digest of what an accessory was booted with: `status` says when the
+/// configuration has changed since (`reboot` applies it).
+pub const ACCESSORY_CONFIG: &str = "dev.shipit.accessory.config";
 
 /// One application in one environment on one engine, and the names of its parts.
 #[derive(Debug, Clone)]
@@ -57,6 +62,14 @@ impl Site {
     }
     pub fn lock(&self) -> String {
         format!("shipit-{}-{}-lock", self.app, self.environment)
+    }
+    /// An accessory's container.
+    pub fn accessory(&self, name: &str) -> String {
+        format!("{}-{}-{name}", self.app, self.environment)
+    }
+    /// An accessory's named volume.
+    pub fn accessory_volume(&self, name: &str, volume: &str) -> String {
+        format!("{}-{}-{name}-{volume}", self.app, self.environment)
     }
     pub fn replica(&self, release: u64, index: usize) -> String {
         format!("{}-{}-r{release}-{}", self.app, self.environment, index + 1)
@@ -120,6 +133,11 @@ pub struct Settings {
     pub transfer: crate::config::model::Transfer,
     /// `image.registry`, for credentials when hosts pull.
     pub registry: String,
+    /// `[accessories]`, by name.
+    pub accessories: std::collections::BTreeMap<String, crate::config::model::Accessory>,
+    /// `deploy.release_command` (empty: none) and its time limit.
+    pub release_command: Vec<String>,
+    pub release_timeout: Duration,
 }
 
 /// Where the gateway's certificate and key come from, and what they serve.
@@ -195,6 +213,9 @@ impl Settings {
             hosts: c.deploy.hosts.clone(),
             transfer: c.deploy.transfer,
             registry: c.image.registry.clone(),
+            accessories: c.accessories.clone(),
+            release_command: c.deploy.release_command.clone(),
+            release_timeout: t.release_timeout,
         })
     }
 

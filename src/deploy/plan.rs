@@ -35,6 +35,10 @@ pub struct Plan {
     pub problems: Vec<String>,
     /// The phases the run goes through, in order.
     pub steps: Vec<String>,
+    /// `deploy.release_command`, run once from the new image before any
+    /// new replica takes traffic.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub release_command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -126,7 +130,16 @@ pub fn plan(
         && hosts.iter().all(|h| h.unchanged)
         && serving.windows(2).all(|w| w[0] == w[1]);
     let rolling = strategy == Strategy::Rolling && serving.first().is_some_and(Option::is_some);
-    let steps = steps(several, no_op, rolling, settings.replicas);
+    let mut steps = steps(several, no_op, rolling, settings.replicas);
+    let release = !no_op && !settings.release_command.is_empty();
+    if release {
+        // After the inspection, before anything starts: on the first host alone.
+        let at = steps
+            .iter()
+            .position(|s| s == "inspect")
+            .map_or(0, |i| i + 1);
+        steps.insert(at, "release".into());
+    }
     Ok(Plan {
         subject: Subject {
             action: Action::Deploy,
@@ -143,6 +156,11 @@ pub fn plan(
         no_op,
         problems,
         steps,
+        release_command: if release {
+            settings.release_command.clone()
+        } else {
+            Vec::new()
+        },
     })
 }
 

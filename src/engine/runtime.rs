@@ -44,6 +44,10 @@ pub struct ContainerSpec {
     pub stdin: bool,
     /// A terminal of its own.
     pub tty: bool,
+    /// More names it answers to on `network` (an accessory's own name).
+    pub aliases: Vec<String>,
+    /// A health check command (exec form) instead of the image's.
+    pub health_test: Option<Vec<String>>,
 }
 
 /// What a deploy needs to know about one container.
@@ -108,6 +112,13 @@ impl Engine {
             .await
             .ok()
             .and_then(|i| i.id)
+    }
+
+    /// The user an image runs as (its config's `User`; empty: root), when
+    /// the engine has it.
+    pub async fn image_user(&self, reference: &str) -> Option<String> {
+        let image = self.api().ok()?.inspect_image(reference).await.ok()?;
+        Some(image.config.and_then(|c| c.user).unwrap_or_default())
     }
 
     /// An image's id and labels (its config's), when the engine has it.
@@ -228,7 +239,11 @@ impl Engine {
             stop_timeout: spec.stop_timeout,
             healthcheck: spec.health_interval.map(|interval| HealthConfig {
                 // No test: the engine keeps the image's HEALTHCHECK command.
-                test: None,
+                test: spec.health_test.as_ref().map(|test| {
+                    std::iter::once("CMD".to_string())
+                        .chain(test.iter().cloned())
+                        .collect()
+                }),
                 interval: Some(interval.as_nanos() as i64),
                 // The image's own timeout: an interpreter's health check starts slower than 3 s under load.
                 timeout: None,
@@ -240,7 +255,10 @@ impl Engine {
             networking_config: (!spec.network.is_empty()).then(|| NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
                     spec.network.clone(),
-                    EndpointSettings::default(),
+                    EndpointSettings {
+                        aliases: (!spec.aliases.is_empty()).then(|| spec.aliases.clone()),
+                        ..Default::default()
+                    },
                 )])),
             }),
             entrypoint: spec.entrypoint.clone(),
@@ -293,6 +311,28 @@ impl Engine {
             .kill_container(name, Some(options))
             .await
             .map_err(|e| failed(self, format!("signal {signal} to {name}"), e))
+    }
+
+    /// Gives a container another name.
+    pub async fn rename(&self, name: &str, to: &str) -> Result<(), Error> {
+        let options = bollard::query_parameters::RenameContainerOptions { name: to.into() };
+        self.api()?
+            .rename_container(name, options)
+            .await
+            .map_err(|e| failed(self, format!("rename {name} to {to}"), e))
+    }
+
+    /// Removes a named volume; `Ok(false)` when there is none.
+    pub async fn remove_volume(&self, name: &str) -> Result<bool, Error> {
+        match self
+            .api()?
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_status(&e, 404) => Ok(false),
+            Err(e) => Err(failed(self, format!("remove volume {name}"), e)),
+        }
     }
 
     /// Removes a container (running or not); a missing one is fine.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::accessory::AccessoryRequest;
 use super::logs::LogsRequest;
 use super::{
     CommandRequest, DeployRequest, LockAction, MaintenanceRequest, PruneRequest, RollbackRequest,
@@ -80,6 +81,12 @@ impl super::Target for Kubernetes {
             "maintenance mode is the shipit gateway's, and a Kubernetes environment has none: point the Ingress at a maintenance responder instead (README: \"Maintenance on Kubernetes\"); nothing was changed".into(),
         ))
     }
+
+    fn accessory(&self, _: &Output, _: &AccessoryRequest) -> Result<(), Error> {
+        Err(Error::Usage(
+            "shipit runs accessories on Docker hosts only: on Kubernetes, run the database as a StatefulSet with a PersistentVolumeClaim and a headless Service (its chart or operator), and back it up with its own tools (README: \"Accessories on Kubernetes\"); nothing was changed".into(),
+        ))
+    }
 }
 
 /// `image.digest`, a reference pinned by digest, or the registry's answer
@@ -132,6 +139,11 @@ fn deploy(
     if args.image.is_some() || args.strategy.is_some() {
         return Err(Error::Usage(
             "--image and --strategy are for Docker hosts: a Kubernetes deploy applies the rendered manifests (rolling, pinned by digest)".into(),
+        ));
+    }
+    if !loaded.config.deploy.release_command.is_empty() {
+        return Err(Error::Usage(
+            "deploy.release_command runs on Docker hosts only so far: on Kubernetes, run it as a Job from the new image before `shipit deploy` (README: \"Release commands\"); nothing was changed".into(),
         ));
     }
     let spinner = out.spinner("preflight: context, server, namespace, permissions, image digest");

@@ -5,6 +5,7 @@
 //! The coming capabilities (logs, exec, run, accessories, canary) are
 //! further operations of this interface, written once per target.
 
+pub mod accessory;
 pub mod docker;
 pub mod kubernetes;
 pub mod logs;
@@ -105,6 +106,8 @@ pub trait Target {
     fn prune(&self, out: &Output, request: &PruneRequest) -> Result<(), Error>;
     /// `shipit maintenance`: every request but health answered 503, or back.
     fn maintenance(&self, out: &Output, request: &MaintenanceRequest) -> Result<(), Error>;
+    /// `shipit accessory`: the services beside the application.
+    fn accessory(&self, out: &Output, request: &accessory::AccessoryRequest) -> Result<(), Error>;
 }
 
 /// A command's exit code as shipit's (0 is success).

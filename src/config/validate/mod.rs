@@ -5,6 +5,7 @@
 //! The rules of the application's own tables are in `service.rs`, those of
 //! where and how it runs in `platform.rs`.
 
+mod accessories;
 mod platform;
 mod service;
 
@@ -179,6 +180,8 @@ pub fn validate(config: &Config, tree: &Node) -> Vec<Problem> {
     c.duration("smoke.timeout", &config.smoke.timeout);
     smoke_checks(&mut c, config);
     ci(&mut c, config);
+    accessories::accessories(&mut c, config);
+    accessories::release(&mut c, config);
     c.problems
 }
 

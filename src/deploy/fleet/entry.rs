@@ -233,6 +233,39 @@ pub(super) async fn locked_deploy(
         );
     }
 
+    if !settings.release_command.is_empty() {
+        let first = &members[0].host;
+        let ran = crate::deploy::release_task::run(
+            &first.engine,
+            &first.name,
+            settings,
+            (image_ref, number),
+            base.secrets,
+            out,
+            base.cancel,
+        )
+        .await;
+        match ran {
+            Ok(took) => {
+                out.status(
+                    "release",
+                    &format!("the release command passed in {:.1} s", took.as_secs_f64()),
+                );
+                timeline.mark("release");
+            }
+            Err(why) => {
+                let serving = match &members[0].current {
+                    Some(c) => format!("release {} ({}) still serves", c.number, c.version),
+                    None => "nothing was serving, and nothing serves now".into(),
+                };
+                return Err(Error::Deploy {
+                    message: format!(
+                        "{why}; the deploy stopped before any new replica started: {serving}, and nothing else changed. What the command changed (a migration) stays as it left it: shipit cannot undo it (README: \"Release commands\")"
+                    ),
+                });
+            }
+        }
+    }
     let plan = Plan {
         action: Action::Deploy,
         number,

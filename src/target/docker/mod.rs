@@ -2,6 +2,7 @@
 //! engine's API (`deploy.hosts`, or the one engine of `DOCKER_HOST`), with
 //! releases behind an HAProxy gateway on each.
 
+pub(crate) mod accessory;
 mod command;
 mod hosts;
 mod logs;
@@ -13,6 +14,7 @@ mod status;
 
 pub use hosts::smoke_targets;
 
+use super::accessory::AccessoryRequest;
 use super::logs::LogsRequest;
 use super::{
     CommandRequest, DeployRequest, LockAction, MaintenanceRequest, PruneRequest, RollbackRequest,
@@ -56,7 +58,10 @@ impl super::Target for Docker {
         };
         runtime()?.block_on(async {
             // One engine (DOCKER_HOST) is a fleet of one host.
-            let prepared = fleet::prepare(settings, &options).await?;
+            let mut prepared = fleet::prepare(settings, &options).await?;
+            // The accessories it uses run and are healthy, or nothing starts.
+            let unready = accessory::unready(settings, &prepared.hosts).await;
+            prepared.problems.extend(unready);
             let plan = deploy_plan::of_hosts(
                 settings,
                 &options,
@@ -174,6 +179,10 @@ impl super::Target for Docker {
 
     fn maintenance(&self, out: &Output, request: &MaintenanceRequest) -> Result<(), Error> {
         runtime()?.block_on(maintenance::maintenance(out, &self.settings, request))
+    }
+
+    fn accessory(&self, out: &Output, request: &AccessoryRequest) -> Result<(), Error> {
+        runtime()?.block_on(accessory::accessory(out, &self.settings, request))
     }
 }
 

@@ -3,6 +3,7 @@
 //! through the gateway while releases change (wrk on keepalive connections,
 //! paced and unpaced, and new connections), counting every failed request.
 
+mod accessories;
 mod bench;
 pub(crate) mod day2;
 mod gateway_image;

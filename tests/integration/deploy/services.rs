@@ -395,7 +395,7 @@ fn docker_an_image_built_elsewhere_deploys_by_reference_with_zero_failed_request
     assert!(service.greeting().contains("\"variant\": \"v2\""));
 }
 
-struct Cleanup(String);
+pub(super) struct Cleanup(pub(super) String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

@@ -1,0 +1,530 @@
+//! The whole application on the real engine: PostgreSQL and Redis as
+//! accessories (Debian's packages in an image the tests make offline,
+//! `.ci/accessory-image`, shared), a Python service of the tests' own that
+//! migrates its schema in its release command and reads and writes rows
+//! over HTTP, deployed under load, a failing migration, a reboot, a backup
+//! dropped and restored.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::services::{Service, TURN};
+use super::support::{Loads, Probe, no_failures_in};
+use crate::docker::{self, docker};
+
+/// The service: rows over HTTP, its schema migrated by `app.py migrate`
+/// (the release command) to the version its variant knows (v3's second
+/// migration fails), a counter in Redis over its own protocol.
+const APP: &str = r#"import json
+import os
+import signal
+import socket
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg2
+import psycopg2.pool
+
+VARIANT = "VARIANT_HERE"
+MIGRATIONS = {
+    1: "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
+    2: "ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT ''",
+    3: "ALTER TABLE no_such_table ADD COLUMN x int",
+}
+TARGET = {"v1": 1, "v2": 2, "v3": 3}[VARIANT]
+
+
+def params():
+    with open(os.environ["DB_PASSWORD_FILE"]) as f:
+        password = f.read().strip()
+    return dict(host="db", dbname="app", user="postgres", password=password, connect_timeout=5)
+
+
+def migrate():
+    conn = psycopg2.connect(**params())
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version int NOT NULL)")
+    cur.execute("SELECT coalesce(max(version), 0) FROM schema_version")
+    have = cur.fetchone()[0]
+    conn.commit()
+    for version in range(have + 1, TARGET + 1):
+        print(f"migration {version}: {MIGRATIONS[version]}", flush=True)
+        cur.execute(MIGRATIONS[version])
+        cur.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+        conn.commit()
+    print(f"schema at version {max(have, TARGET)}", flush=True)
+
+
+if sys.argv[1:] == ["migrate"]:
+    migrate()
+    sys.exit(0)
+
+POOL = psycopg2.pool.ThreadedConnectionPool(1, 20, **params())
+
+
+def query(sql, args=()):
+    conn = POOL.getconn()
+    try:
+        with conn:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else None
+    finally:
+        POOL.putconn(conn)
+
+
+def redis(*words):
+    with socket.create_connection(("cache", 6379), timeout=5) as s:
+        s.sendall(("*%d\r\n" % len(words) + "".join("$%d\r\n%s\r\n" % (len(w), w) for w in words)).encode())
+        return s.recv(1024).decode().strip()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/health":
+            self.answer(200, {"status": "ok", "variant": VARIANT})
+        elif self.path == "/items":
+            rows = query("SELECT id, name FROM items ORDER BY id")
+            self.answer(200, {"items": [[i, n] for i, n in rows]})
+        elif self.path == "/schema":
+            columns = query("SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY ordinal_position")
+            self.answer(200, {"version": query("SELECT max(version) FROM schema_version")[0][0], "columns": [c for (c,) in columns]})
+        elif self.path == "/cache":
+            self.answer(200, {"hits": redis("INCR", "hits")})
+        else:
+            self.answer(404, {"error": "not found"})
+
+    def do_POST(self):
+        data = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        if self.path == "/items":
+            (row,) = query("INSERT INTO items (name) VALUES (%s) RETURNING id", (data["name"],))
+            self.answer(200, {"id": row[0]})
+        else:
+            self.answer(404, {"error": "not found"})
+
+    def log_message(self, *args):
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128
+
+
+server = Server(("0.0.0.0", 8080), Handler)
+server.daemon_threads = True
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+server.serve_forever()
+"#;
+
+const ACCESSORIES: &str = r#"
+[accessories.db]
+image = "IMAGE_HERE"
+port = 5432
+user = "postgres"
+cmd = ["postgres-accessory"]
+volumes = ["data:/var/lib/postgresql/data"]
+env = { POSTGRES_DB = "app" }
+secrets = { POSTGRES_PASSWORD = "env:TEST_DB_PASSWORD" }
+healthcheck = ["pg_isready", "-h", "/tmp", "-U", "postgres"]
+
+[accessories.db.backup]
+command = ["pg_dump", "-Fc", "-h", "/tmp", "-U", "postgres", "app"]
+restore = ["pg_restore", "--clean", "--if-exists", "-h", "/tmp", "-U", "postgres", "-d", "app"]
+
+[accessories.cache]
+image = "IMAGE_HERE"
+port = 6379
+user = "redis"
+cmd = ["redis-server", "/etc/redis/shipit.conf"]
+files = ["redis.conf:/etc/redis/shipit.conf"]
+healthcheck = ["redis-cli", "ping"]
+"#;
+
+const PASSWORD: &str = "not-in-any-file-7f3a";
+
+/// The accessory image (`.ci/accessory-image`, made once and shared).
+pub(crate) fn accessory_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/accessory-image"))
+            .output()
+            .expect("bash .ci/accessory-image");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
+/// The accessories' named volumes, removed at the end whatever happens.
+struct Volumes(String);
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        let filter = format!("label=dev.shipit.app={}", self.0);
+        let (_, ids) = docker(&["ps", "-aq", "--filter", &filter]);
+        for id in ids.lines() {
+            docker(&["rm", "-f", "-v", id]);
+        }
+        let (_, names) = docker(&["volume", "ls", "-q", "--filter", &filter]);
+        for v in names.lines() {
+            docker(&["volume", "rm", "-f", v]);
+        }
+    }
+}
+
+fn get(url: &str) -> serde_json::Value {
+    let r = shipit::http::request(url, "GET", &[], b"", std::time::Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(r.status, 200, "GET {url}: {}", r.text());
+    serde_json::from_str(&r.text()).unwrap()
+}
+
+fn post(url: &str, body: &str) -> serde_json::Value {
+    let r = shipit::http::request(
+        url,
+        "POST",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert_eq!(r.status, 200, "POST {url}: {}", r.text());
+    serde_json::from_str(&r.text()).unwrap()
+}
+
+const WRITE: Probe = Probe {
+    path: "/items",
+    body: r#"{"name": "load"}"#,
+    expect: r#""id""#,
+};
+
+#[test]
+fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
+    if !docker::engine() {
+        return;
+    }
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let base = accessory_image();
+    let _leftovers = docker::Leftovers(base.to_string());
+    let reference = format!("shipit-test/accessory-app-{}", std::process::id());
+    let _images = super::services::Cleanup(reference.clone());
+    for variant in ["v1", "v2", "v3"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("app.py"),
+            APP.replace("VARIANT_HERE", variant),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!("FROM {base}\nCOPY app.py /srv/app.py\nUSER 10001:10001\nCMD [\"python3\", \"/srv/app.py\"]\n"),
+        )
+        .unwrap();
+        let (ok, text) = docker(&[
+            "build",
+            "-q",
+            "-t",
+            &format!("{reference}:{variant}"),
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(ok, "{text}");
+    }
+    let image = |v: &str| format!("build.image={reference}:{v}");
+    let mut service = Service::new(
+        "acc",
+        &[(
+            "redis.conf",
+            "bind 0.0.0.0\nport 6379\nprotected-mode no\nsave \"\"\nappendonly no\n".into(),
+        )],
+        &["--kind", "image", "--image", &format!("{reference}:v1")],
+    );
+    let _volumes = Volumes(service.app.clone());
+    // Its own smoke check instead of the greeting's: the rows answer.
+    let config = service.project.read("environments/base.toml").replace(
+        super::services::CHECKS,
+        "\n[[smoke.checks]]\nname = \"GET /items answers\"\npath = \"/items\"\n",
+    );
+    service.project.write(
+        "environments/base.toml",
+        &format!("{config}{}", ACCESSORIES.replace("IMAGE_HERE", base)),
+    );
+    service.sets.retain(|s| !s.starts_with("replicas="));
+    service.sets.extend([
+        "replicas=2".into(),
+        r#"deploy.release_command=["python3", "/srv/app.py", "migrate"]"#.into(),
+        "deploy.release_timeout=60s".into(),
+        "secrets.DB_PASSWORD=env:TEST_DB_PASSWORD".into(),
+    ]);
+    let env = [("TEST_DB_PASSWORD", PASSWORD)];
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        for set in &service.sets {
+            all.extend(["--set".to_string(), set.clone()]);
+        }
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        service.project.shipit_env(&all, &env)
+    };
+    let url = service.url();
+
+    // A deploy before the accessories are booted is refused, naming the command.
+    let refused = run(&["deploy", "development", "--set", &image("v1")]);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("accessory db is not booted: `shipit accessory boot development db` first"),
+        "{}",
+        refused.stderr
+    );
+    assert!(service.serving().is_none());
+
+    // Boot: both accessories, healthy; again: nothing changes.
+    let booted = run(&["accessory", "boot", "development"]).success();
+    assert!(booted.stderr.contains("booted db"), "{}", booted.stderr);
+    assert!(booted.stderr.contains("booted cache"), "{}", booted.stderr);
+    let (_, started) = docker(&[
+        "inspect",
+        "-f",
+        "{{.State.StartedAt}}",
+        &format!("{}-development-db", service.app),
+    ]);
+    let again = run(&["accessory", "boot", "development", "db"]).success();
+    assert!(again.stderr.contains("running db"), "{}", again.stderr);
+    let (_, still) = docker(&[
+        "inspect",
+        "-f",
+        "{{.State.StartedAt}}",
+        &format!("{}-development-db", service.app),
+    ]);
+    assert_eq!(started, still, "a second boot restarted the accessory");
+    // The password is a file inside, never in the container's configuration.
+    let (_, inspect) = docker(&["inspect", &format!("{}-development-db", service.app)]);
+    assert!(
+        !inspect.contains(PASSWORD),
+        "the secret shows in docker inspect"
+    );
+    assert!(
+        inspect.contains("POSTGRES_PASSWORD_FILE=/run/secrets/"),
+        "{inspect}"
+    );
+
+    // v1: its release command migrates before it serves.
+    let v1 = run(&[
+        "deploy",
+        "development",
+        "--set",
+        &image("v1"),
+        "--set",
+        "app.version=1.0.0",
+    ])
+    .success();
+    assert!(
+        v1.stderr.contains("migration 1: CREATE TABLE items"),
+        "{}",
+        v1.stderr
+    );
+    assert!(
+        v1.stderr.contains("the release command passed"),
+        "{}",
+        v1.stderr
+    );
+    for i in 0..50 {
+        post(
+            &format!("{url}/items"),
+            &format!("{{\"name\": \"row {i}\"}}"),
+        );
+    }
+    let before = get(&format!("{url}/items"))["items"].clone();
+    assert_eq!(before.as_array().unwrap().len(), 50);
+    assert_eq!(get(&format!("{url}/cache"))["hits"], ":1");
+
+    // v2 under load writing rows (keepalive, paced and not, new connections):
+    // its migration adds a column; nothing fails, nothing is lost.
+    let loads = Loads::start_probe(&url, &url, shipit::http::Route::default(), WRITE);
+    let v2 = run(&[
+        "deploy",
+        "development",
+        "--set",
+        &image("v2"),
+        "--set",
+        "app.version=2.0.0",
+    ]);
+    let counts = no_failures_in(loads, "the deploy of v2 with its migration");
+    assert_eq!(v2.code, 0, "{}", v2.stderr);
+    eprintln!("requests during the deploy of v2: {counts:?}");
+    assert!(
+        v2.stderr
+            .contains("migration 2: ALTER TABLE items ADD COLUMN note"),
+        "{}",
+        v2.stderr
+    );
+    let schema = get(&format!("{url}/schema"));
+    assert_eq!(schema["version"], 2);
+    assert_eq!(schema["columns"], serde_json::json!(["id", "name", "note"]));
+    let after: Vec<serde_json::Value> = get(&format!("{url}/items"))["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        &after[..50],
+        before.as_array().unwrap().as_slice(),
+        "the rows written before changed"
+    );
+    assert!(after[50..].iter().all(|r| r[1] == "load") && after.len() > 50);
+    assert_eq!(get(&format!("{url}/health"))["variant"], "v2");
+
+    // v3: its migration fails; v2 still serves, nothing else changed.
+    let v3 = run(&[
+        "deploy",
+        "development",
+        "--set",
+        &image("v3"),
+        "--set",
+        "app.version=3.0.0",
+    ]);
+    assert_ne!(v3.code, 0, "{}", v3.stderr);
+    assert!(
+        v3.stderr.contains("no_such_table"),
+        "its output was shown: {}",
+        v3.stderr
+    );
+    assert!(
+        v3.stderr.contains("the release command exited with code 1"),
+        "{}",
+        v3.stderr
+    );
+    assert!(
+        v3.stderr.contains("release 2 (2.0.0) still serves"),
+        "{}",
+        v3.stderr
+    );
+    assert_eq!(get(&format!("{url}/health"))["variant"], "v2");
+    assert_eq!(service.serving().as_deref(), Some("2"));
+    let filter = format!("label=dev.shipit.app={}", service.app);
+    let (_, left) = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+    assert!(
+        !left.contains("-release-"),
+        "the release command's container stayed: {left}"
+    );
+    assert!(
+        !left.contains("-r3-"),
+        "a replica of v3 was started: {left}"
+    );
+
+    // A reboot with a changed setting keeps the data.
+    let rows = get(&format!("{url}/items"));
+    let rebooted = run(&[
+        "accessory",
+        "reboot",
+        "development",
+        "db",
+        "--set",
+        "accessories.db.env.PGAPPNAME=shipit",
+    ])
+    .success();
+    assert!(
+        rebooted.stderr.contains("rebooted db"),
+        "{}",
+        rebooted.stderr
+    );
+    assert_eq!(
+        get(&format!("{url}/items")),
+        rows,
+        "the rows after the reboot"
+    );
+
+    // Backup, drop the table, restore: every row back, by content.
+    let dump = service.project.path().join("db.dump");
+    let dump_arg = dump.to_str().unwrap();
+    let backed = run(&["accessory", "backup", "development", "db", dump_arg]).success();
+    assert!(backed.stderr.contains("backed up db"), "{}", backed.stderr);
+    assert!(std::fs::metadata(&dump).unwrap().len() > 1000);
+    let again = run(&["accessory", "backup", "development", "db", dump_arg]);
+    assert_eq!(again.code, 2, "a backup replaced a file: {}", again.stderr);
+    let (ok, text) = docker(&[
+        "exec",
+        &format!("{}-development-db", service.app),
+        "psql",
+        "-h",
+        "/tmp",
+        "-U",
+        "postgres",
+        "-d",
+        "app",
+        "-c",
+        "DROP TABLE items",
+    ]);
+    assert!(ok, "{text}");
+    let unconfirmed = run(&["accessory", "restore", "development", "db", dump_arg]);
+    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.stderr);
+    run(&[
+        "accessory",
+        "restore",
+        "development",
+        "db",
+        dump_arg,
+        "--confirm",
+        "db",
+    ])
+    .success();
+    assert_eq!(
+        get(&format!("{url}/items")),
+        rows,
+        "the rows after the restore"
+    );
+
+    // Remove keeps the volume unless asked; booted again, the data is there.
+    let kept = run(&["accessory", "remove", "development", "db"]);
+    assert_eq!(kept.code, 2, "{}", kept.stderr);
+    run(&[
+        "accessory",
+        "remove",
+        "development",
+        "db",
+        "--confirm",
+        "db",
+    ])
+    .success();
+    let status = run(&["accessory", "status", "development", "--output", "json"]).success();
+    let shown: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let states: Vec<(String, String)> = shown["accessories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["accessory"].as_str().unwrap().into(),
+                a["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("cache".into(), "running".into()),
+            ("db".into(), "missing".into())
+        ]
+    );
+    run(&["accessory", "boot", "development", "db"]).success();
+    assert_eq!(
+        get(&format!("{url}/items")),
+        rows,
+        "the rows after remove and boot"
+    );
+    assert_eq!(get(&format!("{url}/cache"))["hits"], ":2");
+}
