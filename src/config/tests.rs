@@ -462,3 +462,45 @@ fn a_go_service_builds_a_main_package_of_its_module_on_scratch() {
         );
     }
 }
+
+#[test]
+fn accessories_and_the_release_command_are_checked_at_once_at_their_keys() {
+    let env = "[deploy]\nrelease_command = \"python3 manage.py migrate\"\n\n[[deploy.hosts]]\nengine = \"ssh://web1\"\n\n[accessories.db]\nimage = \"postgres\"\nhosts = [\"ssh://web9\"]\nvolumes = [\"data:relative\"]\nfiles = [\"../etc/passwd:/etc/x\"]\nportt = 5432\npublish = \"5432\"\n\n[accessories.db.backup]\ncommand = [\"pg_dump\"]\n\n[accessories.Cache]\nimage = \"redis:7.0\"\n\n[accessories.gateway]\nimage = \"redis:7.0\"\n";
+    let dir = project(BASE, env);
+    let err = load(dir.path(), Some("test"), &Overrides::default()).unwrap_err();
+    let found: Vec<(String, String, Option<usize>)> = err
+        .problems
+        .iter()
+        .map(|p| {
+            (
+                p.key.clone(),
+                p.message.clone(),
+                p.origin.as_ref().map(|o| o.span.start),
+            )
+        })
+        .collect();
+    let has = |key: &str, words: &str| {
+        assert!(
+            found
+                .iter()
+                .any(|(k, m, line)| k == key && m.contains(words) && line.is_some()),
+            "{key}: {words}: {found:#?}"
+        );
+    };
+    has("deploy.release_command", "");
+    has("accessories.db.image", "not pinned");
+    has(
+        "accessories.db.hosts",
+        "\"ssh://web9\" is not one of deploy.hosts",
+    );
+    has("accessories.db.volumes.0", "is not a volume and a path");
+    has("accessories.db.files.0", "is not a project file and a path");
+    has("accessories.db.portt", "unknown key");
+    has("accessories.db.publish", "is not an address and port");
+    has("accessories.db.backup.command", "no restore");
+    has("accessories.Cache", "is not a valid name");
+    has(
+        "accessories.gateway",
+        "a name shipit gives its own containers",
+    );
+}

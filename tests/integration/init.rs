@@ -382,3 +382,30 @@ fn a_python_service_is_released_by_its_configured_version() {
     assert!(compose.contains("/orders:0.2.0\""), "{compose}");
     assert_eq!(git(&["status", "--porcelain"]).trim(), "");
 }
+
+/// The commented examples of an accessory and a release command are valid
+/// configuration once uncommented, as a user would.
+#[test]
+fn the_accessory_and_release_command_examples_validate_uncommented() {
+    let project = repository(&[("Dockerfile", "FROM scratch\n")]);
+    project.shipit(&["init", "--name", "shop"]).success();
+    let base = project.read("environments/base.toml");
+    let mut text = String::new();
+    let mut example = false;
+    for line in base.lines() {
+        example |= line.starts_with("# [accessories.db]");
+        let wanted = example
+            || line.starts_with("# release_command")
+            || line.starts_with("# release_timeout");
+        let code = line
+            .strip_prefix("# ")
+            .filter(|l| wanted && !l.is_empty() && !line.starts_with("# shipit"));
+        text.push_str(code.unwrap_or(line));
+        text.push('\n');
+    }
+    assert!(text.contains("\n[accessories.db.backup]"), "{text}");
+    assert!(text.contains("\nrelease_command = ["), "{text}");
+    project.write("environments/base.toml", &text);
+    let run = project.shipit_env(&["validate", "production"], &[("DB_PASSWORD", "x")]);
+    assert_eq!(run.code, 0, "{}\n{text}", run.stderr);
+}

@@ -9,6 +9,12 @@ pub(super) fn accessories(c: &mut Checker<'_>, config: &Config) {
     for (name, a) in &config.accessories {
         let key = |field: &str| format!("accessories.{name}.{field}");
         c.is(&format!("accessories.{name}"), name, &DNS_LABEL);
+        c.check(
+            !reserved(name),
+            &format!("accessories.{name}"),
+            format!("`{name}` is a name shipit gives its own containers"),
+            "another name: not `gateway`, `release-*`, `run-*` or `rN-N`",
+        );
         if a.image.is_empty() {
             c.fail(
                 &format!("accessories.{name}"),
@@ -72,7 +78,7 @@ pub(super) fn accessories(c: &mut Checker<'_>, config: &Config) {
                 .is_some_and(|(v, path)| rules::is_dns_label(v) && rules::is_safe_abs_path(path));
             c.check(
                 ok,
-                &key(&format!("volumes[{i}]")),
+                &key(&format!("volumes.{i}")),
                 format!("\"{volume}\" is not a volume and a path"),
                 "\"VOLUME:/path\": a volume name (lowercase letters, digits, `-`) and an absolute path, e.g. \"data:/var/lib/postgresql/data\"",
             );
@@ -87,7 +93,7 @@ pub(super) fn accessories(c: &mut Checker<'_>, config: &Config) {
             });
             c.check(
                 ok,
-                &key(&format!("files[{i}]")),
+                &key(&format!("files.{i}")),
                 format!("\"{file}\" is not a project file and a path"),
                 "\"LOCAL:/path\": a file inside the project (relative) and where it goes in the container, e.g. \"config/redis.conf:/etc/redis/redis.conf\"",
             );
@@ -134,6 +140,17 @@ fn command(c: &mut Checker<'_>, key: &str, list: &[String]) {
             "a list of words, the program first, e.g. [\"python3\", \"manage.py\", \"migrate\"]",
         );
     }
+}
+
+/// Names shipit's own containers take after `APP-ENV-`.
+fn reserved(name: &str) -> bool {
+    let replica = name
+        .strip_prefix('r')
+        .and_then(|r| r.split_once('-'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+        });
+    name == "gateway" || name.starts_with("release-") || name.starts_with("run-") || replica
 }
 
 /// `IP:PORT` with an IPv4 address and a port from 1 to 65535.

@@ -293,6 +293,17 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
     );
     assert!(service.serving().is_none());
 
+    // An accessory the environment does not declare: exit 2, with those it does.
+    let unknown = run(&["accessory", "boot", "development", "dbx"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("dbx is not an accessory of development (declared: cache, db)"),
+        "{}",
+        unknown.stderr
+    );
+
     // Boot: both accessories, healthy; again: nothing changes.
     let booted = run(&["accessory", "boot", "development"]).success();
     assert!(booted.stderr.contains("booted db"), "{}", booted.stderr);
