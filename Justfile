@@ -42,6 +42,7 @@ bench:
     bash .ci/bench-deploy
     bash .ci/bench-hosts
     bash .ci/bench-day2
+    bash .ci/bench-accessories
     bash .ci/bench-k8s
 
 # Start the Kubernetes test cluster (v1.20.2, built once from Debian's source package) / stop it
