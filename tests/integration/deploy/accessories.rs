@@ -292,6 +292,39 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
         refused.stderr
     );
     assert!(service.serving().is_none());
+    // The plan says so too, and runs the release command after the inspection.
+    let planned = run(&[
+        "deploy",
+        "development",
+        "--set",
+        &image("v1"),
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    let plan: serde_json::Value =
+        serde_json::from_str(&planned.stdout).unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
+    assert!(
+        plan["problems"]
+            .to_string()
+            .contains("accessory db is not booted"),
+        "{plan}"
+    );
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &steps[..4],
+        ["preflight", "lock", "inspect", "release"],
+        "{plan}"
+    );
+    assert_eq!(
+        plan["release_command"],
+        serde_json::json!(["python3", "/srv/app.py", "migrate"])
+    );
 
     // An accessory the environment does not declare: exit 2, with those it does.
     let unknown = run(&["accessory", "boot", "development", "dbx"]);
