@@ -258,10 +258,25 @@ pub(super) async fn locked_deploy(
                     Some(c) => format!("release {} ({}) still serves", c.number, c.version),
                     None => "nothing was serving, and nothing serves now".into(),
                 };
-                return Err(Error::Deploy {
-                    message: format!(
-                        "{why}; the deploy stopped before any new replica started: {serving}, and nothing else changed. What the command changed (a migration) stays as it left it: shipit cannot undo it (README: \"Release commands\")"
-                    ),
+                let reason = format!(
+                    "{why}; the deploy stopped before any new replica started: {serving}, and nothing else changed. What the command changed (a migration) stays as it left it: shipit cannot undo it (README: \"Release commands\")"
+                );
+                timeline.mark("release");
+                // In every host's history (and the webhook's notice), as a failed deploy.
+                let entries: Vec<Entry> = members
+                    .iter()
+                    .map(|m| {
+                        let mut e = entry_for(m);
+                        e.result = Conclusion::Failed;
+                        e.reason = Some(reason.clone());
+                        e.release = m.current.as_ref().map(|c| c.number);
+                        e
+                    })
+                    .collect();
+                let outcome = record(&members, settings, entries, timeline, out, "failed").await?;
+                return Ok(Outcome {
+                    exit_code: 1,
+                    ..outcome
                 });
             }
         }

@@ -77,7 +77,7 @@ pub(super) fn single(out: &Output, settings: &Settings, plan: &Plan) -> Result<(
     };
     if out.is_json() {
         out.json(&report);
-        return Ok(());
+        return stopped(&plan.problems);
     }
     out.status(
         "plan",
@@ -122,8 +122,26 @@ pub(super) fn single(out: &Output, settings: &Settings, plan: &Plan) -> Result<(
     for p in report.problems {
         out.warn(&format!("{p} (the deploy repairs it)"));
     }
+    for p in &plan.problems {
+        out.warn(p);
+    }
     out.status("dry run", "nothing was changed");
-    Ok(())
+    stopped(&plan.problems)
+}
+
+/// What a dry run's exit code says: the deploy would stop at its preflight.
+fn stopped(problems: &[String]) -> Result<(), Error> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Reported {
+            code: 1,
+            message: format!(
+                "the deploy would stop at preflight: {} problem(s)",
+                problems.len()
+            ),
+        })
+    }
 }
 
 /// Nothing to do (`where_`: " on every host"), or the steps the run takes.
@@ -206,15 +224,5 @@ pub(super) fn fleet(out: &Output, settings: &Settings, plan: &Plan) -> Result<()
         }
         out.status("dry run", "nothing was changed");
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Reported {
-            code: 1,
-            message: format!(
-                "the deploy would stop at preflight: {} problem(s)",
-                problems.len()
-            ),
-        })
-    }
+    stopped(problems)
 }

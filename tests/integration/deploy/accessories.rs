@@ -304,6 +304,8 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
     ]);
     let plan: serde_json::Value =
         serde_json::from_str(&planned.stdout).unwrap_or_else(|e| panic!("{e}: {}", planned.stdout));
+    assert_eq!(planned.code, 1, "{}", planned.stderr);
+    let plan = &plan["plan"];
     assert!(
         plan["problems"]
             .to_string()
@@ -459,6 +461,15 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
     );
     assert_eq!(get(&format!("{url}/health"))["variant"], "v2");
     assert_eq!(service.serving().as_deref(), Some("2"));
+    // The history says so.
+    let status = run(&["status", "development", "--output", "json"]).success();
+    assert!(
+        status
+            .stdout
+            .contains("the release command exited with code 1"),
+        "{}",
+        status.stdout
+    );
     let filter = format!("label=dev.shipit.app={}", service.app);
     let (_, left) = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
     assert!(
