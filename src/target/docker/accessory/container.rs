@@ -509,3 +509,52 @@ pub(super) fn digest_of_config(a: &Accessory) -> String {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis() -> Accessory {
+        Accessory {
+            image: "redis:7.0.15".into(),
+            files: vec![
+                "redis.conf:/etc/redis/shipit.conf".into(),
+                "users.acl:/etc/redis/users.acl".into(),
+            ],
+            volumes: vec!["data:/data".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn files_get_one_volume_per_directory_and_a_change_shows_in_the_digest() {
+        let a = redis();
+        assert_eq!(file_dirs(&a), ["/etc/redis"]);
+        assert_eq!(volume_names(&a), ["data"]);
+        let files = vec![(
+            "/etc/redis/shipit.conf".to_string(),
+            b"port 6379\n".to_vec(),
+        )];
+        let first = digest(&a, &files);
+        assert_eq!(
+            first,
+            digest(&a, &files),
+            "the same inputs, the same digest"
+        );
+        assert!(first.starts_with(&digest_of_config(&a)));
+        let edited = vec![(
+            "/etc/redis/shipit.conf".to_string(),
+            b"port 6380\n".to_vec(),
+        )];
+        let second = digest(&a, &edited);
+        assert_ne!(first, second);
+        assert_eq!(
+            first[..16],
+            second[..16],
+            "the configuration alone did not change"
+        );
+        let mut other = a.clone();
+        other.cmd = vec!["redis-server".into()];
+        assert_ne!(digest_of_config(&a), digest_of_config(&other));
+    }
+}
