@@ -247,22 +247,32 @@ impl Settings {
     /// The secrets' values, read from the deploying environment or files.
     /// Errors name the secret and the reference, never a value.
     pub fn resolve_secrets(&self) -> Result<Vec<(String, String)>, Error> {
-        let mut values = Vec::new();
-        let mut missing = Vec::new();
-        for (name, reference) in &self.secrets {
-            match crate::secrets::resolve(reference) {
-                Ok(value) => values.push((name.clone(), value)),
-                Err(why) => missing.push(format!("  - secret {name} ({reference}): {why}")),
-            }
+        resolve_secrets(&self.secrets, "the release")
+    }
+}
+
+/// The values of `(NAME, reference)` secrets, read from the deploying
+/// environment or files; every missing one at once, named with its
+/// reference, never a value. `who` needs them ("the release").
+pub fn resolve_secrets(
+    secrets: &[(String, String)],
+    who: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut values = Vec::new();
+    let mut missing = Vec::new();
+    for (name, reference) in secrets {
+        match crate::secrets::resolve(reference) {
+            Ok(value) => values.push((name.clone(), value)),
+            Err(why) => missing.push(format!("  - secret {name} ({reference}): {why}")),
         }
-        if missing.is_empty() {
-            Ok(values)
-        } else {
-            Err(Error::Usage(format!(
-                "secrets the release needs are missing; nothing was changed:\n{}",
-                missing.join("\n")
-            )))
-        }
+    }
+    if missing.is_empty() {
+        Ok(values)
+    } else {
+        Err(Error::Usage(format!(
+            "secrets {who} needs are missing; nothing was changed:\n{}",
+            missing.join("\n")
+        )))
     }
 }
 

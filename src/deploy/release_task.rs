@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 
 use super::{RELEASE, Settings, VERSION, replicas};
 use crate::cancel::Cancel;
-use crate::engine::{ContainerSpec, Engine};
+use crate::engine::Engine;
 use crate::output::Output;
 
 /// Runs the release command of release `number`; why it failed, if it did.
@@ -33,26 +33,7 @@ pub async fn run(
         (RELEASE.to_string(), number.to_string()),
         (VERSION.to_string(), settings.version.clone()),
     ]);
-    let spec = ContainerSpec {
-        name: name.clone(),
-        image: image.to_string(),
-        // The command is the whole of what runs, never through a shell.
-        entrypoint: Some(vec![command[0].clone()]),
-        cmd: Some(command[1..].to_vec()),
-        env: replicas::environment(settings, secrets),
-        labels,
-        network: site.network(),
-        user: Some(settings.user.clone()),
-        tmpfs: vec!["/tmp".into()],
-        volumes: if secrets.is_empty() {
-            Vec::new()
-        } else {
-            vec![(String::new(), crate::secrets::DIR.to_string())]
-        },
-        memory_bytes: settings.memory_bytes,
-        nano_cpus: settings.nano_cpus,
-        ..Default::default()
-    };
+    let spec = replicas::one_off(settings, &name, image, command, secrets, labels);
     out.status(
         "release",
         &format!("running {} on {host} (release {number})", command.join(" ")),

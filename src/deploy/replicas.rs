@@ -69,6 +69,39 @@ pub async fn start(
     Ok(name)
 }
 
+/// A one-off container of the release's image (`shipit run`, the release
+/// command): `command` is the whole of what runs (exec form, never through a
+/// shell), with the service's environment, secrets' volume, user, limits and
+/// network; never restarted.
+pub fn one_off(
+    settings: &Settings,
+    name: &str,
+    image: &str,
+    command: &[String],
+    secrets: &[(String, String)],
+    labels: Vec<(String, String)>,
+) -> ContainerSpec {
+    ContainerSpec {
+        name: name.to_string(),
+        image: image.to_string(),
+        entrypoint: Some(vec![command[0].clone()]),
+        cmd: Some(command[1..].to_vec()),
+        env: environment(settings, secrets),
+        labels,
+        network: settings.site.network(),
+        user: Some(settings.user.clone()),
+        tmpfs: vec!["/tmp".into()],
+        volumes: if secrets.is_empty() {
+            Vec::new()
+        } else {
+            vec![(String::new(), crate::secrets::DIR.to_string())]
+        },
+        memory_bytes: settings.memory_bytes,
+        nano_cpus: settings.nano_cpus,
+        ..Default::default()
+    }
+}
+
 /// The service's environment: `[env]`, and `NAME_FILE` for each secret.
 /// Secrets are files, never environment values: `docker inspect` shows
 /// only where they are.

@@ -129,26 +129,9 @@ pub(super) async fn run(
     labels.push((VERSION.to_string(), version.clone()));
     let tty = terminal::wanted(request.interactive);
     let spec = ContainerSpec {
-        name: name.clone(),
-        image: image.clone(),
-        // The command is the whole of what runs, as for `exec`.
-        entrypoint: Some(vec![request.command[0].clone()]),
-        cmd: Some(request.command[1..].to_vec()),
-        env: replicas::environment(settings, &secrets),
-        labels,
-        network: site.network(),
-        user: Some(settings.user.clone()),
-        tmpfs: vec!["/tmp".into()],
-        volumes: if secrets.is_empty() {
-            Vec::new()
-        } else {
-            vec![(String::new(), crate::secrets::DIR.to_string())]
-        },
-        memory_bytes: settings.memory_bytes,
-        nano_cpus: settings.nano_cpus,
         stdin: request.interactive,
         tty,
-        ..Default::default()
+        ..replicas::one_off(settings, &name, &image, &request.command, &secrets, labels)
     };
     if engine.containers(&site.filter("replica")).await?.is_empty() {
         out.warn(&format!(

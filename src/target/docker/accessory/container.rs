@@ -197,7 +197,8 @@ async fn create(
     let site = &settings.site;
     let engine = &h.engine;
     image(out, settings, h, &a.image).await?;
-    let secrets = resolve_secrets(a)?;
+    let pairs: Vec<(String, String)> = a.secrets.clone().into_iter().collect();
+    let secrets = crate::deploy::resolve_secrets(&pairs, &format!("the accessory {name}"))?;
     engine
         .ensure_network(&site.network(), &site.labels("network"))
         .await?;
@@ -425,26 +426,6 @@ pub(super) async fn ready(
             });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// The secrets' values; errors name the secret and its reference only.
-fn resolve_secrets(a: &Accessory) -> Result<Vec<(String, String)>, Error> {
-    let mut values = Vec::new();
-    let mut missing = Vec::new();
-    for (name, reference) in &a.secrets {
-        match crate::secrets::resolve(reference) {
-            Ok(value) => values.push((name.clone(), value)),
-            Err(why) => missing.push(format!("  - secret {name} ({reference}): {why}")),
-        }
-    }
-    if missing.is_empty() {
-        Ok(values)
-    } else {
-        Err(Error::Usage(format!(
-            "secrets the accessory needs are missing; nothing was changed:\n{}",
-            missing.join("\n")
-        )))
     }
 }
 
