@@ -174,7 +174,7 @@ fn docker_a_go_service_built_offline_is_static_on_scratch_and_redeploys_with_zer
     assert!(config.contains("kind = \"go\""), "{config}");
     service.project.write(
         "environments/base.toml",
-        &config.replace("# healthcheck = ", "healthcheck = "),
+        &config.replacen("# healthcheck = ", "healthcheck = ", 1),
     );
     service.sets.push(format!("image.builder={base}"));
     service.shipit(&["validate", "development"]).success();
