@@ -38,6 +38,9 @@ pub struct Config {
     /// Services the application uses beside it (a database, a cache), by
     /// name: booted once, kept across deploys, never restarted by one.
     pub accessories: BTreeMap<String, Accessory>,
+    /// Processes of the release's image that serve no HTTP (queue workers),
+    /// by name: started, gated and switched with the web replicas.
+    pub roles: BTreeMap<String, Role>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -317,6 +320,35 @@ pub struct Accessory {
     /// A health check (exec form) the engine runs; empty: the image's, if any.
     pub healthcheck: Vec<String>,
     pub backup: Backup,
+}
+
+/// `[roles.NAME]`: a process of the release's image that serves no HTTP
+/// (a queue worker). The web role, the one the gateway serves, is the
+/// service itself (`app.args`, `replicas`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Role {
+    /// What it runs (exec form), instead of the image's command.
+    pub cmd: Vec<String>,
+    /// How many run on each host (or pods, on Kubernetes).
+    pub replicas: i64,
+    /// A health check (exec form) the engine runs; empty: healthy once it
+    /// has kept running for three `deploy.health_interval`s.
+    pub healthcheck: Vec<String>,
+    /// How long it may finish its work after SIGTERM before it is killed;
+    /// empty: `deploy.drain_timeout`.
+    pub stop_grace: String,
+}
+
+impl Default for Role {
+    fn default() -> Self {
+        Role {
+            cmd: Vec::new(),
+            replicas: 1,
+            healthcheck: Vec::new(),
+            stop_grace: String::new(),
+        }
+    }
 }
 
 /// `[accessories.NAME.backup]`: commands run inside the accessory.
@@ -890,6 +922,7 @@ impl Default for Config {
             smoke: Smoke::default(),
             ci: Ci::default(),
             accessories: BTreeMap::new(),
+            roles: BTreeMap::new(),
         }
     }
 }

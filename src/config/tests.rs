@@ -464,8 +464,8 @@ fn a_go_service_builds_a_main_package_of_its_module_on_scratch() {
 }
 
 #[test]
-fn accessories_and_the_release_command_are_checked_at_once_at_their_keys() {
-    let env = "[deploy]\nrelease_command = \"python3 manage.py migrate\"\n\n[[deploy.hosts]]\nengine = \"ssh://web1\"\n\n[accessories.db]\nimage = \"postgres\"\nhosts = [\"ssh://web9\"]\nvolumes = [\"data:relative\"]\nfiles = [\"../etc/passwd:/etc/x\"]\nportt = 5432\npublish = \"5432\"\n\n[accessories.db.backup]\ncommand = [\"pg_dump\"]\n\n[accessories.Cache]\nimage = \"redis:7.0\"\n\n[accessories.gateway]\nimage = \"redis:7.0\"\n";
+fn accessories_roles_and_the_release_command_are_checked_at_once_at_their_keys() {
+    let env = "[deploy]\nrelease_command = \"python3 manage.py migrate\"\n\n[[deploy.hosts]]\nengine = \"ssh://web1\"\n\n[accessories.db]\nimage = \"postgres\"\nhosts = [\"ssh://web9\"]\nvolumes = [\"data:relative\"]\nfiles = [\"../etc/passwd:/etc/x\"]\nportt = 5432\npublish = \"5432\"\n\n[accessories.db.backup]\ncommand = [\"pg_dump\"]\n\n[accessories.Cache]\nimage = \"redis:7.0\"\n\n[accessories.gateway]\nimage = \"redis:7.0\"\n\n[roles.worker]\nreplicas = 0\nstop_grace = \"soon\"\n\n[roles.web]\ncmd = [\"python3\", \"web.py\"]\nhealthcheck = [\"\"]\n";
     let dir = project(BASE, env);
     let err = load(dir.path(), Some("test"), &Overrides::default()).unwrap_err();
     let found: Vec<(String, String, Option<usize>)> = err
@@ -503,4 +503,9 @@ fn accessories_and_the_release_command_are_checked_at_once_at_their_keys() {
         "accessories.gateway",
         "a name shipit gives its own containers",
     );
+    has("roles.worker", "role `worker` has no cmd");
+    has("roles.worker.replicas", "out of range");
+    has("roles.worker.stop_grace", "is not a duration");
+    has("roles.web", "cannot name a role");
+    has("roles.web.healthcheck", "program is empty");
 }

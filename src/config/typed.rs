@@ -27,6 +27,8 @@ pub struct Typed {
     pub lock_lease: Duration,
     /// `deploy.release_timeout`: how long the release command may run.
     pub release_timeout: Duration,
+    /// Each role's `stop_grace` (or `deploy.drain_timeout`), by name.
+    pub role_stop_grace: std::collections::BTreeMap<String, Duration>,
     /// `smoke.timeout`, or `deploy.smoke_timeout` when it is empty.
     pub smoke_check_timeout: Duration,
     /// `smoke.checks[].max_latency`, one per check, in order.
@@ -107,6 +109,23 @@ impl Typed {
             shutdown_delay: duration("deploy.shutdown_delay", &c.deploy.shutdown_delay),
             lock_lease: duration("deploy.lock_lease", &c.deploy.lock_lease),
             release_timeout: duration("deploy.release_timeout", &c.deploy.release_timeout),
+            role_stop_grace: c
+                .roles
+                .iter()
+                .map(|(name, role)| {
+                    let grace = if role.stop_grace.is_empty() {
+                        &c.deploy.drain_timeout
+                    } else {
+                        &role.stop_grace
+                    };
+                    let key = if role.stop_grace.is_empty() {
+                        "deploy.drain_timeout".to_string()
+                    } else {
+                        format!("roles.{name}.stop_grace")
+                    };
+                    (name.clone(), duration(&key, grace))
+                })
+                .collect(),
             smoke_check_timeout: if c.smoke.timeout.is_empty() {
                 smoke_timeout
             } else {

@@ -36,6 +36,12 @@ pub const RELEASE: &str = "dev.shipit.release";
 pub const VERSION: &str = "dev.shipit.version";
 pub const REPLICA: &str = "dev.shipit.replica";
 pub const ACCESSORY: &str = "dev.shipit.accessory";
+/// Which process of the release a replica runs: `web` (the one the gateway
+/// serves) or a role's name.
+pub const PROCESS: &str = "dev.shipit.process";
+/// A digest of the release's roles: a deploy of the same image with other
+/// roles is not a no-op.
+pub const ROLES: &str = "dev.shipit.roles";
 /// A digest of what an accessory was booted with: `status` says when the
 /// configuration has changed since (`reboot` applies it).
 pub const ACCESSORY_CONFIG: &str = "dev.shipit.accessory.config";
@@ -73,6 +79,24 @@ impl Site {
     }
     pub fn replica(&self, release: u64, index: usize) -> String {
         format!("{}-{}-r{release}-{}", self.app, self.environment, index + 1)
+    }
+    /// Replica `index` of a role.
+    pub fn role_replica(&self, release: u64, role: &str, index: usize) -> String {
+        format!(
+            "{}-{}-r{release}-{role}-{}",
+            self.app,
+            self.environment,
+            index + 1
+        )
+    }
+    /// The role a replica's name says it runs; `None`: the web role.
+    pub fn role_of<'n>(&self, name: &'n str) -> Option<&'n str> {
+        let rest = name
+            .strip_prefix(&format!("{}-{}-r", self.app, self.environment))?
+            .split_once('-')?
+            .1;
+        let (role, index) = rest.rsplit_once('-')?;
+        index.bytes().all(|b| b.is_ascii_digit()).then_some(role)
     }
 
     /// The labels every object of this site carries, plus its role.
@@ -138,6 +162,19 @@ pub struct Settings {
     /// `deploy.release_command` (empty: none) and its time limit.
     pub release_command: Vec<String>,
     pub release_timeout: Duration,
+    /// `[roles]`: the processes beside the web role, in name order.
+    pub roles: Vec<Role>,
+}
+
+/// A process of the release's image that serves no HTTP (`[roles.NAME]`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Role {
+    pub name: String,
+    pub cmd: Vec<String>,
+    pub replicas: usize,
+    pub healthcheck: Vec<String>,
+    #[serde(skip)]
+    pub stop_grace: Duration,
 }
 
 /// Where the gateway's certificate and key come from, and what they serve.
@@ -216,6 +253,21 @@ impl Settings {
             accessories: c.accessories.clone(),
             release_command: c.deploy.release_command.clone(),
             release_timeout: t.release_timeout,
+            roles: c
+                .roles
+                .iter()
+                .map(|(name, r)| Role {
+                    name: name.clone(),
+                    cmd: r.cmd.clone(),
+                    replicas: r.replicas.max(1) as usize,
+                    healthcheck: r.healthcheck.clone(),
+                    stop_grace: t
+                        .role_stop_grace
+                        .get(name)
+                        .copied()
+                        .unwrap_or(t.drain_timeout),
+                })
+                .collect(),
         })
     }
 
@@ -242,6 +294,40 @@ impl Settings {
                     .join("\n")
             ))
         })
+    }
+
+    /// How long replica `name` may finish its work after SIGTERM: its
+    /// role's `stop_grace`, or `deploy.drain_timeout`.
+    pub fn stop_grace(&self, name: &str) -> Duration {
+        self.site
+            .role_of(name)
+            .and_then(|role| self.roles.iter().find(|r| r.name == role))
+            .map_or(self.drain, |r| r.stop_grace)
+    }
+
+    /// Every replica of release `number` on one host: the web role's, then each role's.
+    pub fn release_replicas(&self, number: u64) -> Vec<String> {
+        let mut names: Vec<String> = (0..self.replicas)
+            .map(|i| self.site.replica(number, i))
+            .collect();
+        for role in &self.roles {
+            names.extend((0..role.replicas).map(|i| self.site.role_replica(number, &role.name, i)));
+        }
+        names
+    }
+
+    /// A short digest of the roles (what they run, how many, their checks):
+    /// empty without roles, as on releases made before roles existed.
+    pub fn roles_digest(&self) -> String {
+        if self.roles.is_empty() {
+            return String::new();
+        }
+        let text = serde_json::to_string(&self.roles).unwrap_or_default();
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        digest.as_ref()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The secrets' values, read from the deploying environment or files.
@@ -287,6 +373,17 @@ mod tests {
             environment: "staging".into(),
         };
         assert_eq!(site.replica(3, 0), "calculator-staging-r3-1");
+        assert_eq!(
+            site.role_replica(3, "mail-worker", 1),
+            "calculator-staging-r3-mail-worker-2"
+        );
+        assert_eq!(
+            site.role_of("calculator-staging-r3-mail-worker-2"),
+            Some("mail-worker")
+        );
+        assert_eq!(site.role_of("calculator-staging-r3-2"), None);
+        assert_eq!(site.role_of("calculator-staging-gateway"), None);
+        assert_eq!(site.role_of("other-staging-r3-worker-1"), None);
         assert_eq!(site.gateway(), "calculator-staging-gateway");
         assert_eq!(site.lock(), "shipit-calculator-staging-lock");
     }

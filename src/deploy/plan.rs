@@ -39,6 +39,9 @@ pub struct Plan {
     /// new replica takes traffic.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub release_command: Vec<String>,
+    /// `[roles]`: started, gated and switched with the web replicas.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<super::Role>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -87,10 +90,12 @@ pub async fn host(
         (&now.version, now.replicas.first(), &image_id)
         && version == &settings.version
     {
-        unchanged = engine
-            .container(&replica.name)
-            .await?
-            .is_some_and(|c| &c.image == id);
+        // The same image, and the same roles.
+        unchanged = engine.container(&replica.name).await?.is_some_and(|c| {
+            &c.image == id
+                && c.labels.get(super::ROLES).cloned().unwrap_or_default()
+                    == settings.roles_digest()
+        });
     }
     Ok(HostPlan {
         host: name.to_string(),
@@ -130,7 +135,8 @@ pub fn plan(
         && hosts.iter().all(|h| h.unchanged)
         && serving.windows(2).all(|w| w[0] == w[1]);
     let rolling = strategy == Strategy::Rolling && serving.first().is_some_and(Option::is_some);
-    let mut steps = steps(several, no_op, rolling, settings.replicas);
+    let roles = !settings.roles.is_empty();
+    let mut steps = steps(several, no_op, rolling, settings.replicas, roles);
     let release = !no_op && !settings.release_command.is_empty();
     if release {
         // After the inspection, before anything starts: on the first host alone.
@@ -161,11 +167,12 @@ pub fn plan(
         } else {
             Vec::new()
         },
+        roles: settings.roles.clone(),
     })
 }
 
 /// The phases of a deploy, in the order the run reports them.
-fn steps(several: bool, no_op: bool, rolling: bool, replicas: usize) -> Vec<String> {
+fn steps(several: bool, no_op: bool, rolling: bool, replicas: usize, roles: bool) -> Vec<String> {
     let mut steps: Vec<&str> = if several {
         vec!["preflight", "images", "lock", "inspect"]
     } else {
@@ -177,6 +184,10 @@ fn steps(several: bool, no_op: bool, rolling: bool, replicas: usize) -> Vec<Stri
     if several {
         steps.extend(["stage", "switch", "drain", "cleanup"]);
     } else if rolling {
+        // The roles' replicas first, whole, beside the old ones.
+        if roles {
+            steps.extend(["start", "health"]);
+        }
         // Each replica in turn; the first is smoke-tested before it takes traffic.
         for i in 0..replicas {
             steps.extend(["start", "health"]);
@@ -224,8 +235,9 @@ mod tests {
 
     #[test]
     fn steps_follow_the_strategy() {
-        let joined =
-            |several, no_op, rolling, replicas| steps(several, no_op, rolling, replicas).join(" ");
+        let joined = |several, no_op, rolling, replicas| {
+            steps(several, no_op, rolling, replicas, false).join(" ")
+        };
         let one = "preflight lock inspect";
         assert_eq!(
             joined(false, false, false, 2),
@@ -236,6 +248,10 @@ mod tests {
             format!("{one} start health smoke start health switch drain cleanup")
         );
         assert_eq!(joined(false, true, false, 2), one);
+        assert_eq!(
+            steps(false, false, true, 1, true).join(" "),
+            format!("{one} start health start health smoke switch drain cleanup")
+        );
         assert_eq!(
             joined(true, false, false, 3),
             "preflight images lock inspect stage switch drain cleanup"

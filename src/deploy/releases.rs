@@ -13,6 +13,8 @@ pub(super) struct Release {
     pub(super) version: String,
     pub(super) image_id: String,
     pub(super) replicas: Vec<String>,
+    /// The digest of the roles it was deployed with (empty: none).
+    pub(super) roles_digest: String,
 }
 
 pub(super) async fn replicas_of(
@@ -72,8 +74,9 @@ pub(super) async fn prune(
     Ok(removed)
 }
 
-/// Stops replicas in parallel, letting each drain its in-flight requests.
+/// Stops replicas in parallel, letting each drain its in-flight requests
+/// (a role's replica: SIGTERM, then its stop grace to finish its work).
 pub(super) async fn drain(engine: &Engine, settings: &Settings, names: &[String]) {
-    let stops = names.iter().map(|n| engine.stop(n, settings.drain));
+    let stops = names.iter().map(|n| engine.stop(n, settings.stop_grace(n)));
     let _ = futures_util::future::join_all(stops).await;
 }

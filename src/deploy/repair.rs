@@ -92,6 +92,7 @@ pub(super) async fn repair(
                 version: first.labels.get(VERSION).cloned().unwrap_or_default(),
                 image_id: first.image.clone(),
                 replicas: members.iter().map(|c| c.name.clone()).collect(),
+                roles_digest: first.labels.get(super::ROLES).cloned().unwrap_or_default(),
             });
             // A switch that happened but was never recorded.
             let last = history

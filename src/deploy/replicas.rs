@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{RELEASE, REPLICA, Settings, VERSION};
+use super::{PROCESS, RELEASE, REPLICA, ROLES, Role, Settings, VERSION};
 use crate::engine::{ContainerSpec, Engine, Upload};
 use crate::error::Error;
 
@@ -17,25 +17,40 @@ pub struct Unhealthy {
     pub logs: String,
 }
 
-/// Creates and starts replica `index` of `release`.
+/// Creates and starts replica `index` of `release`: of the web role (the
+/// image's command, the service's health check), or of `role` (its
+/// command, its check or none, its stop grace).
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     engine: &Engine,
     settings: &Settings,
     release: u64,
+    role: Option<&Role>,
     index: usize,
     image: &str,
     version: &str,
     secrets: &[(String, String)],
 ) -> Result<String, Error> {
     let site = &settings.site;
-    let name = site.replica(release, index);
+    let name = match role {
+        None => site.replica(release, index),
+        Some(r) => site.role_replica(release, &r.name, index),
+    };
     let mut labels = site.labels("replica");
     labels.extend([
         (RELEASE.to_string(), release.to_string()),
         (VERSION.to_string(), version.to_string()),
         (REPLICA.to_string(), (index + 1).to_string()),
+        (
+            PROCESS.to_string(),
+            role.map_or("web", |r| r.name.as_str()).to_string(),
+        ),
     ]);
-    let spec = ContainerSpec {
+    let digest = settings.roles_digest();
+    if !digest.is_empty() {
+        labels.push((ROLES.to_string(), digest));
+    }
+    let mut spec = ContainerSpec {
         name: name.clone(),
         image: image.to_string(),
         env: environment(settings, secrets),
@@ -59,6 +74,14 @@ pub async fn start(
         restart: true,
         ..Default::default()
     };
+    if let Some(r) = role {
+        // Its own command in exec form, never the image's entrypoint around it.
+        spec.entrypoint = Some(vec![r.cmd[0].clone()]);
+        spec.cmd = Some(r.cmd[1..].to_vec());
+        // Its own check, or none: the image's checks the web role over HTTP.
+        spec.health_test = Some(r.healthcheck.clone());
+        spec.stop_timeout = Some(r.stop_grace.as_secs() as i64 + 5);
+    }
     if engine.create_container(&spec).await?.is_none() {
         // A container of the same name left by an interrupted run.
         engine.remove_container(&name).await?;
@@ -241,6 +264,80 @@ pub async fn wait_healthy(
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Waits until every replica is ready: healthy by its check (`wait_healthy`),
+/// and each role replica without a check has kept running, without
+/// restarting, for three `deploy.health_interval`s. Fails fast when one
+/// exits or restarts.
+pub async fn wait_ready(
+    engine: &Engine,
+    settings: &Settings,
+    names: &[String],
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<(), Unhealthy> {
+    wait_healthy(engine, names, settings.health_timeout, cancelled).await?;
+    let unchecked: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            settings.site.role_of(n).is_some_and(|role| {
+                settings
+                    .roles
+                    .iter()
+                    .find(|r| r.name == role)
+                    .is_none_or(|r| r.healthcheck.is_empty())
+            })
+        })
+        .collect();
+    let steady = settings.health_interval * 3;
+    let start = Instant::now();
+    let mut first: Vec<Option<String>> = vec![None; unchecked.len()];
+    while !unchecked.is_empty() {
+        for (name, first) in unchecked.iter().zip(first.iter_mut()) {
+            let info = engine.container(name).await.ok().flatten();
+            let Some(info) = info else {
+                return Err(Unhealthy {
+                    container: name.to_string(),
+                    reason: "the container disappeared".into(),
+                    logs: String::new(),
+                });
+            };
+            let restarted = first.as_ref().is_some_and(|s| *s != info.started_at);
+            let what = if info.state == "restarting" {
+                format!("it exited with code {} and is restarting", info.exit_code)
+            } else if restarted {
+                // Running again: the engine has reset its exit code.
+                "it exited and the engine restarted it".to_string()
+            } else if !info.running {
+                format!("it exited with code {}", info.exit_code)
+            } else {
+                String::new()
+            };
+            if !what.is_empty() {
+                return Err(Unhealthy {
+                    container: name.to_string(),
+                    reason: format!(
+                        "{what} before it had run steadily for {} s",
+                        steady.as_secs_f64()
+                    ),
+                    logs: engine.logs(name, 20).await,
+                });
+            }
+            first.get_or_insert(info.started_at);
+        }
+        if start.elapsed() >= steady {
+            return Ok(());
+        }
+        if cancelled() {
+            return Err(Unhealthy {
+                container: unchecked[0].to_string(),
+                reason: "interrupted".into(),
+                logs: String::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ use crate::error::Error;
 #[derive(Debug, Serialize)]
 pub struct Replica {
     pub name: String,
+    /// `web` (the gateway serves it) or the name of its role.
+    pub role: String,
     pub release: u64,
     pub version: String,
     pub state: String,
@@ -105,10 +107,17 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
     for c in &all {
         let r = release_of(c);
         let version = c.labels.get(VERSION).cloned().unwrap_or_default();
+        let role = c
+            .labels
+            .get(super::PROCESS)
+            .cloned()
+            .unwrap_or_else(|| "web".into());
         if Some(r) == number {
+            // A role's replica without a check is well while it runs.
+            let unchecked = role != "web" && c.health == "none";
             if !c.running {
                 problems.push(format!("{} of the serving release is {}", c.name, c.state));
-            } else if c.health != "healthy" {
+            } else if c.health != "healthy" && !unchecked {
                 problems.push(format!("{} of the serving release is {}", c.name, c.health));
             }
             let started_at = engine
@@ -118,6 +127,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
                 .unwrap_or_default();
             replicas.push(Replica {
                 name: c.name.clone(),
+                role,
                 release: r,
                 version,
                 state: c.state.clone(),

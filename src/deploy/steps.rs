@@ -239,11 +239,13 @@ pub(super) async fn on_trial<T>(
     result
 }
 
-/// Starts replicas and gates them on health; on failure removes them all.
+/// Starts web replicas `indexes` (and, `with_roles`, every role's replicas)
+/// and gates them on health; on failure removes them all.
 pub(super) async fn start_healthy(
     job: &Job<'_>,
     number: u64,
     indexes: std::ops::Range<usize>,
+    with_roles: bool,
     timeline: &mut Timeline,
 ) -> Result<Vec<String>, Failure> {
     let (engine, settings, cancel) = (job.engine, job.settings, job.cancel);
@@ -254,27 +256,36 @@ pub(super) async fn start_healthy(
             "no image to start new replicas from (a rollback starts kept ones)",
         ));
     };
+    let mut which: Vec<(Option<&super::Role>, usize)> = indexes.map(|i| (None, i)).collect();
+    if with_roles {
+        for role in &settings.roles {
+            which.extend((0..role.replicas).map(|i| (Some(role), i)));
+        }
+    }
     let mut names = Vec::new();
-    for i in indexes {
-        match replicas::start(
+    for (role, i) in which {
+        let started = replicas::start(
             engine,
             settings,
             number,
+            role,
             i,
             image_ref,
             &settings.version,
             secrets,
         )
-        .await
-        {
+        .await;
+        match started {
             Ok(name) => names.push(name),
             Err(e) => {
                 for n in &names {
                     let _ = engine.remove_container(n).await;
                 }
-                let _ = engine
-                    .remove_container(&settings.site.replica(number, i))
-                    .await;
+                let name = match role {
+                    None => settings.site.replica(number, i),
+                    Some(r) => settings.site.role_replica(number, &r.name, i),
+                };
+                let _ = engine.remove_container(&name).await;
                 return Err(Failure::new("start", e.to_string()));
             }
         }
@@ -284,8 +295,7 @@ pub(super) async fn start_healthy(
         "waiting for {} to report healthy",
         names.join(", ")
     ));
-    let gated =
-        replicas::wait_healthy(engine, &names, settings.health_timeout, &|| cancel.is_set()).await;
+    let gated = replicas::wait_ready(engine, settings, &names, &|| cancel.is_set()).await;
     if let Some(bar) = spinner {
         bar.finish_and_clear();
     }
@@ -328,10 +338,7 @@ pub(super) async fn start_kept(
     }
     timeline.mark("start");
     let cancel = job.cancel;
-    let gated = replicas::wait_healthy(engine, names, job.settings.health_timeout, &|| {
-        cancel.is_set()
-    })
-    .await;
+    let gated = replicas::wait_ready(engine, job.settings, names, &|| cancel.is_set()).await;
     if let Err(u) = gated {
         stop_all().await;
         return Err(u.into());
@@ -353,6 +360,13 @@ pub(super) async fn promote(
 ) -> Result<(), Failure> {
     let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
     let undo = async |names: &[String]| {
+        // The roles' replicas may have begun work: they finish it first.
+        let roles: Vec<String> = names
+            .iter()
+            .filter(|n| settings.site.role_of(n).is_some())
+            .cloned()
+            .collect();
+        drain(engine, settings, &roles).await;
         for n in names {
             if created {
                 let _ = engine.remove_container(n).await;
@@ -425,13 +439,26 @@ pub(super) async fn rolling(
     timeline: &mut Timeline,
 ) -> Result<Vec<String>, Failure> {
     let (engine, settings, out, cancel) = (job.engine, job.settings, job.out, job.cancel);
-    let old = current.replicas.clone();
+    // The web role rolls replica by replica; the roles' replicas are started
+    // whole beforehand and take over when the last web replica has.
+    let (old, old_roles): (Vec<String>, Vec<String>) = current
+        .replicas
+        .iter()
+        .cloned()
+        .partition(|n| settings.site.role_of(n).is_none());
+    let new_roles = if settings.roles.is_empty() {
+        Vec::new()
+    } else {
+        let names = start_healthy(job, number, 0..0, true, timeline).await?;
+        out.status("healthy", &names.join(", "));
+        names
+    };
     let mut new: Vec<String> = Vec::new();
     let mut stopped: Vec<String> = Vec::new();
     let mut failure = None;
     for i in 0..settings.replicas {
         let step = async {
-            let mut started = start_healthy(job, number, i..i + 1, timeline).await?;
+            let mut started = start_healthy(job, number, i..i + 1, false, timeline).await?;
             let name = started.remove(0);
             if i == 0 {
                 // The first new replica is smoke-tested before it takes traffic.
@@ -487,7 +514,9 @@ pub(super) async fn rolling(
     }
     timeline.mark("switch");
     let Some(failure) = failure else {
+        drain(engine, settings, &old_roles).await;
         timeline.mark("drain");
+        new.extend(new_roles);
         return Ok(new);
     };
     // Put the old release back whole, then let go of the new replicas.
@@ -499,7 +528,8 @@ pub(super) async fn rolling(
     if !new.is_empty() {
         restore(job, current).await;
     }
-    // The new replicas took traffic: drained like old ones before they go.
+    // The new replicas took traffic (or work): drained like old ones before they go.
+    new.extend(new_roles);
     drain(engine, settings, &new).await;
     for n in &new {
         let _ = engine.remove_container(n).await;

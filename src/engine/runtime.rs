@@ -46,7 +46,7 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// More names it answers to on `network` (an accessory's own name).
     pub aliases: Vec<String>,
-    /// A health check command (exec form) instead of the image's.
+    /// A health check command (exec form) instead of the image's; empty: none at all.
     pub health_test: Option<Vec<String>>,
 }
 
@@ -238,8 +238,12 @@ impl Engine {
             exposed_ports: Some(exposed),
             stop_timeout: spec.stop_timeout,
             healthcheck: spec.health_interval.map(|interval| HealthConfig {
-                // No test: the engine keeps the image's HEALTHCHECK command.
+                // No test: the engine keeps the image's HEALTHCHECK command;
+                // an empty one turns the image's off.
                 test: spec.health_test.as_ref().map(|test| {
+                    if test.is_empty() {
+                        return vec!["NONE".to_string()];
+                    }
                     std::iter::once("CMD".to_string())
                         .chain(test.iter().cloned())
                         .collect()

@@ -146,6 +146,13 @@ fn deploy(
             "deploy.release_command runs on Docker hosts only so far: on Kubernetes, run it as a Job from the new image before `shipit deploy` (README: \"Release commands\"); nothing was changed".into(),
         ));
     }
+    if !loaded.config.roles.is_empty() {
+        let names: Vec<&str> = loaded.config.roles.keys().map(String::as_str).collect();
+        return Err(Error::Usage(format!(
+            "[roles] ({}) run on Docker hosts only so far: on Kubernetes, a role is a Deployment of its own from the same image (README: \"Roles on Kubernetes\"); nothing was changed",
+            names.join(", ")
+        )));
+    }
     let spinner = out.spinner("preflight: context, server, namespace, permissions, image digest");
     let start = std::time::Instant::now();
     let digest = digest(loaded)?;

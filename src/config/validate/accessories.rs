@@ -13,7 +13,7 @@ pub(super) fn accessories(c: &mut Checker<'_>, config: &Config) {
             !reserved(name),
             &format!("accessories.{name}"),
             format!("`{name}` is a name shipit gives its own containers"),
-            "another name: not `gateway`, `release-*`, `run-*` or `rN-N`",
+            "another name: not `gateway`, `release-*`, `run-*` or `rN-*`",
         );
         if a.image.is_empty() {
             c.fail(
@@ -131,7 +131,7 @@ pub(super) fn release(c: &mut Checker<'_>, config: &Config) {
 }
 
 /// An exec-form command: no empty program, no empty word at its start.
-fn command(c: &mut Checker<'_>, key: &str, list: &[String]) {
+pub(super) fn command(c: &mut Checker<'_>, key: &str, list: &[String]) {
     if let Some(first) = list.first() {
         c.check(
             !first.trim().is_empty(),
@@ -142,13 +142,14 @@ fn command(c: &mut Checker<'_>, key: &str, list: &[String]) {
     }
 }
 
-/// Names shipit's own containers take after `APP-ENV-`.
+/// Names shipit's own containers take after `APP-ENV-` (`rN-I`, a
+/// replica; `rN-ROLE-I`, a role's).
 fn reserved(name: &str) -> bool {
     let replica = name
         .strip_prefix('r')
         .and_then(|r| r.split_once('-'))
         .is_some_and(|(a, b)| {
-            !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+            !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit())
         });
     name == "gateway" || name.starts_with("release-") || name.starts_with("run-") || replica
 }

@@ -7,6 +7,7 @@
 
 mod accessories;
 mod platform;
+mod roles;
 mod service;
 
 use platform::{ci, deploy, gateway, kubernetes, monitoring};
@@ -182,6 +183,7 @@ pub fn validate(config: &Config, tree: &Node) -> Vec<Problem> {
     ci(&mut c, config);
     accessories::accessories(&mut c, config);
     accessories::release(&mut c, config);
+    roles::roles(&mut c, config);
     c.problems
 }
 

@@ -152,9 +152,11 @@ pub(super) async fn locked_deploy(
     };
 
     let unchanged = members.iter().all(|m| {
-        m.current
-            .as_ref()
-            .is_some_and(|c| c.version == settings.version && c.image_id == image_id)
+        m.current.as_ref().is_some_and(|c| {
+            c.version == settings.version
+                && c.image_id == image_id
+                && c.roles_digest == settings.roles_digest()
+        })
     }) && drifted.is_none();
     if unchanged {
         let cur = members[0].current.clone().unwrap_or_else(|| unreachable!());

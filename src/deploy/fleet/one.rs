@@ -36,7 +36,9 @@ pub(super) async fn go(
             }
         }
         (_, Some(cur), Strategy::Rolling) => rolling(&job, cur, number, &mut timeline).await,
-        _ => match super::start_healthy(&job, number, 0..settings.replicas, &mut timeline).await {
+        _ => match super::start_healthy(&job, number, 0..settings.replicas, true, &mut timeline)
+            .await
+        {
             Ok(names) => {
                 m.out.status("healthy", &names.join(", "));
                 promote(&job, current, number, &names, true, &mut timeline)

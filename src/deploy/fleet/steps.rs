@@ -72,7 +72,7 @@ pub(super) async fn go(
                 let job = m.job(base);
                 let mut t = Timeline::new();
                 let names = if created {
-                    start_healthy(&job, number, 0..settings.replicas, &mut t).await?
+                    start_healthy(&job, number, 0..settings.replicas, true, &mut t).await?
                 } else {
                     start_kept(&job, &kept, &mut t).await?;
                     kept
@@ -103,9 +103,7 @@ pub(super) async fn go(
                 failures.push((i, "stage".into(), why.clone(), why));
                 let names = match plan.kept.get(i) {
                     Some(kept) if !created => kept.clone(),
-                    _ => (0..settings.replicas)
-                        .map(|r| site.replica(number, r))
-                        .collect(),
+                    _ => settings.release_replicas(number),
                 };
                 ready.push(Some((names, Vec::new())));
             }

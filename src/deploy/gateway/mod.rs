@@ -187,6 +187,14 @@ pub async fn servers(
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{name} disappeared"))?;
+        // A role's replica serves no HTTP.
+        if info
+            .labels
+            .get(crate::deploy::PROCESS)
+            .is_some_and(|p| p != "web")
+        {
+            continue;
+        }
         let address = info
             .addresses
             .get(&network)

@@ -152,6 +152,15 @@ fn steps(out: &Output, plan: &Plan, where_: &str) {
             &format!("this version and image already serve{where_}: the deploy would do nothing"),
         );
     } else {
+        for role in &plan.roles {
+            out.detail(&format!(
+                "role {}: {} replica(s){}, runs {}",
+                role.name,
+                role.replicas,
+                where_.replace(" on every host", " per host"),
+                role.cmd.join(" ")
+            ));
+        }
         out.detail(&format!("steps: {}", plan.steps.join(", ")));
     }
 }

@@ -2,7 +2,7 @@
 //! (`logs`, `exec`, `run`) name hosts.
 
 use crate::deploy::host::Host;
-use crate::deploy::{RELEASE, REPLICA, Settings, gateway};
+use crate::deploy::{PROCESS, RELEASE, REPLICA, Settings, gateway};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
 
@@ -32,7 +32,15 @@ pub(super) async fn serving_replicas(
         .into_iter()
         .filter(|c| serving.is_none() || c.labels.get(RELEASE) == serving.as_ref())
         .collect();
-    replicas.sort_by_key(|c| number(c).unwrap_or(u64::MAX));
+    // The web role's first (`--replica 2` is its second), then the roles'.
+    replicas.sort_by_key(|c| {
+        let role = c
+            .labels
+            .get(PROCESS)
+            .filter(|p| p.as_str() != "web")
+            .cloned();
+        (role, number(c).unwrap_or(u64::MAX))
+    });
     Ok(replicas)
 }
 

@@ -56,9 +56,14 @@ pub(super) fn print(out: &Output, environment: &str, report: &status::Status) {
             .uptime_seconds
             .map(|s| format!(", up {s} s"))
             .unwrap_or_default();
+        let role = if r.role == "web" {
+            String::new()
+        } else {
+            format!(" (role {})", r.role)
+        };
         out.status(
             "replica",
-            &format!("{} {} {}{uptime}", r.name, r.state, r.health),
+            &format!("{} {} {}{uptime}{role}", r.name, r.state, r.health),
         );
     }
     for (r, v) in &report.kept {
@@ -205,7 +210,24 @@ pub(super) fn print_fleet(out: &Output, report: &FleetStatus) {
             ));
             continue;
         };
-        let healthy = s.replicas.iter().filter(|r| r.health == "healthy").count();
+        let web: Vec<_> = s.replicas.iter().filter(|r| r.role == "web").collect();
+        let healthy = web.iter().filter(|r| r.health == "healthy").count();
+        // Each role: how many of its replicas run well (healthy, or running without a check).
+        let mut roles: Vec<(String, usize, usize)> = Vec::new();
+        for r in s.replicas.iter().filter(|r| r.role != "web") {
+            let well = r.state == "running" && matches!(r.health.as_str(), "healthy" | "none");
+            match roles.iter_mut().find(|(n, ..)| *n == r.role) {
+                Some((_, ok, all)) => {
+                    *ok += usize::from(well);
+                    *all += 1;
+                }
+                None => roles.push((r.role.clone(), usize::from(well), 1)),
+            }
+        }
+        let roles: String = roles
+            .iter()
+            .map(|(n, ok, all)| format!(", role {n} {ok}/{all} running"))
+            .collect();
         let serving = match (&s.release, &s.version) {
             (Some(r), Some(v)) => format!("release {r} ({v})"),
             _ => "nothing deployed".into(),
@@ -234,9 +256,9 @@ pub(super) fn print_fleet(out: &Output, report: &FleetStatus) {
         out.status(
             "host",
             &format!(
-                "{}: {serving}, {healthy}/{} replica(s) healthy, {gateway}{maintenance}, {lock}{tls}",
+                "{}: {serving}, {healthy}/{} replica(s) healthy{roles}, {gateway}{maintenance}, {lock}{tls}",
                 row.host,
-                s.replicas.len()
+                web.len()
             ),
         );
         for p in &s.problems {

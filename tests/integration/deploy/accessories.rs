@@ -2,8 +2,9 @@
 //! accessories (Debian's packages in an image the tests make offline,
 //! `.ci/accessory-image`, shared), a Python service of the tests' own that
 //! migrates its schema in its release command and reads and writes rows
-//! over HTTP, deployed under load, a failing migration, a reboot, a backup
-//! dropped and restored.
+//! over HTTP, with a worker role that processes a queue table, deployed
+//! under load, a failing migration, a crashing worker, a rollback moving
+//! both roles, a reboot, a backup dropped and restored.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -14,7 +15,8 @@ use crate::docker::{self, docker};
 
 /// The service: rows over HTTP, its schema migrated by `app.py migrate`
 /// (the release command) to the version its variant knows (v3's second
-/// migration fails), a counter in Redis over its own protocol.
+/// migration fails), a counter in Redis over its own protocol, and a queue
+/// of jobs that `app.py work` (the worker role) marks done by its variant.
 const APP: &str = r#"import json
 import os
 import signal
@@ -28,7 +30,7 @@ import psycopg2.pool
 
 VARIANT = "VARIANT_HERE"
 MIGRATIONS = {
-    1: "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
+    1: "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL); CREATE TABLE jobs (id serial PRIMARY KEY, done_by text)",
     2: "ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT ''",
     3: "ALTER TABLE no_such_table ADD COLUMN x int",
 }
@@ -56,8 +58,29 @@ def migrate():
     print(f"schema at version {max(have, TARGET)}", flush=True)
 
 
+def work():
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    conn = psycopg2.connect(**params())
+    print(f"worker {VARIANT} started", flush=True)
+    while not stop.is_set():
+        with conn:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE jobs SET done_by = %s WHERE id = (SELECT id FROM jobs WHERE done_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id",
+                    (VARIANT,),
+                )
+                got = cur.fetchone()
+        if got is None:
+            stop.wait(0.1)
+    print(f"worker {VARIANT} stopped on SIGTERM", flush=True)
+
+
 if sys.argv[1:] == ["migrate"]:
     migrate()
+    sys.exit(0)
+if sys.argv[1:] == ["work"]:
+    work()
     sys.exit(0)
 
 POOL = psycopg2.pool.ThreadedConnectionPool(1, 20, **params())
@@ -100,6 +123,9 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/schema":
             columns = query("SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY ordinal_position")
             self.answer(200, {"version": query("SELECT max(version) FROM schema_version")[0][0], "columns": [c for (c,) in columns]})
+        elif self.path == "/jobs":
+            rows = query("SELECT coalesce(done_by, 'pending'), count(*) FROM jobs GROUP BY 1")
+            self.answer(200, {k: n for k, n in rows})
         elif self.path == "/cache":
             self.answer(200, {"hits": redis("INCR", "hits")})
         else:
@@ -110,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/items":
             (row,) = query("INSERT INTO items (name) VALUES (%s) RETURNING id", (data["name"],))
             self.answer(200, {"id": row[0]})
+        elif self.path == "/jobs":
+            query("INSERT INTO jobs (done_by) SELECT NULL FROM generate_series(1, %s)", (data["count"],))
+            self.answer(200, {"queued": data["count"]})
         else:
             self.answer(404, {"error": "not found"})
 
@@ -149,6 +178,14 @@ user = "redis"
 cmd = ["redis-server", "/etc/redis/shipit.conf"]
 files = ["redis.conf:/etc/redis/shipit.conf"]
 healthcheck = ["redis-cli", "ping"]
+"#;
+
+/// The worker role: one replica, without a check (running steadily is its
+/// health), a short grace to finish its job.
+const ROLES: &str = r#"
+[roles.worker]
+cmd = ["python3", "/srv/app.py", "work"]
+stop_grace = "5s"
 "#;
 
 const PASSWORD: &str = "not-in-any-file-7f3a";
@@ -207,6 +244,31 @@ fn post(url: &str, body: &str) -> serde_json::Value {
     serde_json::from_str(&r.text()).unwrap()
 }
 
+/// Queues `count` jobs and waits until the worker role has done every one;
+/// how many each variant did.
+fn work_through(url: &str, count: u64) -> serde_json::Value {
+    post(&format!("{url}/jobs"), &format!("{{\"count\": {count}}}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let jobs = get(&format!("{url}/jobs"));
+        if jobs.get("pending").is_none() {
+            return jobs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not finish the queue: {jobs}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A container's state and its log, by name.
+fn state_and_log(name: &str) -> (String, String) {
+    let (_, state) = docker(&["inspect", "-f", "{{.State.Status}}", name]);
+    let (_, log) = docker(&["logs", name]);
+    (state.trim().to_string(), log)
+}
+
 const WRITE: Probe = Probe {
     path: "/items",
     body: r#"{"name": "load"}"#,
@@ -261,7 +323,7 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
     );
     service.project.write(
         "environments/base.toml",
-        &format!("{config}{}", ACCESSORIES.replace("IMAGE_HERE", base)),
+        &format!("{config}{}{ROLES}", ACCESSORIES.replace("IMAGE_HERE", base)),
     );
     service.sets.retain(|s| !s.starts_with("replicas="));
     service.sets.extend([
@@ -327,6 +389,8 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
         plan["release_command"],
         serde_json::json!(["python3", "/srv/app.py", "migrate"])
     );
+    assert_eq!(plan["roles"][0]["name"], "worker", "{plan}");
+    assert_eq!(plan["roles"][0]["replicas"], 1, "{plan}");
 
     // An accessory the environment does not declare: exit 2, with those it does.
     let unknown = run(&["accessory", "boot", "development", "dbx"]);
@@ -398,6 +462,31 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
     let before = get(&format!("{url}/items"))["items"].clone();
     assert_eq!(before.as_array().unwrap().len(), 50);
     assert_eq!(get(&format!("{url}/cache"))["hits"], ":1");
+    // Its worker runs beside the web replicas and works the queue.
+    let worker = |release: u64| format!("{}-development-r{release}-worker-1", service.app);
+    assert_eq!(state_and_log(&worker(1)).0, "running");
+    assert_eq!(work_through(&url, 20), serde_json::json!({"v1": 20}));
+    let status = run(&["status", "development", "--output", "json"]).success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let roles: Vec<(String, String)> = status["replicas"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                r["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (format!("{}-development-r1-1", service.app), "web".into()),
+            (format!("{}-development-r1-2", service.app), "web".into()),
+            (worker(1), "worker".to_string()),
+        ]
+    );
 
     // v2 under load writing rows (keepalive, paced and not, new connections):
     // its migration adds a column; nothing fails, nothing is lost.
@@ -433,6 +522,36 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
     );
     assert!(after[50..].iter().all(|r| r[1] == "load") && after.len() > 50);
     assert_eq!(get(&format!("{url}/health"))["variant"], "v2");
+    // v1's worker was stopped with the web replicas, gracefully (SIGTERM, its
+    // grace); v2's does the work now.
+    let (state, log) = state_and_log(&worker(1));
+    assert_eq!(state, "exited");
+    assert!(log.contains("worker v1 stopped on SIGTERM"), "{log}");
+    assert_eq!(state_and_log(&worker(2)).0, "running");
+    assert_eq!(work_through(&url, 20)["v2"], 20);
+
+    // A release whose worker crashes is not switched to: all or none.
+    let crash = run(&[
+        "deploy",
+        "development",
+        "--set",
+        &image("v2"),
+        "--set",
+        "app.version=2.0.1",
+        "--set",
+        r#"roles.worker.cmd=["python3", "-c", "raise SystemExit(3)"]"#,
+    ]);
+    assert_ne!(crash.code, 0, "{}", crash.stderr);
+    assert!(
+        crash.stderr.contains(&worker(3))
+            && crash.stderr.contains("exited")
+            && crash.stderr.contains("before it had run steadily"),
+        "{}",
+        crash.stderr
+    );
+    assert_eq!(service.serving().as_deref(), Some("2"));
+    assert_eq!(state_and_log(&worker(2)).0, "running");
+    assert_eq!(work_through(&url, 5)["v2"], 25);
 
     // v3: its migration fails; v2 still serves, nothing else changed.
     let v3 = run(&[
@@ -477,9 +596,19 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
         "the release command's container stayed: {left}"
     );
     assert!(
-        !left.contains("-r3-"),
-        "a replica of v3 was started: {left}"
+        !left.contains("-r3-") && !left.contains("-r4-"),
+        "a replica of the failed releases stayed: {left}"
     );
+    assert_eq!(state_and_log(&worker(2)).0, "running");
+
+    // A rollback moves both roles back: v1's web replicas and its worker.
+    run(&["rollback", "development"]).success();
+    assert_eq!(get(&format!("{url}/health"))["variant"], "v1");
+    assert_eq!(state_and_log(&worker(1)).0, "running");
+    let (state, log) = state_and_log(&worker(2));
+    assert_eq!(state, "exited");
+    assert!(log.contains("worker v2 stopped on SIGTERM"), "{log}");
+    assert_eq!(work_through(&url, 10)["v1"], 30);
 
     // A reboot with a changed setting keeps the data.
     let rows = get(&format!("{url}/items"));
