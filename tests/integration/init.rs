@@ -393,7 +393,9 @@ fn the_accessory_and_release_command_examples_validate_uncommented() {
     let mut text = String::new();
     let mut example = false;
     for line in base.lines() {
-        example |= line.starts_with("# [accessories.db]");
+        // An example runs from its table to the next blank line.
+        example &= !line.is_empty();
+        example |= line.starts_with("# [accessories.db]") || line.starts_with("# [roles.worker]");
         let wanted = example
             || line.starts_with("# release_command")
             || line.starts_with("# release_timeout");
@@ -405,6 +407,7 @@ fn the_accessory_and_release_command_examples_validate_uncommented() {
     }
     assert!(text.contains("\n[accessories.db.backup]"), "{text}");
     assert!(text.contains("\nrelease_command = ["), "{text}");
+    assert!(text.contains("\n[roles.worker]\ncmd = ["), "{text}");
     project.write("environments/base.toml", &text);
     let run = project.shipit_env(&["validate", "production"], &[("DB_PASSWORD", "x")]);
     assert_eq!(run.code, 0, "{}\n{text}", run.stderr);
