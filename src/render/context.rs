@@ -31,6 +31,23 @@ pub struct SecretView {
     pub file_name: String,
 }
 
+/// One process of the release in the compose stack: the web role (the
+/// service, behind the gateway) or a `[roles.NAME]` role.
+#[derive(Debug, Clone)]
+pub struct ProcessView {
+    pub web: bool,
+    /// The role's name (`web` for the service).
+    pub role: String,
+    /// The compose service: `APP`, or `APP-ROLE`.
+    pub service: String,
+    /// The role's command as the entrypoint (empty: the image's).
+    pub entrypoint_json: String,
+    /// `["CMD", ...]` (empty: none; a role's is then disabled).
+    pub healthcheck_json: String,
+    pub replicas: i64,
+    pub grace_seconds: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Ctx {
     /// "environments/base.toml + environments/staging.toml"
@@ -45,8 +62,8 @@ pub struct Ctx {
     pub args_json: String,
     /// The engine's health check command as a JSON array; empty: none.
     pub healthcheck_json: String,
-    /// The same for compose: `["CMD", ...]`.
-    pub compose_healthcheck_json: String,
+    /// The compose stack's processes: the web role first, then each role.
+    pub processes: Vec<ProcessView>,
     pub port: i64,
     pub health_path: String,
     pub readiness_path: String,
@@ -328,15 +345,7 @@ impl Ctx {
             } else {
                 c.app.healthcheck.clone()
             }),
-            compose_healthcheck_json: if c.app.healthcheck.is_empty() {
-                String::new()
-            } else {
-                json_array(
-                    &std::iter::once("CMD".to_string())
-                        .chain(c.app.healthcheck.iter().cloned())
-                        .collect::<Vec<_>>(),
-                )
-            },
+            processes: processes(loaded, delay + drain + 10),
             port: c.app.port,
             health_path: c.app.health_path.clone(),
             readiness_path: c.app.readiness_path.clone(),
@@ -592,4 +601,46 @@ impl Ctx {
             escape::yaml(&self.instance)
         )
     }
+}
+
+/// The web role (the service) and each `[roles.NAME]`, as compose runs them.
+/// `$` is doubled: compose would otherwise interpolate it.
+fn processes(loaded: &Loaded, web_grace: u64) -> Vec<ProcessView> {
+    let c = &loaded.config;
+    let compose =
+        |items: &[String]| -> Vec<String> { items.iter().map(|i| i.replace('$', "$$")).collect() };
+    let check = |items: &[String]| {
+        if items.is_empty() {
+            String::new()
+        } else {
+            json_array(&compose(
+                &[vec!["CMD".to_string()], items.to_vec()].concat(),
+            ))
+        }
+    };
+    let mut all = vec![ProcessView {
+        web: true,
+        role: "web".into(),
+        service: c.app.name.clone(),
+        entrypoint_json: String::new(),
+        healthcheck_json: check(&c.app.healthcheck),
+        replicas: c.replicas,
+        grace_seconds: web_grace,
+    }];
+    all.extend(c.roles.iter().map(|(name, role)| {
+        ProcessView {
+            web: false,
+            role: name.clone(),
+            service: format!("{}-{name}", c.app.name),
+            entrypoint_json: json_array(&compose(&role.cmd)),
+            healthcheck_json: check(&role.healthcheck),
+            replicas: role.replicas,
+            grace_seconds: loaded
+                .typed
+                .role_stop_grace
+                .get(name)
+                .map_or(web_grace, |d| seconds(*d)),
+        }
+    }));
+    all
 }

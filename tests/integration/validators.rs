@@ -169,3 +169,75 @@ fn validators_reject_broken_files() {
         assert!(text.contains(check), "expected `{check}` in:\n{text}");
     }
 }
+
+/// `[roles]` in the compose stack: a service per role from the release's
+/// image, with its command, its check (or the image's turned off), its
+/// replicas and stop grace; the gateway waits on the web service only. Read
+/// back through `docker-compose config`, which also validates the file.
+#[test]
+fn roles_render_as_compose_services_of_the_release_image() {
+    if !validators_available() {
+        return;
+    }
+    let project = Project::from_repo();
+    let staging = project.read("environments/staging.toml");
+    project.write(
+        "environments/staging.toml",
+        &format!(
+            "{staging}\n[roles.worker]\ncmd = [\"sh\", \"-c\", \"echo $HOME; exec worker\"]\nreplicas = 2\nstop_grace = \"45s\"\n\n[roles.clock]\ncmd = [\"clock\"]\nhealthcheck = [\"clock\", \"--ping\"]\n"
+        ),
+    );
+    project.shipit(&["render", "staging"]).success();
+    let output = Command::new("docker-compose")
+        .args(["-f", "docker-compose.yml", "config", "--format", "json"])
+        .current_dir(project.path().join("generated/staging"))
+        .output()
+        .expect("docker-compose");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stack: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let services = &stack["services"];
+    let (web, worker, clock) = (
+        &services["calculator"],
+        &services["calculator-worker"],
+        &services["calculator-clock"],
+    );
+    for role in [worker, clock] {
+        for same in [
+            "image",
+            "user",
+            "read_only",
+            "environment",
+            "cap_drop",
+            "networks",
+        ] {
+            assert_eq!(role[same], web[same], "{same}: {role}");
+        }
+    }
+    assert_eq!(web["entrypoint"], serde_json::Value::Null);
+    // `$$` is compose's literal `$`: the worker's shell sees `$HOME`.
+    assert_eq!(
+        worker["entrypoint"],
+        serde_json::json!(["sh", "-c", "echo $$HOME; exec worker"])
+    );
+    assert_eq!(worker["healthcheck"]["disable"], true);
+    assert_eq!(worker["deploy"]["replicas"], 2);
+    assert_eq!(worker["stop_grace_period"], "45s");
+    assert_eq!(clock["entrypoint"], serde_json::json!(["clock"]));
+    assert_eq!(
+        clock["healthcheck"]["test"],
+        serde_json::json!(["CMD", "clock", "--ping"])
+    );
+    assert_eq!(clock["deploy"]["replicas"], 1);
+    // The drain timeout, without a stop_grace of its own.
+    assert_eq!(clock["stop_grace_period"], "10s");
+    let waits: Vec<&String> = services["gateway"]["depends_on"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(waits, ["calculator"]);
+}
