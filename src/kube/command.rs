@@ -169,31 +169,17 @@ pub fn run(out: &Output, target: &Target, request: &CommandRequest) -> Result<()
 
 /// The Deployment's pod template as a Pod that runs `request.command` once.
 fn pod(deployment: &Value, name: &str, app: &str, request: &CommandRequest) -> Value {
-    let mut spec = deployment["spec"]["template"]["spec"].clone();
-    spec["restartPolicy"] = json!("Never");
-    if let Some(containers) = spec["containers"].as_array_mut()
-        && let Some(first) = containers.first_mut()
+    let mut spec = one_off(
+        &deployment["spec"]["template"]["spec"],
+        &request.command,
+        request.image.as_deref(),
+    );
+    if request.interactive
+        && let Some(first) = spec["containers"].get_mut(0)
     {
-        first["command"] = json!(request.command);
-        first["args"] = json!([]);
-        if let Some(image) = &request.image {
-            first["image"] = json!(image);
-        }
-        if let Some(object) = first.as_object_mut() {
-            for probe in [
-                "livenessProbe",
-                "readinessProbe",
-                "startupProbe",
-                "lifecycle",
-            ] {
-                object.remove(probe);
-            }
-        }
-        if request.interactive {
-            first["stdin"] = json!(true);
-            first["stdinOnce"] = json!(true);
-            first["tty"] = json!(crate::terminal::wanted(true));
-        }
+        first["stdin"] = json!(true);
+        first["stdinOnce"] = json!(true);
+        first["tty"] = json!(crate::terminal::wanted(true));
     }
     json!({
         "apiVersion": "v1",
@@ -209,6 +195,35 @@ fn pod(deployment: &Value, name: &str, app: &str, request: &CommandRequest) -> V
         },
         "spec": spec,
     })
+}
+
+/// A pod template's spec that runs `command` once: never restarted, no
+/// probes or hooks, its first container's command replaced (and its image,
+/// when given); everything else (environment, Secret volumes, security
+/// context, service account) as the template has it.
+pub(super) fn one_off(template: &Value, command: &[String], image: Option<&str>) -> Value {
+    let mut spec = template.clone();
+    spec["restartPolicy"] = json!("Never");
+    if let Some(containers) = spec["containers"].as_array_mut()
+        && let Some(first) = containers.first_mut()
+    {
+        first["command"] = json!(command);
+        first["args"] = json!([]);
+        if let Some(image) = image {
+            first["image"] = json!(image);
+        }
+        if let Some(object) = first.as_object_mut() {
+            for probe in [
+                "livenessProbe",
+                "readinessProbe",
+                "startupProbe",
+                "lifecycle",
+            ] {
+                object.remove(probe);
+            }
+        }
+    }
+    spec
 }
 
 /// The run's pod as the cluster has it now.

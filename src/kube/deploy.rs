@@ -53,6 +53,7 @@ pub fn plan(
             objects: &objects,
             secret: target.secret.clone(),
             digest,
+            release_command: !target.release_command.is_empty(),
         },
     );
     if target.smoke_url.is_empty() {
@@ -209,7 +210,7 @@ impl Run<'_> {
             return finish(outcome, timeline);
         }
 
-        let spinner = self.out.spinner("checking the change with the server");
+        let mut spinner = self.out.spinner("checking the change with the server");
         // What a failure goes back to: the revision that served, and what
         // the apply changes besides the Deployment, as it was.
         let mut undo = Undo {
@@ -246,9 +247,19 @@ impl Run<'_> {
                     ));
                 }
                 outcome.detail.conflicts = checked.conflicts.clone();
-                if let Some(s) = &spinner {
-                    s.set_message("applying");
+                drop(spinner.take());
+                if let Err(cause) = self.release(p, &checked) {
+                    outcome.cause = Some(cause);
+                    if cancelled() {
+                        interrupted(&mut outcome, self.cancel);
+                    }
+                    timeline.mark("release");
+                    return self.fail(outcome, timeline, &undo);
                 }
+                if !t.release_command.is_empty() {
+                    timeline.mark("release");
+                }
+                spinner = self.out.spinner("applying");
                 if let Err(e) = apply::apply(k, &p.list, &checked) {
                     drop(spinner);
                     outcome.cause = Some(format!("the apply failed: {}", e.message));
@@ -322,6 +333,42 @@ impl Run<'_> {
             drop(guard);
         });
         finish(outcome, timeline)
+    }
+
+    /// `deploy.release_command` (every deploy makes a new revision: its pod
+    /// template carries who deployed, and when): the other
+    /// objects applied first (the Job's pod needs its ConfigMap, service
+    /// account and network policies), then the Job run from the new pod
+    /// template. Why it failed, if it did; the Deployment is untouched.
+    fn release(&self, planned: &Planned, checked: &apply::Checked) -> Result<(), String> {
+        let (t, k) = (self.target, &self.target.kubectl);
+        if t.release_command.is_empty() {
+            return Ok(());
+        }
+        let Some(deployment) = super::release_task::deployment(&planned.objects, &t.app) else {
+            return Ok(());
+        };
+        let others: Vec<Value> = planned
+            .objects
+            .iter()
+            .filter(|o| !std::ptr::eq(*o, deployment))
+            .cloned()
+            .collect();
+        apply::apply(k, &manifests::list(&others), checked).map_err(|e| {
+            format!(
+                "the objects besides the Deployment could not be applied before the release command: {}",
+                e.message
+            )
+        })?;
+        let took = super::release_task::run(t, deployment, self.out, self.cancel)?;
+        self.out.status(
+            "released",
+            &format!(
+                "the release command succeeded in {:.1} s",
+                took.as_secs_f64()
+            ),
+        );
+        Ok(())
     }
 
     /// Deletes the ConfigMaps no kept revision refers to (best effort: a

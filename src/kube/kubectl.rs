@@ -34,7 +34,7 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
-    fn argv(&self, args: &[&str], namespaced: bool) -> Vec<String> {
+    pub(super) fn argv(&self, args: &[&str], namespaced: bool) -> Vec<String> {
         let mut argv = Vec::with_capacity(args.len() + 4);
         if let Some(c) = &self.context {
             argv.push(format!("--context={c}"));

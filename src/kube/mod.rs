@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod plan;
 pub mod preflight;
 pub mod prune;
+pub mod release_task;
 pub mod restore;
 pub mod revisions;
 pub mod status;
@@ -49,6 +50,9 @@ pub struct Target {
     pub secret: Option<String>,
     /// `deploy.webhook`: a secret reference to the notification URL.
     pub webhook: Option<String>,
+    /// `deploy.release_command` (empty: none), run as a Job, and its limit.
+    pub release_command: Vec<String>,
+    pub release_timeout: Duration,
 }
 
 impl Target {
@@ -77,6 +81,8 @@ impl Target {
             paths: smoke::Paths::of(loaded),
             secret: (!c.secrets.is_empty()).then(|| format!("{}-secrets", c.app.name)),
             webhook: (!c.deploy.webhook.is_empty()).then(|| c.deploy.webhook.clone()),
+            release_command: c.deploy.release_command.clone(),
+            release_timeout: loaded.typed.release_timeout,
             environment,
         })
     }

@@ -29,7 +29,20 @@ pub struct Plan {
     pub serving_revision: Option<u64>,
     /// The objects applied, `Kind/name`.
     pub objects: Vec<String>,
+    /// `deploy.release_command`, run as a Job from the new pod template
+    /// after the other objects and before the Deployment are applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub release_command: Vec<String>,
     pub steps: Vec<String>,
+}
+
+/// The phases, with the release command's after the server's dry-run.
+pub fn steps(release_command: bool) -> Vec<String> {
+    let mut steps: Vec<String> = STEPS.iter().map(|s| s.to_string()).collect();
+    if release_command {
+        steps.insert(2, "release".into());
+    }
+    steps
 }
 
 impl Plan {
@@ -45,7 +58,8 @@ impl Plan {
             cluster: p.cluster.clone(),
             serving_revision: p.deployment.as_ref().and_then(revisions::of),
             objects: manifests::names(&planned.objects),
-            steps: STEPS.iter().map(|s| s.to_string()).collect(),
+            release_command: target.release_command.clone(),
+            steps: steps(!target.release_command.is_empty()),
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Wanted<'a> {
     pub secret: Option<String>,
     /// The image's digest, or why it could not be resolved.
     pub digest: Result<String, String>,
+    /// A release command runs as a Job (its permissions are needed too).
+    pub release_command: bool,
 }
 
 pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -> Preflight {
@@ -144,7 +146,7 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
         }
         match rules {
             Ok(review) => {
-                let missing = missing_permissions(&review, wanted.objects);
+                let missing = missing_permissions(&review, wanted.objects, wanted.release_command);
                 if !missing.is_empty() {
                     problems.push(format!(
                         "missing permissions in namespace {ns}: {}",
@@ -202,7 +204,7 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
 }
 
 /// `verb group/resource` the deploy needs and the review does not grant.
-fn missing_permissions(review: &Value, objects: &[Value]) -> Vec<String> {
+fn missing_permissions(review: &Value, objects: &[Value], release_command: bool) -> Vec<String> {
     let mut needed: Vec<(String, String, &str)> = Vec::new();
     for o in objects {
         let api = text(o, "/apiVersion");
@@ -225,6 +227,17 @@ fn missing_permissions(review: &Value, objects: &[Value]) -> Vec<String> {
     ] {
         for verb in verbs {
             needed.push((group.into(), resource.into(), verb));
+        }
+    }
+    if release_command {
+        for (group, resource, verbs) in [
+            ("batch", "jobs", &["get", "create", "delete"][..]),
+            ("", "pods", &["get", "list"][..]),
+            ("", "pods/log", &["get"][..]),
+        ] {
+            for verb in verbs {
+                needed.push((group.into(), resource.into(), verb));
+            }
         }
     }
     needed.sort();
@@ -284,13 +297,13 @@ mod tests {
         let all = json!({"status": {"resourceRules": [
             {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
         ]}});
-        assert!(missing_permissions(&all, &objects).is_empty());
+        assert!(missing_permissions(&all, &objects, true).is_empty());
         let some = json!({"status": {"resourceRules": [
             {"verbs": ["get", "list", "watch", "create", "patch", "update", "delete"], "apiGroups": ["", "apps", "coordination.k8s.io"], "resources": ["*"]},
             {"verbs": ["get", "create"], "apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"]}
         ]}});
         assert_eq!(
-            missing_permissions(&some, &objects),
+            missing_permissions(&some, &objects, false),
             vec![
                 "patch ingresses.networking.k8s.io",
                 "patch networkpolicies.networking.k8s.io"

@@ -71,6 +71,11 @@ impl Run<'_> {
                     "{cause}\nnothing served before this first deploy: deployment/{} is left as applied, not ready ({}); fix the cause and deploy again, or remove it: kubectl delete -k generated/{}/k8s",
                     t.app, k.namespace, t.environment
                 ));
+            } else if before.is_none() {
+                outcome.cause = Some(format!(
+                    "{cause}\nnothing served before this first deploy, and deployment/{} was not created",
+                    t.app
+                ));
             } else {
                 outcome.cause = Some(if others.is_empty() {
                     format!(

@@ -141,11 +141,6 @@ fn deploy(
             "--image and --strategy are for Docker hosts: a Kubernetes deploy applies the rendered manifests (rolling, pinned by digest)".into(),
         ));
     }
-    if !loaded.config.deploy.release_command.is_empty() {
-        return Err(Error::Usage(
-            "deploy.release_command runs on Docker hosts only so far: on Kubernetes, run it as a Job from the new image before `shipit deploy` (README: \"Release commands\"); nothing was changed".into(),
-        ));
-    }
     if !loaded.config.roles.is_empty() {
         let names: Vec<&str> = loaded.config.roles.keys().map(String::as_str).collect();
         return Err(Error::Usage(format!(
@@ -208,6 +203,15 @@ fn deploy(
                 Some(r) => out.status("serving", &format!("revision {r}")),
                 None => out.status("serving", "nothing yet: this is the first deploy"),
             }
+            if !target.release_command.is_empty() {
+                out.status(
+                    "release",
+                    &format!(
+                        "{} as a Job from the new pod template before the Deployment is applied",
+                        target.release_command.join(" ")
+                    ),
+                );
+            }
             for c in &checked.conflicts {
                 out.warn(&format!("the apply would take back {c}"));
             }
@@ -269,6 +273,7 @@ fn rollback(out: &Output, args: &RollbackRequest, target: &Target) -> Result<(),
             objects: &[],
             secret: None,
             digest: Ok(String::new()),
+            release_command: false,
         },
     );
     kdeploy::refuse(&p)?;

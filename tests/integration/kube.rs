@@ -1253,4 +1253,102 @@ fn logs_exec_and_run_on_the_cluster() {
         "{pruned}"
     );
     assert_eq!(left(&app), 0);
+
+    // A release command: a Job from the new pod template (its new ConfigMap
+    // and the Secret), run and shown before the Deployment changes, deleted.
+    let revision = |app: &App| {
+        app.json(&["get", "deployment", &app.name, "-o", "json"])["metadata"]["annotations"]
+            ["deployment.kubernetes.io/revision"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let jobs = |app: &App| {
+        let selector = format!("shipit.dev/release-command={}", app.name);
+        let start = Instant::now();
+        loop {
+            let left = app.must(&[
+                "get",
+                "jobs",
+                "-l",
+                &selector,
+                "--no-headers",
+                "--ignore-not-found",
+            ]);
+            if left.trim().is_empty() || start.elapsed() > Duration::from_secs(30) {
+                return left.lines().count();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    let first = revision(&app);
+    for version in ["1.0.1", "1.0.2"] {
+        let reference = format!("{}/{}:{version}", app.registry.address, app.repository);
+        crate::deploy::day2::build_shell_image(&reference, version);
+        let (ok, text) = docker(&["push", &reference]);
+        assert!(ok, "{text}");
+    }
+    let migrate = r#"deploy.release_command=["/bin/sh", "-c", "echo migrating to $RELEASE_MARK; [ \"$API_TOKEN\" = tok-cluster-7d1 ] && echo secret-ok"]"#;
+    let run = shipit(&[
+        "deploy",
+        "cluster",
+        "--set",
+        "app.version=1.0.1",
+        "--set",
+        "env.RELEASE_MARK=second",
+        "--set",
+        migrate,
+    ])
+    .success();
+    let text = format!("{}{}", run.stdout, run.stderr);
+    let migrated = text
+        .find("| migrating to second")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text.contains("| secret-ok"), "{text}");
+    assert!(
+        migrated < text.find("waiting for deployment/").unwrap(),
+        "the release command ran after the rollout began:\n{text}"
+    );
+    assert_eq!(revision(&app), first + 1);
+    assert_eq!(jobs(&app), 0);
+    let run = shipit(&[
+        "deploy",
+        "cluster",
+        "--dry-run",
+        "--set",
+        "app.version=1.0.2",
+        "--set",
+        migrate,
+        "--output",
+        "json",
+    ])
+    .success();
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan["plan"]["steps"][2], "release", "{plan}");
+    // A release command that fails: the Deployment untouched, 1.0.1 serving.
+    let run = shipit(&[
+        "deploy",
+        "cluster",
+        "--set",
+        "app.version=1.0.2",
+        "--set",
+        "env.RELEASE_MARK=third",
+        "--set",
+        r#"deploy.release_command=["/bin/sh", "-c", "echo migration 3 breaks; exit 3"]"#,
+    ]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(text.contains("| migration 3 breaks"), "{text}");
+    assert!(
+        text.contains("the release command exited with code 3")
+            && text.contains("the Deployment was not changed"),
+        "{text}"
+    );
+    assert_eq!(revision(&app), first + 1);
+    let image = app.json(&["get", "deployment", &app.name, "-o", "json"])["spec"]["template"]
+        ["metadata"]["annotations"]["shipit.dev/version"]
+        .clone();
+    assert_eq!(image, "1.0.1");
+    assert_eq!(jobs(&app), 0);
 }
