@@ -220,6 +220,7 @@ impl From<LogsArgs> for commands::logs::Args {
             host: a.host,
             follow: a.follow,
             gateway: a.gateway,
+            role: a.role,
         }
     }
 }

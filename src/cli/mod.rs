@@ -237,6 +237,9 @@ pub struct LogsArgs {
     /// The gateway's lines too
     #[arg(long)]
     pub gateway: bool,
+    /// Only this role's replicas: `web` (the service) or a [roles] name
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -16,6 +16,7 @@ pub struct Args {
     pub host: Option<String>,
     pub follow: bool,
     pub gateway: bool,
+    pub role: Option<String>,
 }
 
 /// `--since 10m` (that long ago) or `--since 2026-12-03T17:00:00Z`: epoch seconds.
@@ -58,12 +59,25 @@ pub fn request(args: &Args, now: i64) -> Result<LogsRequest, Error> {
         host: args.host.clone(),
         follow: args.follow,
         gateway: args.gateway,
+        role: args.role.clone(),
     })
 }
 
 pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
     let request = request(args, crate::clock::now())?;
-    let (_, target) = target::load(&ctx.project, &ctx.overrides, &args.environment)?;
+    let (loaded, target) = target::load(&ctx.project, &ctx.overrides, &args.environment)?;
+    if let Some(role) = &args.role {
+        let roles = &loaded.config.roles;
+        if role != "web" && !roles.contains_key(role) {
+            let mut known = vec!["web"];
+            known.extend(roles.keys().map(String::as_str));
+            return Err(Error::Usage(format!(
+                "--role {role}: {} has no such role (its roles: {})",
+                args.environment,
+                known.join(", ")
+            )));
+        }
+    }
     target.logs(&ctx.out, &request)
 }
 

@@ -58,6 +58,11 @@ impl super::Target for Kubernetes {
                 "--gateway: a Kubernetes environment has no shipit gateway (its Ingress controller's logs are the cluster's)".into(),
             ));
         }
+        if let Some(role) = request.role.as_deref().filter(|r| *r != "web") {
+            return Err(Error::Usage(format!(
+                "--role {role}: roles run on Docker hosts only so far; a Kubernetes environment runs the web role (README: \"Roles on Kubernetes\")"
+            )));
+        }
         crate::kube::logs::logs(out, &self.target, request)
     }
 

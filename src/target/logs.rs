@@ -26,6 +26,8 @@ pub struct LogsRequest {
     pub follow: bool,
     /// The gateway's log too.
     pub gateway: bool,
+    /// Only this role's replicas (`web`: the service's).
+    pub role: Option<String>,
 }
 
 /// One line a replica (or the gateway) wrote.

@@ -63,25 +63,34 @@ pub(super) async fn logs(
 async fn sources(
     engine: &Engine,
     settings: &Settings,
-    gateway: bool,
+    request: &LogsRequest,
     serving_only: bool,
 ) -> Result<Vec<String>, Error> {
-    let mut names: Vec<String> = if serving_only {
-        serving_replicas(engine, settings)
-            .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect()
+    let replicas = if serving_only {
+        serving_replicas(engine, settings).await?
     } else {
         engine
             .containers(&settings.site.filter("replica"))
             .await?
             .into_iter()
             .filter(|c| c.running)
-            .map(|c| c.name)
             .collect()
     };
-    if gateway {
+    // `--role`: a replica made before roles existed is the web role's.
+    let wanted = |c: &crate::engine::ContainerInfo| {
+        request.role.as_deref().is_none_or(|role| {
+            c.labels
+                .get(crate::deploy::PROCESS)
+                .map_or("web", String::as_str)
+                == role
+        })
+    };
+    let mut names: Vec<String> = replicas
+        .into_iter()
+        .filter(wanted)
+        .map(|c| c.name)
+        .collect();
+    if request.gateway {
         names.push(settings.site.gateway());
     }
     Ok(names)
@@ -92,7 +101,7 @@ async fn read_host(
     settings: &Settings,
     request: &LogsRequest,
 ) -> Result<Vec<Line>, Error> {
-    let names = sources(&h.engine, settings, request.gateway, true).await?;
+    let names = sources(&h.engine, settings, request, true).await?;
     let query = LogQuery {
         since: request.since,
         until: request.until,
@@ -170,11 +179,9 @@ async fn follow(
             if lost.contains(&h.name) {
                 continue;
             }
-            let found = tokio::time::timeout(
-                LOOK_LIMIT,
-                sources(&h.engine, settings, request.gateway, false),
-            )
-            .await;
+            let found =
+                tokio::time::timeout(LOOK_LIMIT, sources(&h.engine, settings, request, false))
+                    .await;
             let names = match found {
                 Ok(Ok(names)) => names,
                 Ok(Err(e)) => {

@@ -153,6 +153,7 @@ class Server(ThreadingHTTPServer):
 server = Server(("0.0.0.0", 8080), Handler)
 server.daemon_threads = True
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+print(f"web {VARIANT} serving", flush=True)
 server.serve_forever()
 "#;
 
@@ -487,6 +488,35 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
             (worker(1), "worker".to_string()),
         ]
     );
+    // `logs --role`: one role's lines only.
+    let replicas_of = |role: &str| {
+        let logs = run(&["logs", "development", "--role", role, "--output", "json"]).success();
+        logs.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|l| {
+                (
+                    l["replica"].as_str().unwrap().to_string(),
+                    l["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let lines = replicas_of("worker");
+    assert!(lines.iter().all(|(r, _)| *r == worker(1)), "{lines:?}");
+    assert!(
+        lines.iter().any(|(_, t)| t == "worker v1 started"),
+        "{lines:?}"
+    );
+    let lines = replicas_of("web");
+    assert!(lines.iter().all(|(r, _)| *r != worker(1)), "{lines:?}");
+    assert!(
+        lines.iter().any(|(_, t)| t == "web v1 serving"),
+        "{lines:?}"
+    );
+    let unknown = run(&["logs", "development", "--role", "mailer"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("web, worker"), "{}", unknown.stderr);
 
     // v2 under load writing rows (keepalive, paced and not, new connections):
     // its migration adds a column; nothing fails, nothing is lost.
