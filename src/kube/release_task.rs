@@ -93,8 +93,8 @@ pub fn run(
         None,
     ) {
         out.warn(&format!(
-            "job/{name} could not be deleted ({e}): `kubectl delete job -l {RELEASE_LABEL}={}` deletes it",
-            target.app
+            "job/{name} could not be deleted ({e}): `shipit prune {}` deletes it",
+            target.environment
         ));
     }
     result.map(|()| start.elapsed())

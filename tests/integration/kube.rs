@@ -1351,4 +1351,29 @@ fn logs_exec_and_run_on_the_cluster() {
         .clone();
     assert_eq!(image, "1.0.1");
     assert_eq!(jobs(&app), 0);
+    // Release command Jobs a shipit killed outright left: prune deletes the
+    // finished one, not one still running (a deploy's).
+    // (The image's shell has no `sleep`: the calculator serves until deleted.)
+    for (suffix, script) in [("done", "exit 0"), ("busy", "exec /calculator serve")] {
+        let job = format!(
+            r#"{{"apiVersion":"batch/v1","kind":"Job","metadata":{{"name":"{0}-release-{suffix}","labels":{{"shipit.dev/release-command":"{0}"}}}},"spec":{{"backoffLimit":0,"template":{{"spec":{{"restartPolicy":"Never","containers":[{{"name":"x","image":"{1}","command":["/bin/sh","-c","{script}"]}}]}}}}}}}}"#,
+            app.name, reference
+        );
+        let file = app.project.path().join(format!("{suffix}.json"));
+        std::fs::write(&file, job).unwrap();
+        app.must(&["create", "-f", file.to_str().unwrap()]);
+    }
+    let done = format!("{}-release-done", app.name);
+    let start = Instant::now();
+    while app.must(&["get", "job", &done, "-o", "jsonpath={.status.succeeded}"]) != "1" {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let run = shipit(&["prune", "cluster", "--output", "json"]).success();
+    let pruned: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(pruned["jobs"], serde_json::json!([done]), "{pruned}");
+    assert_eq!(jobs(&app), 1);
 }
