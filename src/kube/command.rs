@@ -226,6 +226,22 @@ pub(super) fn one_off(template: &Value, command: &[String], image: Option<&str>)
     spec
 }
 
+/// Why a pod waits for good (its image cannot be pulled, its
+/// configuration is wrong): `REASON: message`.
+pub(super) fn cannot_start(pod: &Value) -> Option<String> {
+    let waiting = text(pod, "/status/containerStatuses/0/state/waiting/reason");
+    matches!(
+        waiting,
+        "ErrImagePull" | "ImagePullBackOff" | "CreateContainerConfigError" | "InvalidImageName"
+    )
+    .then(|| {
+        format!(
+            "{waiting}: {}",
+            text(pod, "/status/containerStatuses/0/state/waiting/message")
+        )
+    })
+}
+
 /// The run's pod as the cluster has it now.
 fn live_pod(target: &Target, name: &str) -> Result<Value, Error> {
     target
@@ -252,15 +268,8 @@ fn run_created(
         if matches!(phase, "Running" | "Succeeded" | "Failed") {
             break;
         }
-        let waiting = text(&pod, "/status/containerStatuses/0/state/waiting/reason");
-        if matches!(
-            waiting,
-            "ErrImagePull" | "ImagePullBackOff" | "CreateContainerConfigError" | "InvalidImageName"
-        ) {
-            return Err(failed(format!(
-                "pod {name} cannot start: {waiting}: {}",
-                text(&pod, "/status/containerStatuses/0/state/waiting/message")
-            )));
+        if let Some(why) = cannot_start(&pod) {
+            return Err(failed(format!("pod {name} cannot start: {why}")));
         }
         if started.elapsed() > limit {
             return Err(failed(format!(

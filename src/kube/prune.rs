@@ -10,71 +10,16 @@ use serde_json::Value;
 use super::Target;
 use super::command::RUN_LABEL;
 use super::kubectl::{int, text};
-use super::release_task::RELEASE_LABEL;
+use super::release_task::{RELEASE_LABEL, failed};
 use crate::error::Error;
 use crate::output::Output;
 use crate::target::PruneRequest;
 
 pub fn prune(out: &Output, target: &Target, request: &PruneRequest) -> Result<(), Error> {
-    let kubectl = &target.kubectl;
-    let selector = format!("{RUN_LABEL}={}", target.app);
-    let pods = kubectl
-        .json(&["get", "pods", "-l", &selector, "-o", "json"], None)
-        .map_err(|e| Error::Deploy {
-            message: e.to_string(),
-        })?;
-    let finished: Vec<String> = pods["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p: &&Value| matches!(text(p, "/status/phase"), "Succeeded" | "Failed"))
-        .map(|p| text(p, "/metadata/name").to_string())
-        .collect();
-    let selector = format!("{RELEASE_LABEL}={}", target.app);
-    let jobs = kubectl
-        .json(&["get", "jobs", "-l", &selector, "-o", "json"], None)
-        .map_err(|e| Error::Deploy {
-            message: e.to_string(),
-        })?;
-    let finished_jobs: Vec<String> = jobs["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|j: &&Value| {
-            int(j, "/status/succeeded") > 0
-                || j["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Failed" && c["status"] == "True")
-        })
-        .map(|j| text(j, "/metadata/name").to_string())
-        .collect();
-    let verb = if request.dry_run {
-        "would delete"
-    } else {
-        "deleted"
-    };
-    for pod in &finished {
-        if !request.dry_run {
-            kubectl
-                .run(&["delete", "pod", pod, "--ignore-not-found"], None)
-                .map_err(|e| Error::Deploy {
-                    message: e.to_string(),
-                })?;
-        }
-        out.status(verb, &format!("pod {pod}"));
-    }
-    for job in &finished_jobs {
-        if !request.dry_run {
-            kubectl
-                .run(&["delete", "job", job, "--ignore-not-found"], None)
-                .map_err(|e| Error::Deploy {
-                    message: e.to_string(),
-                })?;
-        }
-        out.status(verb, &format!("job {job}"));
-    }
+    let pod_done = |p: &Value| matches!(text(p, "/status/phase"), "Succeeded" | "Failed");
+    let job_done = |j: &Value| int(j, "/status/succeeded") > 0 || failed(j).is_some();
+    let finished = remove(out, target, request, ("pod", RUN_LABEL), &pod_done)?;
+    let finished_jobs = remove(out, target, request, ("job", RELEASE_LABEL), &job_done)?;
     out.status(
         if request.dry_run { "planned" } else { "pruned" },
         &format!(
@@ -92,4 +37,44 @@ pub fn prune(out: &Output, target: &Target, request: &PruneRequest) -> Result<()
         }));
     }
     Ok(())
+}
+
+/// Deletes (or, in a dry run, names) the objects of `kind` labelled
+/// `label=APP` that are `done`; their names.
+fn remove(
+    out: &Output,
+    target: &Target,
+    request: &PruneRequest,
+    (kind, label): (&str, &str),
+    done: &dyn Fn(&Value) -> bool,
+) -> Result<Vec<String>, Error> {
+    let kubectl = &target.kubectl;
+    let failed = |e: super::kubectl::Failed| Error::Deploy {
+        message: e.to_string(),
+    };
+    let selector = format!("{label}={}", target.app);
+    let list = kubectl
+        .json(&["get", kind, "-l", &selector, "-o", "json"], None)
+        .map_err(failed)?;
+    let names: Vec<String> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| done(o))
+        .map(|o| text(o, "/metadata/name").to_string())
+        .collect();
+    for name in &names {
+        if !request.dry_run {
+            kubectl
+                .run(&["delete", kind, name, "--ignore-not-found"], None)
+                .map_err(failed)?;
+        }
+        let verb = if request.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        out.status(verb, &format!("{kind} {name}"));
+    }
+    Ok(names)
 }

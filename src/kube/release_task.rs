@@ -128,18 +128,8 @@ fn watch(target: &Target, name: &str, out: &Output, cancel: &Cancel) -> Result<(
             if matches!(phase, "Running" | "Succeeded" | "Failed") {
                 break text(pod, "/metadata/name").to_string();
             }
-            let waiting = text(pod, "/status/containerStatuses/0/state/waiting/reason");
-            if matches!(
-                waiting,
-                "ErrImagePull"
-                    | "ImagePullBackOff"
-                    | "CreateContainerConfigError"
-                    | "InvalidImageName"
-            ) {
-                return Err(format!(
-                    "the release command cannot start: {waiting}: {}",
-                    text(pod, "/status/containerStatuses/0/state/waiting/message")
-                ));
+            if let Some(why) = super::command::cannot_start(pod) {
+                return Err(format!("the release command cannot start: {why}"));
             }
         } else if let Some(why) = refused(k, name) {
             return Err(why);
@@ -166,12 +156,7 @@ fn watch(target: &Target, name: &str, out: &Output, cancel: &Cancel) -> Result<(
         if int(&job, "/status/succeeded") > 0 {
             return Ok(());
         }
-        let failed = job["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["type"] == "Failed" && c["status"] == "True");
-        if let Some(condition) = failed {
+        if let Some(condition) = failed(&job) {
             if condition["reason"] == "DeadlineExceeded" {
                 return Err(timed_out());
             }
@@ -196,20 +181,24 @@ fn watch(target: &Target, name: &str, out: &Output, cancel: &Cancel) -> Result<(
     }
 }
 
-/// Why the Job made no pod (a quota, an admission policy), once it says so.
-fn refused(k: &Kubectl, name: &str) -> Option<String> {
-    let job = k.get(&format!("job/{name}")).ok().flatten()?;
+/// A Job's `Failed` condition, once it has one.
+pub fn failed(job: &Value) -> Option<&Value> {
     job["status"]["conditions"]
         .as_array()?
         .iter()
         .find(|c| c["type"] == "Failed" && c["status"] == "True")
-        .map(|c| {
-            format!(
-                "the release command could not start: {}: {}",
-                text(c, "/reason"),
-                text(c, "/message")
-            )
-        })
+}
+
+/// Why the Job made no pod (a quota, an admission policy), once it says so.
+fn refused(k: &Kubectl, name: &str) -> Option<String> {
+    let job = k.get(&format!("job/{name}")).ok().flatten()?;
+    failed(&job).map(|c| {
+        format!(
+            "the release command could not start: {}: {}",
+            text(c, "/reason"),
+            text(c, "/message")
+        )
+    })
 }
 
 /// Follows the pod's output as `|` lines until it ends, the time is up,

@@ -265,9 +265,10 @@ fn logs_exec_run_and_prune_on_a_real_engine() {
         "{}",
         run.stdout
     );
-    // --grep and --since filter.
-    let run = site
-        .shipit(
+    // --grep and --since filter. (A replica writes its log out every 100 ms:
+    // on a loaded machine the last lines may take a moment to reach the engine.)
+    let grep_late = || {
+        site.shipit(
             &[
                 "logs",
                 "staging",
@@ -278,9 +279,22 @@ fn logs_exec_run_and_prune_on_a_real_engine() {
             ],
             &[],
         )
-        .success();
+        .success()
+    };
+    let start = std::time::Instant::now();
+    let mut run = grep_late();
+    while json_lines(&run).len() < 6 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(300));
+        run = grep_late();
+    }
     let late = json_lines(&run);
     assert_eq!(late.len(), 6, "{}", run.stdout);
+    assert!(
+        late.iter()
+            .all(|l| l["text"].as_str().unwrap().contains("/mark-late-")),
+        "{}",
+        run.stdout
+    );
     let run = site
         .shipit(
             &["logs", "staging", "--since", &between, "--output", "json"],
