@@ -42,6 +42,12 @@ pub const PROCESS: &str = "dev.shipit.process";
 /// A digest of the release's roles: a deploy of the same image with other
 /// roles is not a no-op.
 pub const ROLES: &str = "dev.shipit.roles";
+
+/// The process a replica runs, by its `PROCESS` label: a replica made
+/// before roles existed runs the web role.
+pub fn process_of(c: &crate::engine::ContainerInfo) -> &str {
+    c.labels.get(PROCESS).map_or("web", String::as_str)
+}
 /// A digest of what an accessory was booted with: `status` says when the
 /// configuration has changed since (`reboot` applies it).
 pub const ACCESSORY_CONFIG: &str = "dev.shipit.accessory.config";

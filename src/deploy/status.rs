@@ -107,11 +107,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
     for c in &all {
         let r = release_of(c);
         let version = c.labels.get(VERSION).cloned().unwrap_or_default();
-        let role = c
-            .labels
-            .get(super::PROCESS)
-            .cloned()
-            .unwrap_or_else(|| "web".into());
+        let role = super::process_of(c).to_string();
         if Some(r) == number {
             // A role's replica without a check is well while it runs.
             let unchecked = role != "web" && c.health == "none";

@@ -188,11 +188,7 @@ pub async fn servers(
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{name} disappeared"))?;
         // A role's replica serves no HTTP.
-        if info
-            .labels
-            .get(crate::deploy::PROCESS)
-            .is_some_and(|p| p != "web")
-        {
+        if crate::deploy::process_of(&info) != "web" {
             continue;
         }
         let address = info

@@ -78,12 +78,10 @@ async fn sources(
     };
     // `--role`: a replica made before roles existed is the web role's.
     let wanted = |c: &crate::engine::ContainerInfo| {
-        request.role.as_deref().is_none_or(|role| {
-            c.labels
-                .get(crate::deploy::PROCESS)
-                .map_or("web", String::as_str)
-                == role
-        })
+        request
+            .role
+            .as_deref()
+            .is_none_or(|role| crate::deploy::process_of(c) == role)
     };
     let mut names: Vec<String> = replicas
         .into_iter()

@@ -2,7 +2,7 @@
 //! (`logs`, `exec`, `run`) name hosts.
 
 use crate::deploy::host::Host;
-use crate::deploy::{PROCESS, RELEASE, REPLICA, Settings, gateway};
+use crate::deploy::{RELEASE, REPLICA, Settings, gateway, process_of};
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::Error;
 
@@ -34,11 +34,9 @@ pub(super) async fn serving_replicas(
         .collect();
     // The web role's first (`--replica 2` is its second), then the roles'.
     replicas.sort_by_key(|c| {
-        let role = c
-            .labels
-            .get(PROCESS)
-            .filter(|p| p.as_str() != "web")
-            .cloned();
+        let role = Some(process_of(c))
+            .filter(|p| *p != "web")
+            .map(String::from);
         (role, number(c).unwrap_or(u64::MAX))
     });
     Ok(replicas)
