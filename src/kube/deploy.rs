@@ -24,6 +24,8 @@ pub(super) struct Undo {
     pub(super) before: Option<u64>,
     pub(super) generation: Option<i64>,
     pub(super) snapshot: Option<super::restore::Snapshot>,
+    /// The roles' Deployments as they were.
+    pub(super) roles: Vec<super::roles::Before>,
 }
 
 /// The preflight, and the objects it was made for.
@@ -213,11 +215,24 @@ impl Run<'_> {
         let mut spinner = self.out.spinner("checking the change with the server");
         // What a failure goes back to: the revision that served, and what
         // the apply changes besides the Deployment, as it was.
+        let roles_before = match super::roles::existing(k, &t.app) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(spinner);
+                outcome.cause = Some(format!(
+                    "cannot read the roles' Deployments; nothing was changed: {e}"
+                ));
+                return finish(outcome, timeline);
+            }
+        };
         let mut undo = Undo {
             before,
             generation: before_generation,
             snapshot: None,
+            roles: roles_before.clone(),
         };
+        // The role Deployments this run gates after the service's.
+        let mut roles: Vec<String> = Vec::new();
         match &change {
             Change::Apply(p) => {
                 // Before anything is applied: the server's dry-run, and the
@@ -260,6 +275,7 @@ impl Run<'_> {
                     timeline.mark("release");
                 }
                 spinner = self.out.spinner("applying");
+                roles = super::roles::declared(&p.objects);
                 if let Err(e) = apply::apply(k, &p.list, &checked) {
                     drop(spinner);
                     outcome.cause = Some(format!("the apply failed: {}", e.message));
@@ -273,6 +289,24 @@ impl Run<'_> {
                     drop(spinner);
                     outcome.cause = Some(e.to_string());
                     return finish(outcome, timeline);
+                }
+                // Each role to the revision the same deploy made.
+                for role in &roles_before {
+                    match super::roles::matching(k, &role.name, &r.deployed_at) {
+                        Some(n) if Some(n) == role.revision => roles.push(role.name.clone()),
+                        Some(n) => match revisions::undo(k, &role.name, n) {
+                            Ok(()) => roles.push(role.name.clone()),
+                            Err(e) => {
+                                drop(spinner);
+                                outcome.cause = Some(format!("deployment/{}: {e}", role.name));
+                                return self.fail(outcome, timeline, &undo);
+                            }
+                        },
+                        None => self.out.warn(&format!(
+                            "deployment/{} has no revision from {}'s deploy (the role came later): left as it is",
+                            role.name, r.version
+                        )),
+                    }
                 }
                 timeline.mark("undo");
             }
@@ -307,6 +341,30 @@ impl Run<'_> {
                 return self.fail(outcome, timeline, &undo);
             }
         }
+        // Every role's Deployment, rolled out alongside: all or none.
+        for name in &roles {
+            let watched = self.gate_named(name, crate::clock::now() - 2, &cancelled);
+            outcome.detail.problems.extend(watched.problems.clone());
+            match watched.verdict {
+                Verdict::Ready { revision, replicas } => self.out.status(
+                    "ready",
+                    &format!(
+                        "deployment/{name} revision {revision}: {replicas} replica(s) updated and available"
+                    ),
+                ),
+                Verdict::Interrupted => {
+                    interrupted(&mut outcome, self.cancel);
+                    return self.fail(outcome, timeline, &undo);
+                }
+                Verdict::Failed { reason } => {
+                    outcome.cause = Some(format!("role deployment/{name}: {reason}"));
+                    return self.fail(outcome, timeline, &undo);
+                }
+            }
+        }
+        if !roles.is_empty() {
+            timeline.mark("roles");
+        }
 
         self.settle(&cancelled);
         timeline.mark("old pods stopped");
@@ -327,6 +385,21 @@ impl Run<'_> {
         }
         outcome.result = Conclusion::Succeeded;
         outcome.exit_code = 0;
+        // Roles the configuration no longer declares stop with the release
+        // that had them.
+        if matches!(change, Change::Apply(_)) {
+            for gone in super::roles::undeclared(&roles_before, &roles) {
+                match super::roles::delete(k, &gone) {
+                    Ok(()) => self.out.status(
+                        "removed",
+                        &format!("deployment/{gone} (its role is no longer declared)"),
+                    ),
+                    Err(e) => self.out.warn(&format!(
+                        "deployment/{gone}: its role is no longer declared, but it could not be deleted: {e}"
+                    )),
+                }
+            }
+        }
         // The old ConfigMaps go while the Lease is released.
         std::thread::scope(|s| {
             s.spawn(|| self.prune_configs());
@@ -348,10 +421,12 @@ impl Run<'_> {
         let Some(deployment) = super::release_task::deployment(&planned.objects, &t.app) else {
             return Ok(());
         };
+        // Not the Deployments: neither the service's nor a role's runs
+        // before its release command.
         let others: Vec<Value> = planned
             .objects
             .iter()
-            .filter(|o| !std::ptr::eq(*o, deployment))
+            .filter(|o| o["kind"] != "Deployment")
             .cloned()
             .collect();
         apply::apply(k, &manifests::list(&others), checked).map_err(|e| {
@@ -375,7 +450,7 @@ impl Run<'_> {
     /// leftover is only clutter, never what a revision runs with).
     fn prune_configs(&self) {
         let (k, app) = (&self.target.kubectl, &self.target.app);
-        let selector = format!("app.kubernetes.io/name={app}");
+        let selector = format!("app.kubernetes.io/part-of={app}");
         let (Ok(maps), Ok(sets)) = (
             k.json(&["get", "configmaps", "-l", &selector, "-o", "json"], None),
             k.json(&["get", "replicasets", "-l", &selector, "-o", "json"], None),
@@ -395,10 +470,20 @@ impl Run<'_> {
     }
 
     pub(super) fn gate(&self, since: i64, cancelled: &dyn Fn() -> bool) -> super::gate::Watched {
+        self.gate_named(&self.target.app, since, cancelled)
+    }
+
+    /// The rollout gate on Deployment `name` (the service's or a role's).
+    pub(super) fn gate_named(
+        &self,
+        name: &str,
+        since: i64,
+        cancelled: &dyn Fn() -> bool,
+    ) -> super::gate::Watched {
         let out = self.out;
         Gate {
             kubectl: &self.target.kubectl,
-            app: &self.target.app,
+            app: name,
             since,
             deadline: self.target.progress_deadline,
             cancelled,

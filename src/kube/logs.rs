@@ -66,7 +66,8 @@ fn args(pod: &str, request: &LogsRequest, follow: bool, fresh: bool) -> Vec<Stri
 }
 
 pub fn logs(out: &Output, target: &Target, request: &LogsRequest) -> Result<(), Error> {
-    let pods = running_pods(&target.kubectl, &target.app)?;
+    let name = super::roles::deployment_name(&target.app, request.role.as_deref());
+    let pods = running_pods(&target.kubectl, &name)?;
     if request.follow {
         return crate::target::runtime()?.block_on(follow(out, target, request, pods));
     }
@@ -148,7 +149,10 @@ async fn follow(
                 break;
             }
         }
-        found = match running_pods(&target.kubectl, &target.app) {
+        found = match running_pods(
+            &target.kubectl,
+            &super::roles::deployment_name(&target.app, request.role.as_deref()),
+        ) {
             Ok(pods) => pods,
             Err(e) => {
                 out.warn(&format!("the cluster did not answer: {e}"));

@@ -15,6 +15,9 @@ pub const IMAGE: &str = "shipit.dev/image";
 pub const DEPLOYED_BY: &str = "shipit.dev/deployed-by";
 pub const DEPLOYED_AT: &str = "shipit.dev/deployed-at";
 
+/// The label on a role's Deployment and pods (`[roles.NAME]`): its name.
+pub const ROLE_LABEL: &str = "shipit.dev/role";
+
 /// Who and when, for the annotations.
 pub struct Stamp {
     pub by: String,
@@ -139,15 +142,20 @@ fn config_maps_of(owner: &Value) -> impl Iterator<Item = &str> {
         .filter_map(|from| from["configMapRef"]["name"].as_str())
 }
 
-/// ConfigMaps of past revisions that no kept ReplicaSet refers to any more.
+/// ConfigMaps of past revisions that no kept ReplicaSet (the service's or
+/// a role's, `APP-ROLE`) refers to any more.
 pub fn stale_configs(config_maps: &Value, replica_sets: &Value, app: &str) -> Vec<String> {
     let mut used = std::collections::BTreeSet::new();
     for rs in replica_sets["items"].as_array().into_iter().flatten() {
         let owned = rs["metadata"]["ownerReferences"]
             .as_array()
             .is_some_and(|o| {
-                o.iter()
-                    .any(|r| r["kind"] == "Deployment" && r["name"] == app)
+                o.iter().any(|r| {
+                    r["kind"] == "Deployment"
+                        && r["name"]
+                            .as_str()
+                            .is_some_and(|n| n == app || n.starts_with(&format!("{app}-")))
+                })
             });
         if !owned {
             continue;

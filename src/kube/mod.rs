@@ -20,6 +20,7 @@ pub mod prune;
 pub mod release_task;
 pub mod restore;
 pub mod revisions;
+pub mod roles;
 pub mod status;
 mod undo;
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::kubectl::{int, parse_time, text};
+use super::manifests::ROLE_LABEL;
 use super::revisions::{self, Revision};
 use super::{Target, lease};
 use crate::error::Error;
@@ -12,6 +13,8 @@ use crate::error::Error;
 #[derive(Debug, Serialize)]
 pub struct Pod {
     pub name: String,
+    /// `web`, or the `[roles.NAME]` it runs.
+    pub role: String,
     pub phase: String,
     pub ready: bool,
     pub restarts: i64,
@@ -32,6 +35,19 @@ pub struct Event {
     pub count: i64,
 }
 
+/// A role's Deployment: its rollout, as the service's is shown.
+#[derive(Debug, Serialize)]
+pub struct Role {
+    pub role: String,
+    pub deployment: String,
+    pub revision: Option<u64>,
+    pub version: String,
+    pub rollout: String,
+    pub replicas: i64,
+    pub updated: i64,
+    pub available: i64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub environment: String,
@@ -46,6 +62,8 @@ pub struct Status {
     pub available: i64,
     pub conditions: Vec<String>,
     pub pods: Vec<Pod>,
+    /// Each role's Deployment (`[roles.NAME]`).
+    pub roles: Vec<Role>,
     pub events: Vec<Event>,
     pub revisions: Vec<Revision>,
     pub lock: Option<lease::Holder>,
@@ -58,22 +76,30 @@ pub fn status(target: &Target, last: usize) -> Result<Status, Error> {
         message: format!("cannot read {}'s state: {e}", target.environment),
     };
     let selector = format!("app.kubernetes.io/name={app}");
-    let (deployment, pods, events, revisions, lock) = std::thread::scope(|s| {
+    let of_roles = format!("app.kubernetes.io/part-of={app},{ROLE_LABEL}");
+    let (deployment, pods, roles, events, revisions, lock) = std::thread::scope(|s| {
         let d = s.spawn(|| k.get(&format!("deployment/{app}")));
-        let p = s.spawn(|| k.json(&["get", "pods", "-l", &selector, "-o", "json"], None));
+        let p = s.spawn(|| {
+            let web = k.json(&["get", "pods", "-l", &selector, "-o", "json"], None)?;
+            let roles = k.json(&["get", "pods", "-l", &of_roles, "-o", "json"], None)?;
+            Ok::<_, super::kubectl::Failed>([web, roles])
+        });
+        let r = s.spawn(|| k.json(&["get", "deployments", "-l", &of_roles, "-o", "json"], None));
         let e = s.spawn(|| k.json(&["get", "events", "-o", "json"], None));
-        let r = s.spawn(|| revisions::list(k, app));
+        let v = s.spawn(|| revisions::list(k, app));
         let l = s.spawn(|| lease::read(k, app));
         (
             d.join().expect("deployment"),
             p.join().expect("pods"),
+            r.join().expect("roles"),
             e.join().expect("events"),
-            r.join().expect("revisions"),
+            v.join().expect("revisions"),
             l.join().expect("lock"),
         )
     });
     let deployment = deployment.map_err(failed)?;
     let pods = pods.map_err(failed)?;
+    let roles = roles.map_err(failed)?;
     let events = events.map_err(failed)?;
     let revisions = revisions?;
     let lock = lock?;
@@ -90,16 +116,13 @@ pub fn status(target: &Target, last: usize) -> Result<Status, Error> {
             available: 0,
             conditions: Vec::new(),
             pods: Vec::new(),
+            roles: Vec::new(),
             events: Vec::new(),
             revisions,
             lock,
         });
     };
-    let rollout = match super::gate::progress(&d) {
-        Some(super::gate::Verdict::Ready { .. }) => "complete",
-        Some(_) => "failed",
-        None => "progressing",
-    };
+    let rollout = rollout_of(&d);
     let conditions = d["status"]["conditions"]
         .as_array()
         .into_iter()
@@ -114,10 +137,9 @@ pub fn status(target: &Target, last: usize) -> Result<Status, Error> {
             )
         })
         .collect();
-    let pods: Vec<Pod> = pods["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let pods: Vec<Pod> = pods
+        .iter()
+        .flat_map(|list| list["items"].as_array().into_iter().flatten())
         .map(|p| {
             let statuses = p["status"]["containerStatuses"]
                 .as_array()
@@ -125,6 +147,10 @@ pub fn status(target: &Target, last: usize) -> Result<Status, Error> {
                 .unwrap_or_default();
             Pod {
                 name: text(p, "/metadata/name").into(),
+                role: p["metadata"]["labels"][ROLE_LABEL]
+                    .as_str()
+                    .unwrap_or("web")
+                    .into(),
                 phase: text(p, "/status/phase").into(),
                 ready: !statuses.is_empty() && statuses.iter().all(|s| s["ready"] == true),
                 restarts: statuses.iter().map(|s| int(s, "/restartCount")).sum(),
@@ -142,6 +168,31 @@ pub fn status(target: &Target, last: usize) -> Result<Status, Error> {
             }
         })
         .collect();
+    let mut roles: Vec<Role> = roles["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| Role {
+            role: d["metadata"]["labels"][ROLE_LABEL]
+                .as_str()
+                .unwrap_or("")
+                .into(),
+            deployment: text(d, "/metadata/name").into(),
+            revision: revisions::of(d),
+            version: d["spec"]["template"]["metadata"]["annotations"][super::manifests::VERSION]
+                .as_str()
+                .unwrap_or("")
+                .into(),
+            rollout: rollout_of(d).into(),
+            replicas: d
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1),
+            updated: int(d, "/status/updatedReplicas"),
+            available: int(d, "/status/availableReplicas"),
+        })
+        .collect();
+    roles.sort_by(|a, b| a.role.cmp(&b.role));
     let mut events: Vec<(i64, Event)> = events["items"]
         .as_array()
         .into_iter()
@@ -195,8 +246,18 @@ pub fn status(target: &Target, last: usize) -> Result<Status, Error> {
         available: int(&d, "/status/availableReplicas"),
         conditions,
         pods,
+        roles,
         events,
         revisions,
         lock,
     })
+}
+
+/// `complete`, `failed` (deadline exceeded) or `progressing`.
+fn rollout_of(deployment: &Value) -> &'static str {
+    match super::gate::progress(deployment) {
+        Some(super::gate::Verdict::Ready { .. }) => "complete",
+        Some(_) => "failed",
+        None => "progressing",
+    }
 }

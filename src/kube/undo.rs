@@ -49,8 +49,34 @@ impl Run<'_> {
                 }
             )
         };
+        let (roles_done, roles_failed) = super::roles::put_back(k, &t.app, &undo.roles);
+        for done in &roles_done {
+            self.out.status("restored", done);
+        }
+        for failed in &roles_failed {
+            self.out.warn(&format!("not put back: {failed}"));
+        }
+        let others = if roles_done.is_empty() && roles_failed.is_empty() {
+            others
+        } else {
+            format!(
+                "{others}\nthe roles: {}{}",
+                if roles_done.is_empty() {
+                    "none put back".to_string()
+                } else {
+                    roles_done.join(", ")
+                },
+                if roles_failed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; NOT put back: {}", roles_failed.join("; "))
+                }
+            )
+        };
         outcome.detail.reverted = put_back.done;
+        outcome.detail.reverted.extend(roles_done);
         outcome.detail.not_reverted = put_back.failed;
+        outcome.detail.not_reverted.extend(roles_failed);
         let now = k.get(&format!("deployment/{}", t.app)).ok().flatten();
         let changed = match (&now, before_generation) {
             (Some(d), Some(g)) => super::kubectl::int(d, "/metadata/generation") != g,

@@ -46,6 +46,15 @@ pub struct ProcessView {
     pub healthcheck_json: String,
     pub replicas: i64,
     pub grace_seconds: u64,
+    /// Kubernetes: the role's command (`command`, JSON; empty for web).
+    pub command_json: String,
+    /// Kubernetes: the role's healthcheck as an exec probe (empty: none).
+    pub probe_json: String,
+    /// Kubernetes: how often the role's probe runs (`deploy.health_interval`).
+    pub probe_period_seconds: u64,
+    /// Kubernetes: a role without a healthcheck counts as ready once it has
+    /// run this long (3 x `deploy.health_interval`); 0 with one.
+    pub min_ready_seconds: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -577,22 +586,53 @@ impl Ctx {
 
     /// The `app.kubernetes.io/*` labels, indented for a metadata block.
     pub fn labels(&self, indent: usize) -> String {
+        self.label_lines(&self.app_name, "api", None, indent)
+    }
+
+    fn label_lines(
+        &self,
+        name: &str,
+        component: &str,
+        role: Option<&str>,
+        indent: usize,
+    ) -> String {
         let pad = " ".repeat(indent);
         [
-            ("app.kubernetes.io/name", self.app_name.as_str()),
+            ("app.kubernetes.io/name", name),
             ("app.kubernetes.io/instance", self.instance.as_str()),
             ("app.kubernetes.io/version", self.version.as_str()),
-            ("app.kubernetes.io/component", "api"),
+            ("app.kubernetes.io/component", component),
             ("app.kubernetes.io/part-of", self.app_name.as_str()),
             ("app.kubernetes.io/managed-by", "shipit"),
         ]
-        .iter()
+        .into_iter()
+        .chain(role.map(|r| (crate::kube::manifests::ROLE_LABEL, r)))
         .map(|(k, v)| format!("{pad}{k}: {}", escape::yaml(v)))
         .collect::<Vec<_>>()
         .join("\n")
     }
 
     /// The stable selector labels (never the version: selectors are immutable).
+    /// A Deployment's labels: the service's for web; a role's pods are
+    /// named `APP-ROLE` (so the Service never selects them) and carry
+    /// `shipit.dev/role`.
+    pub fn process_labels(&self, p: &ProcessView, indent: usize) -> String {
+        if p.web {
+            return self.labels(indent);
+        }
+        self.label_lines(&p.service, &p.role, Some(&p.role), indent)
+    }
+
+    /// A Deployment's selector: the service's for web, `APP-ROLE` for a role.
+    pub fn process_selector(&self, p: &ProcessView, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        format!(
+            "{pad}app.kubernetes.io/name: {}\n{pad}app.kubernetes.io/instance: {}",
+            escape::yaml(&p.service),
+            escape::yaml(&self.instance)
+        )
+    }
+
     pub fn selector(&self, indent: usize) -> String {
         let pad = " ".repeat(indent);
         format!(
@@ -626,7 +666,12 @@ fn processes(loaded: &Loaded, web_grace: u64) -> Vec<ProcessView> {
         healthcheck_json: check(&c.app.healthcheck),
         replicas: c.replicas,
         grace_seconds: web_grace,
+        command_json: String::new(),
+        probe_json: String::new(),
+        probe_period_seconds: 0,
+        min_ready_seconds: 0,
     }];
+    let interval = seconds(loaded.typed.health_interval).max(1);
     all.extend(c.roles.iter().map(|(name, role)| {
         ProcessView {
             web: false,
@@ -640,6 +685,18 @@ fn processes(loaded: &Loaded, web_grace: u64) -> Vec<ProcessView> {
                 .role_stop_grace
                 .get(name)
                 .map_or(web_grace, |d| seconds(*d)),
+            command_json: json_array(&role.cmd),
+            probe_json: if role.healthcheck.is_empty() {
+                String::new()
+            } else {
+                json_array(&role.healthcheck)
+            },
+            probe_period_seconds: interval,
+            min_ready_seconds: if role.healthcheck.is_empty() {
+                3 * interval
+            } else {
+                0
+            },
         }
     }));
     all

@@ -58,8 +58,11 @@ fn verify(artifact: &Artifact) -> Result<(), Error> {
         message,
     };
     if artifact.path.ends_with(".yml") || artifact.path.ends_with(".yaml") {
-        yaml_serde::from_str::<yaml_serde::Value>(&artifact.contents)
-            .map_err(|e| bug(e.to_string()))?;
+        // Every document (a Deployment file holds one per role).
+        for doc in yaml_serde::Deserializer::from_str(&artifact.contents) {
+            <yaml_serde::Value as serde::Deserialize>::deserialize(doc)
+                .map_err(|e| bug(e.to_string()))?;
+        }
     } else if artifact.path.ends_with(".json") {
         serde_json::from_str::<serde_json::Value>(&artifact.contents)
             .map_err(|e| bug(e.to_string()))?;

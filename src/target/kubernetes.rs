@@ -58,11 +58,6 @@ impl super::Target for Kubernetes {
                 "--gateway: a Kubernetes environment has no shipit gateway (its Ingress controller's logs are the cluster's)".into(),
             ));
         }
-        if let Some(role) = request.role.as_deref().filter(|r| *r != "web") {
-            return Err(Error::Usage(format!(
-                "--role {role}: roles run on Docker hosts only so far; a Kubernetes environment runs the web role (README: \"Roles on Kubernetes\")"
-            )));
-        }
         crate::kube::logs::logs(out, &self.target, request)
     }
 
@@ -145,13 +140,6 @@ fn deploy(
         return Err(Error::Usage(
             "--image and --strategy are for Docker hosts: a Kubernetes deploy applies the rendered manifests (rolling, pinned by digest)".into(),
         ));
-    }
-    if !loaded.config.roles.is_empty() {
-        let names: Vec<&str> = loaded.config.roles.keys().map(String::as_str).collect();
-        return Err(Error::Usage(format!(
-            "[roles] ({}) run on Docker hosts only so far: on Kubernetes, a role is a Deployment of its own from the same image (README: \"Roles on Kubernetes\"); nothing was changed",
-            names.join(", ")
-        )));
     }
     let spinner = out.spinner("preflight: context, server, namespace, permissions, image digest");
     let start = std::time::Instant::now();
@@ -344,12 +332,29 @@ fn status(out: &Output, target: &Target, last: usize) -> Result<(), Error> {
     for c in &s.conditions {
         out.status("condition", c);
     }
+    for r in &s.roles {
+        out.status(
+            "role",
+            &format!(
+                "{}: deployment/{} revision {}, version {} ({} of {} updated, {} available; rollout {})",
+                r.role,
+                r.deployment,
+                r.revision.map(|r| r.to_string()).unwrap_or_default(),
+                r.version,
+                r.updated,
+                r.replicas,
+                r.available,
+                r.rollout
+            ),
+        );
+    }
     for p in &s.pods {
         out.status(
             "pod",
             &format!(
-                "{} {}{} {}{} restarts {} ({})",
+                "{} [{}] {}{} {}{} restarts {} ({})",
                 p.name,
+                p.role,
                 p.phase,
                 if p.terminating { " terminating" } else { "" },
                 if p.ready { "ready" } else { "not ready" },

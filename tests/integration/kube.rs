@@ -1377,3 +1377,148 @@ fn logs_exec_and_run_on_the_cluster() {
     assert_eq!(pruned["jobs"], serde_json::json!([done]), "{pruned}");
     assert_eq!(jobs(&app), 1);
 }
+
+/// `[roles.NAME]` on the cluster: a Deployment `APP-ROLE` from the same pod
+/// template, its own command, not behind the Service; gated with the web
+/// Deployment, put back with it when it fails, moved with it by a rollback,
+/// shown by `status` and `logs --role`, deleted once no longer declared.
+#[test]
+fn roles_are_deployments_gated_undone_and_rolled_back_with_the_service() {
+    let Some(app) = App::new("roles", 60) else {
+        return;
+    };
+    app.create_namespace();
+    let first = format!("{}/{}:1.0.3", app.registry.address, app.repository);
+    crate::deploy::day2::build_shell_image(&first, "1.0.3");
+    for version in ["1.0.3", "1.0.4", "1.0.5"] {
+        let reference = format!("{}/{}:{version}", app.registry.address, app.repository);
+        let (ok, text) = docker(&["tag", &first, &reference]);
+        assert!(ok, "{text}");
+        let (ok, text) = docker(&["push", &reference]);
+        assert!(ok, "{text}");
+    }
+    let config = app.project.read("environments/cluster.toml");
+    let with_worker = |cmd: &str| {
+        app.project.write(
+            "environments/cluster.toml",
+            &format!("{config}\n[roles.worker]\ncmd = {cmd}\n"),
+        );
+    };
+    // (The image's shell has no `sleep`: the calculator serves until stopped.)
+    with_worker(r#"["/bin/sh", "-c", "echo worker up at $RELEASE_MARK; exec /calculator serve"]"#);
+    let worker = format!("{}-worker", app.name);
+    let version_of = |deployment: &str| {
+        app.json(&["get", "deployment", deployment])["spec"]["template"]["metadata"]["annotations"]
+            ["shipit.dev/version"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    for version in ["1.0.3", "1.0.4"] {
+        let mark = format!("env.RELEASE_MARK={version}");
+        outcome(&app.deploy(version, &["--set", &mark]).success());
+        assert_eq!(version_of(&app.name), version);
+        assert_eq!(version_of(&worker), version);
+    }
+    let d = app.json(&["get", "deployment", &worker]);
+    assert_eq!(d["status"]["availableReplicas"], 1, "{d}");
+    assert_eq!(
+        d["spec"]["minReadySeconds"], 3,
+        "no healthcheck: 3 x health_interval"
+    );
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"][0], "/bin/sh", "{container}");
+    assert!(container["ports"].is_null() && container["readinessProbe"].is_null());
+    // The Service reaches the web pods only.
+    let endpoints = app.json(&["get", "endpoints", &app.name]);
+    let addresses = endpoints["subsets"][0]["addresses"].as_array().unwrap();
+    assert_eq!(addresses.len(), 2, "{endpoints}");
+    assert!(
+        addresses.iter().all(|a| !a["targetRef"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with(&worker)),
+        "{endpoints}"
+    );
+
+    let run = app
+        .shipit(&["status", "cluster", "--output", "json"])
+        .success();
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status["roles"][0]["role"], "worker", "{status}");
+    assert_eq!(status["roles"][0]["version"], "1.0.4", "{status}");
+    assert_eq!(status["roles"][0]["rollout"], "complete", "{status}");
+    let roles: Vec<&str> = status["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["terminating"] == false)
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|r| **r == "worker").count(),
+        1,
+        "{status}"
+    );
+    assert_eq!(roles.iter().filter(|r| **r == "web").count(), 2, "{status}");
+    let run = app
+        .shipit(&["logs", "cluster", "--role", "worker"])
+        .success();
+    assert!(run.stdout.contains("worker up at 1.0.4"), "{}", run.stdout);
+    assert!(!run.stdout.contains("worker up at 1.0.3"), "{}", run.stdout);
+
+    // A worker that cannot run: the deploy fails, the service and the
+    // worker both go back to 1.0.4.
+    with_worker(r#"["/bin/sh", "-c", "echo worker breaks; exit 4"]"#);
+    let run = app.deploy("1.0.5", &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        text.contains(&format!("role deployment/{worker}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Deployment/{worker} back to revision")),
+        "{text}"
+    );
+    assert_eq!(version_of(&app.name), "1.0.4");
+    assert_eq!(version_of(&worker), "1.0.4");
+    let start = Instant::now();
+    while app.json(&["get", "deployment", &worker])["status"]["availableReplicas"] != 1
+        || app.json(&["get", "deployment", &worker])["status"]["updatedReplicas"] != 1
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the worker did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // A rollback moves the worker with the service.
+    with_worker(r#"["/bin/sh", "-c", "echo worker up at $RELEASE_MARK; exec /calculator serve"]"#);
+    outcome(
+        &app.shipit(&["rollback", "cluster", "--to", "1.0.3", "--output", "json"])
+            .success(),
+    );
+    assert_eq!(version_of(&app.name), "1.0.3");
+    assert_eq!(version_of(&worker), "1.0.3");
+    let run = app
+        .shipit(&["logs", "cluster", "--role", "worker"])
+        .success();
+    assert!(run.stdout.contains("worker up at 1.0.3"), "{}", run.stdout);
+
+    // A role no longer declared goes once a deploy succeeds.
+    app.project.write("environments/cluster.toml", &config);
+    let run = app
+        .shipit(&["deploy", "cluster", "--set", "app.version=1.0.4"])
+        .success();
+    assert!(
+        run.stderr.contains(&format!(
+            "deployment/{worker} (its role is no longer declared)"
+        )),
+        "{}",
+        run.stderr
+    );
+    let (_, text) = app.in_namespace(&["get", "deployment", &worker]);
+    assert!(text.contains("NotFound"), "{text}");
+}
