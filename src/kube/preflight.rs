@@ -229,6 +229,10 @@ fn missing_permissions(review: &Value, objects: &[Value], release_command: bool)
             needed.push((group.into(), resource.into(), verb));
         }
     }
+    // Roles: a failed first deploy deletes the role Deployments it created.
+    if !super::roles::declared(objects).is_empty() {
+        needed.push(("apps".into(), "deployments".into(), "delete"));
+    }
     if release_command {
         for (group, resource, verbs) in [
             ("batch", "jobs", &["get", "create", "delete"][..]),

@@ -240,4 +240,61 @@ fn roles_render_as_compose_services_of_the_release_image() {
         .keys()
         .collect();
     assert_eq!(waits, ["calculator"]);
+
+    // Kubernetes: a Deployment per role after the service's, which the
+    // validator accepts, its pods out of the Service's selector.
+    let file = project.path().join("generated/staging/k8s/deployment.yaml");
+    let output = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", "1.30.0"])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let docs: Vec<serde_json::Value> = text.split("\n---\n").map(yaml_doc).collect();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["calculator", "calculator-clock", "calculator-worker"]
+    );
+    let pod = |d: &serde_json::Value| d["spec"]["template"]["spec"]["containers"][0].clone();
+    let (worker, clock) = (&docs[2], &docs[1]);
+    assert_eq!(
+        pod(worker)["command"],
+        serde_json::json!(["sh", "-c", "echo $HOME; exec worker"])
+    );
+    assert_eq!(worker["spec"]["replicas"], 2);
+    assert!(worker["spec"]["minReadySeconds"].as_u64().unwrap() > 0);
+    assert!(pod(worker)["ports"].is_null() && pod(worker)["readinessProbe"].is_null());
+    assert_eq!(
+        worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        45
+    );
+    assert_eq!(
+        pod(clock)["readinessProbe"]["exec"]["command"],
+        serde_json::json!(["clock", "--ping"])
+    );
+    assert!(clock["spec"]["minReadySeconds"].is_null());
+    assert_eq!(pod(clock)["image"], pod(&docs[0])["image"]);
+    assert_eq!(
+        worker["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"],
+        "calculator-worker"
+    );
+    assert_eq!(
+        worker["spec"]["template"]["metadata"]["labels"]["shipit.dev/role"],
+        "worker"
+    );
+}
+
+/// One YAML document, as a value.
+fn yaml_doc(text: &str) -> serde_json::Value {
+    yaml_serde::from_str(text).unwrap()
 }
