@@ -509,3 +509,22 @@ fn accessories_roles_and_the_release_command_are_checked_at_once_at_their_keys()
     has("roles.web", "cannot name a role");
     has("roles.web.healthcheck", "program is empty");
 }
+
+#[test]
+fn a_kubernetes_role_without_a_check_must_become_ready_within_the_health_timeout() {
+    let env = "[deploy]\ntarget = \"kubernetes\"\nhealth_interval = \"10s\"\nhealth_timeout = \"30s\"\n\n[roles.worker]\ncmd = [\"worker\"]\n\n[roles.clock]\ncmd = [\"clock\"]\nhealthcheck = [\"clock\", \"--ping\"]\n";
+    let dir = project(BASE, env);
+    let err = load(dir.path(), Some("test"), &Overrides::default()).unwrap_err();
+    let roles: Vec<(&str, &str)> = err
+        .problems
+        .iter()
+        .filter(|p| p.key.starts_with("roles."))
+        .map(|p| (p.key.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(roles[0].0, "roles.worker");
+    assert!(
+        roles[0].1.contains("three deploy.health_interval (10s)"),
+        "{roles:?}"
+    );
+}

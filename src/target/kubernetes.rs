@@ -84,7 +84,7 @@ impl super::Target for Kubernetes {
 
     fn accessory(&self, _: &Output, _: &AccessoryRequest) -> Result<(), Error> {
         Err(Error::Usage(
-            "shipit runs accessories on Docker hosts only: on Kubernetes, run the database as a StatefulSet with a PersistentVolumeClaim and a headless Service (its chart or operator), and back it up with its own tools (README: \"Accessories on Kubernetes\"); nothing was changed".into(),
+            "shipit runs accessories on Docker hosts only: on Kubernetes, run the database as a StatefulSet with a PersistentVolumeClaim and a headless Service (its chart or operator), and back it up with its own tools (README: \"Accessories and release commands on Kubernetes\"); nothing was changed".into(),
         ))
     }
 }
