@@ -33,12 +33,20 @@ pub struct Plan {
     /// after the other objects and before the Deployment are applied.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub release_command: Vec<String>,
+    /// The roles' Deployments (`APP-ROLE`), gated after the service's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     pub steps: Vec<String>,
 }
 
-/// The phases, with the release command's after the server's dry-run.
-pub fn steps(release_command: bool) -> Vec<String> {
+/// The phases, with the release command's after the server's dry-run and
+/// the roles' rollout after the service's.
+pub fn steps(release_command: bool, roles: bool) -> Vec<String> {
     let mut steps: Vec<String> = STEPS.iter().map(|s| s.to_string()).collect();
+    if roles {
+        let rollout = steps.iter().position(|s| s == "rollout").unwrap_or(0);
+        steps.insert(rollout + 1, "roles".into());
+    }
     if release_command {
         steps.insert(2, "release".into());
     }
@@ -59,7 +67,11 @@ impl Plan {
             serving_revision: p.deployment.as_ref().and_then(revisions::of),
             objects: manifests::names(&planned.objects),
             release_command: target.release_command.clone(),
-            steps: steps(!target.release_command.is_empty()),
+            roles: super::roles::declared(&planned.objects),
+            steps: steps(
+                !target.release_command.is_empty(),
+                !super::roles::declared(&planned.objects).is_empty(),
+            ),
         }
     }
 }

@@ -1416,9 +1416,24 @@ fn roles_are_deployments_gated_undone_and_rolled_back_with_the_service() {
     };
     for version in ["1.0.3", "1.0.4"] {
         let mark = format!("env.RELEASE_MARK={version}");
-        outcome(&app.deploy(version, &["--set", &mark]).success());
+        let report = outcome(&app.deploy(version, &["--set", &mark]).success());
         assert_eq!(version_of(&app.name), version);
         assert_eq!(version_of(&worker), version);
+        // The plan names the role and its step, and the run follows it.
+        assert_eq!(
+            report["plan"]["roles"],
+            serde_json::json!([worker]),
+            "{report}"
+        );
+        let phases: Vec<&Value> = report["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| &p["name"])
+            .collect();
+        let steps: Vec<&Value> = report["plan"]["steps"].as_array().unwrap().iter().collect();
+        assert_eq!(phases, steps, "{report}");
+        assert!(steps.contains(&&Value::from("roles")), "{report}");
     }
     let d = app.json(&["get", "deployment", &worker]);
     assert_eq!(d["status"]["availableReplicas"], 1, "{d}");

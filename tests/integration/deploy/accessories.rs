@@ -40,7 +40,7 @@ TARGET = {"v1": 1, "v2": 2, "v3": 3}[VARIANT]
 def params():
     with open(os.environ["DB_PASSWORD_FILE"]) as f:
         password = f.read().strip()
-    return dict(host="db", dbname="app", user="postgres", password=password, connect_timeout=5)
+    return dict(host=os.environ.get("DB_HOST", "db"), dbname="app", user="postgres", password=password, connect_timeout=5)
 
 
 def migrate():
@@ -208,6 +208,29 @@ pub(crate) fn accessory_image() -> &'static str {
     })
 }
 
+/// The service's image `REFERENCE:VARIANT`, on the accessory image.
+fn build_app(base: &str, reference: &str, variant: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        APP.replace("VARIANT_HERE", variant),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nCOPY app.py /srv/app.py\nUSER 10001:10001\nCMD [\"python3\", \"/srv/app.py\"]\n"),
+    )
+    .unwrap();
+    let (ok, text) = docker(&[
+        "build",
+        "-q",
+        "-t",
+        &format!("{reference}:{variant}"),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+}
+
 /// The accessories' named volumes, removed at the end whatever happens.
 struct Volumes(String);
 
@@ -287,25 +310,7 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
     let reference = format!("shipit-test/accessory-app-{}", std::process::id());
     let _images = super::services::Cleanup(reference.clone());
     for variant in ["v1", "v2", "v3"] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("app.py"),
-            APP.replace("VARIANT_HERE", variant),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            format!("FROM {base}\nCOPY app.py /srv/app.py\nUSER 10001:10001\nCMD [\"python3\", \"/srv/app.py\"]\n"),
-        )
-        .unwrap();
-        let (ok, text) = docker(&[
-            "build",
-            "-q",
-            "-t",
-            &format!("{reference}:{variant}"),
-            dir.path().to_str().unwrap(),
-        ]);
-        assert!(ok, "{text}");
+        build_app(base, &reference, variant);
     }
     let image = |v: &str| format!("build.image={reference}:{v}");
     let mut service = Service::new(
@@ -741,4 +746,109 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
         "the rows after remove and boot"
     );
     assert_eq!(get(&format!("{url}/cache"))["hits"], ":2");
+}
+
+/// Two hosts: PostgreSQL on the first only, published on its address in
+/// the hosts' private network; the service on both, migrated once (on the
+/// first host) and reaching the database across hosts: a row written
+/// through one host's gateway is read through the other's.
+#[test]
+fn an_accessory_on_one_host_serves_the_service_on_both() {
+    if !docker::engine() {
+        return;
+    }
+    let Some(_hosts) = super::hosts::TestHosts::up(2) else {
+        return;
+    };
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let base = accessory_image();
+    let _leftovers = docker::Leftovers(base.to_string());
+    let reference = format!("shipit-test/accessory-hosts-{}", std::process::id());
+    let _images = super::services::Cleanup(reference.clone());
+    build_app(base, &reference, "v1");
+    let mut service = Service::new(
+        "acch",
+        &[],
+        &["--kind", "image", "--image", &format!("{reference}:v1")],
+    );
+    let config = service.project.read("environments/base.toml").replace(
+        super::services::CHECKS,
+        "\n[[smoke.checks]]\nname = \"GET /items answers\"\npath = \"/items\"\n",
+    );
+    let (one, two) = (
+        super::hosts::TestHosts::address(1),
+        super::hosts::TestHosts::address(2),
+    );
+    service.project.write(
+        "environments/base.toml",
+        &format!(
+            "{config}\n[accessories.db]\nimage = \"{base}\"\nhosts = [\"ssh://shipit-h1\"]\nport = 5432\npublish = \"{one}:5432\"\nuser = \"postgres\"\ncmd = [\"postgres-accessory\"]\nvolumes = [\"data:/var/lib/postgresql/data\"]\nenv = {{ POSTGRES_DB = \"app\" }}\nsecrets = {{ POSTGRES_PASSWORD = \"env:TEST_DB_PASSWORD\" }}\nhealthcheck = [\"pg_isready\", \"-h\", \"/tmp\", \"-U\", \"postgres\"]\n"
+        ),
+    );
+    let development = service.project.read("environments/development.toml");
+    service.project.write(
+        "environments/development.toml",
+        &format!(
+            "{development}\n[[deploy.hosts]]\nengine = \"ssh://shipit-h1\"\naddress = \"{one}\"\n\n[[deploy.hosts]]\nengine = \"ssh://shipit-h2\"\naddress = \"{two}\"\n"
+        ),
+    );
+    service
+        .sets
+        .retain(|s| !s.starts_with("replicas=") && !s.starts_with("smoke.url="));
+    let port = service.url().rsplit(':').next().unwrap().to_string();
+    service.sets.extend([
+        "replicas=1".into(),
+        "deploy.transfer=stream".into(),
+        format!("env.DB_HOST={one}"),
+        r#"deploy.release_command=["python3", "/srv/app.py", "migrate"]"#.into(),
+        "deploy.release_timeout=60s".into(),
+        "secrets.DB_PASSWORD=env:TEST_DB_PASSWORD".into(),
+    ]);
+    let env = [("TEST_DB_PASSWORD", PASSWORD)];
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        for set in &service.sets {
+            all.extend(["--set".to_string(), set.clone()]);
+        }
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        service.project.shipit_env(&all, &env)
+    };
+
+    let booted = run(&["accessory", "boot", "development"]).success();
+    assert!(booted.stderr.contains("booted db"), "{}", booted.stderr);
+    let name = format!("{}-development-db", service.app);
+    let on = |i: usize| {
+        super::hosts::TestHosts::docker(i, &["ps", "-q", "--filter", &format!("name=^{name}$")])
+    };
+    assert_eq!(
+        on(1).lines().count(),
+        1,
+        "the database runs on the first host"
+    );
+    assert_eq!(on(2).lines().count(), 0, "and not on the second");
+
+    let deployed = run(&["deploy", "development", "--set", "app.version=1.0.0"]).success();
+    assert_eq!(
+        deployed
+            .stderr
+            .matches("migration 1: CREATE TABLE items")
+            .count(),
+        1,
+        "the release command ran once, for both hosts: {}",
+        deployed.stderr
+    );
+    let url = |host: &str| format!("http://{host}:{port}");
+    // Written through the second host's replica, read through the first's.
+    let id = post(&format!("{}/items", url(&two)), r#"{"name": "across"}"#)["id"].clone();
+    let rows = get(&format!("{}/items", url(&one)));
+    assert_eq!(rows["items"], serde_json::json!([[id, "across"]]), "{rows}");
+    assert_eq!(get(&format!("{}/items", url(&two))), rows);
+    let status = run(&["accessory", "status", "development", "--output", "json"]).success();
+    let shown: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let db = &shown["accessories"][0];
+    assert_eq!(db["accessory"], "db", "{shown}");
+    assert_eq!(db["state"], "running", "{shown}");
+    assert_eq!(db["host"], "ssh://shipit-h1", "{shown}");
+    assert_eq!(db["published"], format!("{one}:5432"), "{shown}");
+    assert_eq!(shown["accessories"].as_array().unwrap().len(), 1, "{shown}");
 }
