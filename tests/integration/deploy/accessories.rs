@@ -191,6 +191,14 @@ stop_grace = "5s"
 
 const PASSWORD: &str = "not-in-any-file-7f3a";
 
+/// The service's settings for its database: the release command migrates,
+/// the password is a secret file.
+const MIGRATED: [&str; 3] = [
+    r#"deploy.release_command=["python3", "/srv/app.py", "migrate"]"#,
+    "deploy.release_timeout=60s",
+    "secrets.DB_PASSWORD=env:TEST_DB_PASSWORD",
+];
+
 /// The accessory image (`.ci/accessory-image`, made once and shared).
 pub(crate) fn accessory_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
@@ -332,21 +340,9 @@ fn docker_accessories_a_migrating_release_command_and_a_backup_restored() {
         &format!("{config}{}{ROLES}", ACCESSORIES.replace("IMAGE_HERE", base)),
     );
     service.sets.retain(|s| !s.starts_with("replicas="));
-    service.sets.extend([
-        "replicas=2".into(),
-        r#"deploy.release_command=["python3", "/srv/app.py", "migrate"]"#.into(),
-        "deploy.release_timeout=60s".into(),
-        "secrets.DB_PASSWORD=env:TEST_DB_PASSWORD".into(),
-    ]);
-    let env = [("TEST_DB_PASSWORD", PASSWORD)];
-    let run = |args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        for set in &service.sets {
-            all.extend(["--set".to_string(), set.clone()]);
-        }
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        service.project.shipit_env(&all, &env)
-    };
+    service.sets.extend(["replicas=2".into()]);
+    service.sets.extend(MIGRATED.map(String::from));
+    let run = |args: &[&str]| service.shipit_env(args, &[("TEST_DB_PASSWORD", PASSWORD)]);
     let url = service.url();
 
     // A deploy before the accessories are booted is refused, naming the command.
@@ -800,19 +796,9 @@ fn an_accessory_on_one_host_serves_the_service_on_both() {
         "replicas=1".into(),
         "deploy.transfer=stream".into(),
         format!("env.DB_HOST={one}"),
-        r#"deploy.release_command=["python3", "/srv/app.py", "migrate"]"#.into(),
-        "deploy.release_timeout=60s".into(),
-        "secrets.DB_PASSWORD=env:TEST_DB_PASSWORD".into(),
     ]);
-    let env = [("TEST_DB_PASSWORD", PASSWORD)];
-    let run = |args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        for set in &service.sets {
-            all.extend(["--set".to_string(), set.clone()]);
-        }
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        service.project.shipit_env(&all, &env)
-    };
+    service.sets.extend(MIGRATED.map(String::from));
+    let run = |args: &[&str]| service.shipit_env(args, &[("TEST_DB_PASSWORD", PASSWORD)]);
 
     let booted = run(&["accessory", "boot", "development"]).success();
     assert!(booted.stderr.contains("booted db"), "{}", booted.stderr);

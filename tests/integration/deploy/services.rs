@@ -176,13 +176,18 @@ impl Service {
     }
 
     pub(super) fn shipit(&self, args: &[&str]) -> Run {
+        self.shipit_env(args, &[])
+    }
+
+    /// `shipit` with the test's settings and these environment variables.
+    pub(super) fn shipit_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         for set in &self.sets {
             all.push("--set".into());
             all.push(set.clone());
         }
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        self.project.shipit(&all)
+        self.project.shipit_env(&all, env)
     }
 
     pub(super) fn url(&self) -> String {
