@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::{PROCESS, RELEASE, REPLICA, ROLES, Role, Settings, VERSION};
-use crate::engine::{ContainerSpec, Engine, Upload};
+use crate::engine::{ContainerInfo, ContainerSpec, Engine, Upload};
 use crate::error::Error;
 
 /// Why a replica did not become healthy.
@@ -181,7 +181,31 @@ pub async fn give_secrets(
         .await
 }
 
-/// Waits until every container reports healthy; fails fast when one exits.
+/// Why a replica that should be up is not: stopped, restarting, or
+/// restarted by its restart policy since it was started (it exited, even if
+/// it runs again); `None` while it runs as it was started.
+pub fn crashed(info: &ContainerInfo) -> Option<String> {
+    if info.state == "restarting" {
+        Some(format!(
+            "it exited with code {} and is restarting",
+            info.exit_code
+        ))
+    } else if !info.running {
+        Some(format!("it exited with code {}", info.exit_code))
+    } else if info.restart_count > 0 {
+        // Running again: the engine has reset its exit code.
+        Some(format!(
+            "it exited and the engine restarted it ({} time{})",
+            info.restart_count,
+            if info.restart_count == 1 { "" } else { "s" }
+        ))
+    } else {
+        None
+    }
+}
+
+/// Waits until every container reports healthy; fails fast when one exits
+/// or restarts.
 pub async fn wait_healthy(
     engine: &Engine,
     names: &[String],
@@ -210,13 +234,12 @@ pub async fn wait_healthy(
                     });
                 }
             };
-            if !info.running {
+            // Restarting or restarted by its policy is as definite as
+            // stopped: it will not become healthy by waiting.
+            if let Some(why) = crashed(&info) {
                 return Err(Unhealthy {
                     container: name.clone(),
-                    reason: format!(
-                        "it exited with code {} before it was healthy",
-                        info.exit_code
-                    ),
+                    reason: format!("{why} before it was healthy"),
                     logs: engine.logs(name, 20).await,
                 });
             }
@@ -305,17 +328,9 @@ pub async fn wait_ready(
                 });
             };
             let restarted = first.as_ref().is_some_and(|s| *s != info.started_at);
-            let what = if info.state == "restarting" {
-                format!("it exited with code {} and is restarting", info.exit_code)
-            } else if restarted {
-                // Running again: the engine has reset its exit code.
-                "it exited and the engine restarted it".to_string()
-            } else if !info.running {
-                format!("it exited with code {}", info.exit_code)
-            } else {
-                String::new()
-            };
-            if !what.is_empty() {
+            let what = crashed(&info)
+                .or_else(|| restarted.then(|| "it exited and the engine restarted it".to_string()));
+            if let Some(what) = what {
                 return Err(Unhealthy {
                     container: name.to_string(),
                     reason: format!(

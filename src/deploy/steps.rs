@@ -184,12 +184,18 @@ pub(super) async fn on_trial<T>(
         match gateway::open_candidate(engine, settings, &servers, settings.health_timeout).await {
             Ok(c) => c,
             Err(why) => {
+                // The replica the gateway named (one that exited), else the first.
+                let container = names
+                    .iter()
+                    .find(|n| why.starts_with(&format!("{n} ")))
+                    .unwrap_or(&names[0])
+                    .clone();
                 return Err(Failure {
                     phase: "health",
                     reason: why,
-                    container: Some(names[0].clone()),
                     detail: String::new(),
-                    logs: engine.logs(&names[0], 20).await,
+                    logs: engine.logs(&container, 20).await,
+                    container: Some(container),
                 });
             }
         };

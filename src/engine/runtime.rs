@@ -65,6 +65,9 @@ pub struct ContainerInfo {
     pub health_output: String,
     pub exit_code: i64,
     pub started_at: String,
+    /// Times the engine restarted it since it was last started through the
+    /// API (its restart policy at work: it exited).
+    pub restart_count: i64,
     pub labels: HashMap<String, String>,
     /// Host port published for each container port.
     pub ports: HashMap<u16, u16>,
@@ -437,6 +440,7 @@ impl Engine {
             .to_string(),
             exit_code: state.exit_code.unwrap_or(0),
             started_at: state.started_at.unwrap_or_default(),
+            restart_count: c.restart_count.unwrap_or(0),
             labels: config.labels.unwrap_or_default(),
             ports,
             addresses,
@@ -444,7 +448,7 @@ impl Engine {
     }
 
     /// Every container (running or not) carrying all of `labels`, by name,
-    /// from one listing call: `started_at`, `exit_code` and `health_output`
+    /// from one listing call: `started_at`, `exit_code`, `restart_count` and `health_output`
     /// are left empty (`container` has them).
     pub async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
         let filters = HashMap::from([(
@@ -490,6 +494,7 @@ impl Engine {
                     health_output: String::new(),
                     exit_code: 0,
                     started_at: String::new(),
+                    restart_count: 0,
                     labels: c.labels.unwrap_or_default(),
                     ports: c
                         .ports

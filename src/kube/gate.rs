@@ -15,8 +15,9 @@ use super::kubectl::{Kubectl, int, parse_time, text};
 
 /// How long the gate waits for a change before it checks the time and signals.
 const POLL: Duration = Duration::from_millis(200);
-/// How often the pods and events are read for failures to report.
-const SCAN: Duration = Duration::from_millis(1500);
+/// How often the pods and events are read for failures to report (and a
+/// definite one ends the gate: within about two seconds of a crash).
+const SCAN: Duration = Duration::from_millis(1000);
 /// Waiting reasons of a container that will not become ready by itself.
 const STUCK: &[&str] = &[
     "ErrImagePull",
@@ -75,7 +76,7 @@ impl Gate<'_> {
         let mut latest: Option<Value> = None;
         let mut next_scan = Instant::now();
         let mut scan = |problems: &mut Vec<String>, latest: &mut Option<Value>| {
-            let (found, read) = self.scan();
+            let (found, read, definite) = self.scan();
             for p in found {
                 if seen.insert(p.clone()) {
                     (self.report)(&p);
@@ -91,6 +92,7 @@ impl Gate<'_> {
             {
                 *latest = Some(d);
             }
+            definite
         };
         let verdict = loop {
             if (self.cancelled)() {
@@ -128,7 +130,11 @@ impl Gate<'_> {
                 break v;
             }
             if Instant::now() >= next_scan {
-                scan(&mut problems, &mut latest);
+                // A new pod that crashed or cannot start will not become
+                // ready by waiting out the progress deadline.
+                if let Some(reason) = scan(&mut problems, &mut latest) {
+                    break Verdict::Failed { reason };
+                }
                 next_scan = Instant::now() + SCAN;
             }
             if start.elapsed() > backstop {
@@ -145,14 +151,20 @@ impl Gate<'_> {
         }
     }
 
-    /// The pods' and warning events' problems now, and the Deployment as read.
-    fn scan(&self) -> (Vec<String>, Option<Value>) {
+    /// The pods' and warning events' problems now, the Deployment as read,
+    /// and the first definite failure of its current revision's pods.
+    fn scan(&self) -> (Vec<String>, Option<Value>, Option<String>) {
         let (kubectl, app) = (self.kubectl, self.app);
         let (pods, events, deployment) = std::thread::scope(|s| {
             let deployment = s.spawn(|| kubectl.get(&format!("deployment/{app}")));
             let selector = format!("app.kubernetes.io/name={app}");
-            let pods = s
-                .spawn(move || kubectl.json(&["get", "pods", "-l", &selector, "-o", "json"], None));
+            // The ReplicaSets carry the pods' labels: one call reads both.
+            let pods = s.spawn(move || {
+                kubectl.json(
+                    &["get", "pods,replicasets", "-l", &selector, "-o", "json"],
+                    None,
+                )
+            });
             let events = s.spawn(|| {
                 kubectl.json(
                     &[
@@ -172,9 +184,14 @@ impl Gate<'_> {
                 deployment.join().expect("deployment"),
             )
         });
+        let deployment = deployment.ok().flatten();
         let mut found = Vec::new();
+        let mut definite = None;
         if let Ok(pods) = &pods {
             found.extend(pod_problems(pods));
+            definite = deployment
+                .as_ref()
+                .and_then(|d| definite_failure(d, pods, self.since));
         }
         if let Ok(events) = &events {
             let gone = terminating(pods.as_ref().ok());
@@ -184,7 +201,7 @@ impl Gate<'_> {
                     .filter(|p| !gone.iter().any(|g| p.contains(&format!("Pod/{g}:")))),
             );
         }
-        (found, deployment.ok().flatten())
+        (found, deployment, definite)
     }
 }
 
@@ -245,10 +262,76 @@ fn terminating(pods: Option<&Value>) -> Vec<String> {
 }
 
 fn deleted(pods: Option<&Value>) -> impl Iterator<Item = &Value> {
+    live_or_not(pods).filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
+}
+
+/// The pods of a listing (which may hold ReplicaSets too).
+fn live_or_not(pods: Option<&Value>) -> impl Iterator<Item = &Value> {
     pods.and_then(|p| p["items"].as_array())
         .into_iter()
         .flatten()
-        .filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| p["kind"].as_str().is_none_or(|k| k == "Pod"))
+}
+
+/// The first definite failure among the pods of the Deployment's current
+/// revision: a container that exited since `since` (restarted or not), or
+/// one waiting for good (its image cannot be pulled, CrashLoopBackOff).
+/// `None` until the controller has observed the new spec and named its
+/// ReplicaSet. Slow starters are left to the progress deadline.
+pub fn definite_failure(deployment: &Value, listed: &Value, since: i64) -> Option<String> {
+    if int(deployment, "/status/observedGeneration") < int(deployment, "/metadata/generation") {
+        return None;
+    }
+    let name = text(deployment, "/metadata/name");
+    let revision = text(
+        deployment,
+        "/metadata/annotations/deployment.kubernetes.io~1revision",
+    );
+    let items = listed["items"].as_array()?;
+    let hash = items
+        .iter()
+        .filter(|r| r["kind"] == "ReplicaSet")
+        .filter(|r| r["metadata"]["ownerReferences"][0]["name"] == name)
+        .find(|r| {
+            text(
+                r,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            ) == revision
+        })
+        .map(|r| text(r, "/metadata/labels/pod-template-hash"))?;
+    let recent = |t: &Value| parse_time(text(t, "/finishedAt")).is_some_and(|at| at >= since);
+    for pod in live_or_not(Some(listed)) {
+        if !pod["metadata"]["deletionTimestamp"].is_null()
+            || text(pod, "/metadata/labels/pod-template-hash") != hash
+        {
+            continue;
+        }
+        let pod_name = text(pod, "/metadata/name");
+        for s in pod["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let reason = text(s, "/state/waiting/reason");
+            if STUCK.contains(&reason) {
+                let message = text(s, "/state/waiting/message");
+                return Some(format!(
+                    "pod {pod_name} of the new revision cannot start: {reason}{}{message}",
+                    if message.is_empty() { "" } else { ": " }
+                ));
+            }
+            for exited in [&s["state"]["terminated"], &s["lastState"]["terminated"]] {
+                if exited.is_object() && recent(exited) {
+                    return Some(format!(
+                        "pod {pod_name} of the new revision exited with code {} ({})",
+                        int(exited, "/exitCode"),
+                        text(exited, "/reason")
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The pods being deleted whose containers still run (so still answer),
@@ -296,7 +379,7 @@ pub fn wait_stopped(kubectl: &Kubectl, app: &str, cancelled: &dyn Fn() -> bool) 
 /// Pods that cannot be scheduled, and containers stuck or restarting.
 pub fn pod_problems(pods: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    for pod in pods["items"].as_array().into_iter().flatten() {
+    for pod in live_or_not(Some(pods)) {
         if !pod["metadata"]["deletionTimestamp"].is_null() {
             continue;
         }
@@ -433,6 +516,58 @@ mod tests {
         );
         assert_eq!(terminating(Some(&pods)), ["web-old-b", "web-old-c"]);
         assert!(stopping(&json!({"items": []})).is_empty());
+    }
+
+    #[test]
+    fn a_new_pod_that_crashed_or_cannot_start_ends_the_gate_and_old_pods_do_not() {
+        let d = json!({
+            "metadata": {"name": "web", "generation": 5,
+                         "annotations": {"deployment.kubernetes.io/revision": "7"}},
+            "status": {"observedGeneration": 5}
+        });
+        let rs = |hash: &str, revision: &str| {
+            json!({"kind": "ReplicaSet", "metadata": {
+                "name": format!("web-{hash}"), "ownerReferences": [{"name": "web"}],
+                "labels": {"pod-template-hash": hash},
+                "annotations": {"deployment.kubernetes.io/revision": revision}}})
+        };
+        let pod = |name: &str, hash: &str, status: Value| {
+            json!({"kind": "Pod", "metadata": {"name": name, "labels": {"pod-template-hash": hash}},
+                   "status": {"containerStatuses": [status]}})
+        };
+        let since = parse_time("2026-12-04T10:00:00Z").unwrap();
+        let crashed_then = |at: &str| {
+            json!({"state": {"running": {}},
+                   "lastState": {"terminated": {"exitCode": 3, "reason": "Error", "finishedAt": at}}})
+        };
+        // An old pod that crashed long ago, a new one running: no verdict.
+        let calm = json!({"items": [
+            rs("old", "6"), rs("new", "7"),
+            pod("web-old-a", "old", crashed_then("2026-12-04T10:00:05Z")),
+            pod("web-new-a", "new", crashed_then("2026-12-01T08:00:00Z")),
+            pod("web-new-b", "new", json!({"state": {"waiting": {"reason": "ContainerCreating"}}})),
+        ]});
+        assert_eq!(definite_failure(&d, &calm, since), None);
+        let crashed = json!({"items": [
+            rs("old", "6"), rs("new", "7"),
+            pod("web-new-a", "new", crashed_then("2026-12-04T10:00:03Z")),
+        ]});
+        assert_eq!(
+            definite_failure(&d, &crashed, since).as_deref(),
+            Some("pod web-new-a of the new revision exited with code 3 (Error)")
+        );
+        let unpulled = json!({"items": [
+            rs("new", "7"),
+            pod("web-new-a", "new", json!({"state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}})),
+        ]});
+        assert_eq!(
+            definite_failure(&d, &unpulled, since).as_deref(),
+            Some("pod web-new-a of the new revision cannot start: ErrImagePull: not found")
+        );
+        // Before the controller has seen the new spec, its pods are unknown.
+        let mut unseen = d.clone();
+        unseen["metadata"]["generation"] = json!(6);
+        assert_eq!(definite_failure(&unseen, &unpulled, since), None);
     }
 
     #[test]

@@ -486,7 +486,7 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
 }
 
 #[test]
-fn a_v3_that_cannot_be_pulled_hits_the_deadline_and_v2_is_restored() {
+fn a_v3_that_cannot_be_pulled_fails_at_once_and_v2_is_restored() {
     let Some(app) = App::serving_v2("pull", 52) else {
         return;
     };
@@ -499,7 +499,7 @@ fn a_v3_that_cannot_be_pulled_hits_the_deadline_and_v2_is_restored() {
             "--set",
             &missing,
             "--set",
-            "deploy.health_timeout=12s",
+            "deploy.health_timeout=300s",
             "--set",
             "kubernetes.ingress.host=moved.example.test",
         ],
@@ -520,13 +520,14 @@ fn a_v3_that_cannot_be_pulled_hits_the_deadline_and_v2_is_restored() {
         "{o}"
     );
     assert_eq!(o["not_reverted"], serde_json::json!([]), "{o}");
+    // Not waited out to the progress deadline (300 s): an image that cannot
+    // be pulled is a definite failure.
+    let cause = o["cause"].as_str().unwrap();
     assert!(
-        o["cause"]
-            .as_str()
-            .unwrap()
-            .contains("exceeded its progress deadline"),
+        cause.contains("of the new revision cannot start:") && cause.contains("ImagePull"),
         "{o}"
     );
+    assert!(!cause.contains("progress deadline"), "{o}");
     let problems = o["problems"].to_string();
     assert!(
         problems.contains("ErrImagePull") || problems.contains("ImagePullBackOff"),
@@ -606,6 +607,27 @@ fn a_healthy_v3_that_fails_its_smoke_tests_is_undone() {
     assert_eq!(o["restored"]["version"], "2.0.0");
     assert_eq!(app.serving(), ["2.0.0"]);
     assert_eq!(app.answers()["environment"], "cluster");
+
+    // A release whose container dies at start (an unknown command) fails as
+    // soon as its pod has exited, not at its progress deadline (300 s).
+    app.push("4.0.0", r#"CMD ["no-such-command"]"#);
+    let started = std::time::Instant::now();
+    let crashed = app
+        .deploy("4.0.0", &["--set", "deploy.health_timeout=300s"])
+        .code(1);
+    let took = started.elapsed();
+    let o = outcome(&crashed);
+    assert_eq!(o["result"], "rolled-back", "{o}");
+    let cause = o["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("of the new revision exited with code 2")
+            || cause.contains("of the new revision cannot start: CrashLoopBackOff"),
+        "{o}"
+    );
+    assert!(!cause.contains("progress deadline"), "{o}");
+    assert!(took < std::time::Duration::from_secs(150), "{took:?}");
+    assert_eq!(o["restored"]["version"], "2.0.0");
+    assert_eq!(app.serving(), ["2.0.0"]);
 }
 
 /// Reads `child`'s stderr until the deploy says it waits for the rollout:

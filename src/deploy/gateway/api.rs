@@ -251,6 +251,19 @@ pub(super) async fn wait_up(
         if down.is_empty() {
             return Ok(());
         }
+        // A replica that exited (or was restarted by its policy) will not
+        // pass the check by waiting: fail now, not at the deadline.
+        for server in &down {
+            if let Ok(Some(info)) = engine.container(&server.name).await
+                && let Some(why) = crate::deploy::replicas::crashed(&info)
+            {
+                return Err(format!(
+                    "{} {} while {check} waited for it",
+                    server.name,
+                    why.trim_start_matches("it ")
+                ));
+            }
+        }
         // The engine already called these healthy: a check that keeps
         // failing from the gateway (after the first ones) will not pass.
         // Without a HEALTHCHECK, the service may still be starting.

@@ -216,6 +216,75 @@ fn docker_deploy_v1_v2_rollback_and_rolling_with_zero_failed_requests() {
 }
 
 #[test]
+fn docker_a_release_that_dies_at_start_fails_at_once_not_at_its_health_timeout() {
+    let Some(site) = Site::new("crash") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+    site.shipit(
+        &[
+            "deploy",
+            "staging",
+            "--image",
+            &v1,
+            "--set",
+            "app.version=1.0.0",
+        ],
+        &[],
+    )
+    .success();
+    let load = Load::start(&site.url());
+    // Exits at once (an unknown command), restarted by its policy: with the
+    // image's HEALTHCHECK (the engine's gate) and without one (the
+    // gateway's check, which saw only "Layer4 connection problem").
+    for (version, tail) in [
+        ("2.0.0", r#"CMD ["no-such-command"]"#),
+        ("3.0.0", "HEALTHCHECK NONE\nCMD [\"no-such-command\"]"),
+    ] {
+        let image = site.image(version, tail);
+        let started = Instant::now();
+        let run = site
+            .shipit(
+                &[
+                    "deploy",
+                    "staging",
+                    "--image",
+                    &image,
+                    "--set",
+                    &format!("app.version={version}"),
+                    "--set",
+                    "deploy.health_timeout=300s",
+                ],
+                &[],
+            )
+            .code(1);
+        let took = started.elapsed();
+        assert!(run.stderr.contains("health failed for"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("exited with code 2")
+                || run.stderr.contains("exited and the engine restarted it"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("within 300 s"), "{}", run.stderr);
+        assert!(run.stderr.contains("last log lines:"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("no-such-command"),
+            "the replica's own words: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("release 1 (1.0.0) keeps serving"),
+            "{}",
+            run.stderr
+        );
+        assert!(took < Duration::from_secs(120), "{version}: {took:?}");
+    }
+    no_failures(load, "two releases that died at start");
+    assert_eq!(site.serving().as_deref(), Some("1"));
+}
+
+#[test]
 fn docker_broken_releases_are_rolled_back_while_v1_keeps_serving_and_the_webhook_hears() {
     let Some(site) = Site::new("broken") else {
         return;
