@@ -608,9 +608,10 @@ fn a_healthy_v3_that_fails_its_smoke_tests_is_undone() {
     assert_eq!(app.serving(), ["2.0.0"]);
     assert_eq!(app.answers()["environment"], "cluster");
 
-    // A release whose container dies at start (an unknown command) fails as
-    // soon as its pod has exited, not at its progress deadline (300 s).
-    app.push("4.0.0", r#"CMD ["no-such-command"]"#);
+    // A release whose container dies at start (an unknown subcommand: the
+    // Deployment's args follow the entrypoint) fails as soon as its pod has
+    // exited, not at its progress deadline (300 s).
+    app.push("4.0.0", r#"ENTRYPOINT ["/calculator", "no-such-command"]"#);
     let started = std::time::Instant::now();
     let crashed = app
         .deploy("4.0.0", &["--set", "deploy.health_timeout=300s"])
