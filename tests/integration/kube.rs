@@ -549,6 +549,33 @@ fn a_v3_that_cannot_be_pulled_fails_at_once_and_v2_is_restored() {
     assert!(!failed.stdout.contains("t0ken") && !failed.stderr.contains("t0ken"));
     assert_eq!(app.serving(), ["2.0.0"]);
     assert_eq!(app.answers()["environment"], "cluster");
+
+    // A pod that cannot be scheduled yet is not a definite failure (a node
+    // may come): it gets the whole progress deadline. (Here it never will:
+    // it asks for 64 CPUs.)
+    let started = Instant::now();
+    let slow = app
+        .deploy(
+            "3.0.0",
+            &[
+                "--set",
+                "resources.requests.cpu=64",
+                "--set",
+                "resources.limits.cpu=64",
+                "--set",
+                "deploy.health_timeout=15s",
+            ],
+        )
+        .code(1);
+    let took = started.elapsed();
+    let o = outcome(&slow);
+    assert_eq!(o["result"], "rolled-back", "{o}");
+    assert!(
+        o["cause"].as_str().unwrap().contains("progress deadline"),
+        "{o}"
+    );
+    assert!(took >= Duration::from_secs(15), "{took:?}");
+    assert_eq!(app.serving(), ["2.0.0"]);
 }
 
 #[test]
@@ -799,8 +826,8 @@ fn a_deploy_that_loses_its_lease_stops_and_undoes_its_rollout() {
     let Some(app) = App::serving_v2("lost", 58) else {
         return;
     };
-    // A v3 whose pods never pull: the rollout waits for its 60 s deadline.
-    let missing = format!("image.digest=sha256:{}", "0".repeat(64));
+    // A v3 whose pods cannot be scheduled (64 CPUs asked): not a definite
+    // failure, so the rollout waits for its 60 s deadline.
     let start = Instant::now();
     let mut child = app
         .command(&[
@@ -809,7 +836,9 @@ fn a_deploy_that_loses_its_lease_stops_and_undoes_its_rollout() {
             "--set",
             "app.version=3.0.0",
             "--set",
-            &missing,
+            "resources.requests.cpu=64",
+            "--set",
+            "resources.limits.cpu=64",
             "--set",
             "deploy.health_timeout=60s",
             "--output",

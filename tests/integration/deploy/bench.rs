@@ -339,3 +339,108 @@ fn bench_gateway_throughput_and_failed_requests_per_switch() {
     }
     println!("\nfailed requests per switch: 0 (every load asserted 0 socket errors and 0 non-2xx)");
 }
+
+/// `just bench` (`.ci/bench-deploy`): how soon a deploy whose new replicas
+/// die at start (an unknown subcommand, exit 2, restarted by their policy)
+/// fails, measured from the engine's first `die` event of the release's
+/// replicas to shipit's exit (the failed replicas removed, the previous
+/// release still serving), with `health_timeout = 60s`: gated by the image's
+/// HEALTHCHECK and by the gateway's check alone. Target: within 2 s.
+#[test]
+#[ignore = "a benchmark: run by .ci/bench-deploy"]
+fn bench_a_release_that_dies_at_start_fails_within_2_s() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    let Some(site) = Site::new("diebench") else {
+        return;
+    };
+    let v1 = site.image("1.0.0", "");
+    site.deploy("1.0.0", &v1, &[]).success();
+    const ROUNDS: usize = 3;
+    let gates = [
+        ("the image's HEALTHCHECK", r#"CMD ["no-such-command"]"#),
+        (
+            "the gateway's check (HEALTHCHECK NONE)",
+            "HEALTHCHECK NONE\nCMD [\"no-such-command\"]",
+        ),
+    ];
+    let mut version = 1;
+    println!(
+        "\n## a release that dies at start (deploy.health_timeout = 60 s; median of {ROUNDS})\n"
+    );
+    println!("| gated by | exit to shipit's exit, median ms | max ms | whole deploy, median ms |");
+    println!("|---|---:|---:|---:|");
+    for (gate, tail) in gates {
+        let mut after_exit = Vec::new();
+        let mut whole = Vec::new();
+        for _ in 0..ROUNDS {
+            version += 1;
+            let v = format!("{version}.0.0");
+            let image = site.image(&v, tail);
+            let mut events = Command::new("docker")
+                .args([
+                    "events",
+                    "--filter",
+                    "type=container",
+                    "--filter",
+                    "event=die",
+                    "--filter",
+                    &format!("image={image}"),
+                    "--format",
+                    "{{.TimeNano}}",
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let died = Arc::new(Mutex::new(Vec::<u128>::new()));
+            let reader = {
+                let died = died.clone();
+                let out = events.stdout.take().unwrap();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(out).lines().map_while(Result::ok) {
+                        if let Ok(ns) = line.trim().parse() {
+                            died.lock().unwrap().push(ns);
+                        }
+                    }
+                })
+            };
+            // `docker events` subscribes before it prints anything: give it
+            // a moment so the first exit is not missed.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let started = Instant::now();
+            let run = site
+                .deploy(&v, &image, &["--set", "deploy.health_timeout=60s"])
+                .code(1);
+            let ended = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            whole.push(started.elapsed().as_millis());
+            assert!(run.stderr.contains("exited"), "{}", run.stderr);
+            events.kill().unwrap();
+            events.wait().unwrap();
+            reader.join().unwrap();
+            let first = *died
+                .lock()
+                .unwrap()
+                .iter()
+                .min()
+                .expect("the engine reported no exit of the release's replicas");
+            after_exit.push((ended - first) / 1_000_000);
+        }
+        let median = |xs: &mut Vec<u128>| {
+            xs.sort_unstable();
+            xs[xs.len() / 2]
+        };
+        let max = *after_exit.iter().max().unwrap();
+        println!(
+            "| {gate} | {} | {max} | {} |",
+            median(&mut after_exit),
+            median(&mut whole)
+        );
+    }
+    assert_eq!(site.serving().as_deref(), Some("1"));
+}
