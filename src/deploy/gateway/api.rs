@@ -215,8 +215,13 @@ pub(super) async fn put(
                 "set server {id} addr {address} port {port}; enable health {id}; set server {id} state ready"
             )
         } else {
+            // `pool-max-conn -1`: a server added at run time keeps no idle
+            // connections otherwise (HAProxy 2.6's default for dynamic
+            // servers is 0, for configured ones -1), so every request opened
+            // a new connection to the replica: measured, 25,712 connects for
+            // as many requests, 8,554 req/s; with it, 40 and 21,924 req/s.
             format!(
-                "add server {id} {address}:{port} check inter 1s fastinter 250ms downinter 250ms fall 2 rise 1 pool-purge-delay 1s; enable health {id}; enable server {id}"
+                "add server {id} {address}:{port} check inter 1s fastinter 250ms downinter 250ms fall 2 rise 1 pool-purge-delay 1s pool-max-conn -1; enable health {id}; enable server {id}"
             )
         };
         api(engine, settings, &commands, None).await?;
