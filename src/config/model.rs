@@ -493,6 +493,10 @@ pub struct Gateway {
     /// Requests per client address: `10r/s` or `600r/m`.
     pub rate_limit: String,
     pub burst: i64,
+    /// The HAProxy gateway's access log: every request when 1; else 1 in
+    /// N of the service's answers below 400, and every other request (an
+    /// error answer, one the gateway answered itself, one that failed).
+    pub log_sample: i64,
     /// Largest accepted request body: `16k`, `1m`.
     pub body_size: String,
     pub connect_timeout: String,
@@ -512,6 +516,7 @@ impl Default for Gateway {
             port: 8080,
             rate_limit: "20r/s".into(),
             burst: 40,
+            log_sample: 1,
             body_size: "16k".into(),
             connect_timeout: "5s".into(),
             read_timeout: "30s".into(),

@@ -180,6 +180,8 @@ pub struct Ctx {
     pub gateway_port: i64,
     pub rate_limit: String,
     pub burst: i64,
+    /// `gateway.log_sample`: 1 logs every request.
+    pub log_sample: i64,
     pub body_size: String,
     pub connect_timeout: String,
     pub read_timeout: String,
@@ -478,6 +480,7 @@ impl Ctx {
             gateway_port: c.gateway.port,
             rate_limit: c.gateway.rate_limit.clone(),
             burst: c.gateway.burst,
+            log_sample: c.gateway.log_sample,
             body_size: c.gateway.body_size.clone(),
             connect_timeout: short_duration(t.gateway_connect_timeout),
             read_timeout: short_duration(t.gateway_read_timeout),

@@ -47,7 +47,7 @@ fn unknown_key_exact_message() {
   |
 2 | rate_limt = \"5r/s\"
   | ^^^^^^^^^
-  = help: did you mean `rate_limit`? valid keys here: body_size, burst, connect_timeout, image, metrics_allow, port, rate_limit, read_timeout, send_timeout, server_names, tls
+  = help: did you mean `rate_limit`? valid keys here: body_size, burst, connect_timeout, image, log_sample, metrics_allow, port, rate_limit, read_timeout, send_timeout, server_names, tls
 ";
     assert!(run.stderr.starts_with(expected), "got:\n{}", run.stderr);
 }

@@ -134,6 +134,12 @@ pub(super) fn gateway(c: &mut Checker<'_>, config: &Config) {
         "requests per second or minute per client: \"10r/s\" or \"600r/m\"",
     );
     c.range("gateway.burst", g.burst, 0..=100_000, "requests");
+    c.range(
+        "gateway.log_sample",
+        g.log_sample,
+        1..=1_000_000,
+        "(1: every request; N: 1 in N answers below 400, every error)",
+    );
     c.check(
         rules::parse_size(&g.body_size).is_some_and(|b| b > 0),
         "gateway.body_size",

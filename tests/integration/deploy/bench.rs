@@ -190,7 +190,7 @@ fn bench_gateway_throughput_and_failed_requests_per_switch() {
         format!("gateway.tls.key_from=file:{}", key.display()),
         format!("smoke.ca=file:{}", root.display()),
     ];
-    let versions: Vec<(String, String)> = (1..=4)
+    let versions: Vec<(String, String)> = (1..=5)
         .map(|i| {
             let v = format!("{i}.0.0");
             let image = site.image(&v, "");
@@ -216,7 +216,7 @@ fn bench_gateway_throughput_and_failed_requests_per_switch() {
     // The gateway's published ports on loopback go through the engine's
     // userland proxy; its own address is the path other machines take.
     let targets = [
-        ("directly to the replica", direct),
+        ("directly to the replica", direct.clone()),
         (
             "through the gateway (HTTP, its address)",
             format!("http://{gateway_ip}:8080"),
@@ -241,45 +241,48 @@ fn bench_gateway_throughput_and_failed_requests_per_switch() {
     )
     .unwrap();
     // Two rounds, interleaved, so drift on a noisy machine hits every target alike.
-    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
-    for _round in 0..2 {
-        for (i, (_, url)) in targets.iter().enumerate() {
-            let out = std::process::Command::new("wrk")
-                .args(["-t1", "-c10", "-d5s", "--latency", "-s"])
-                .arg(&script)
-                .arg(format!("{url}/calculate"))
-                .output()
-                .unwrap();
-            let report = parse_wrk(&String::from_utf8_lossy(&out.stdout));
-            assert_eq!(
-                (report.socket_errors, report.non_2xx),
-                (0, 0),
-                "{}",
-                report.text
-            );
-            results[i].push((report.rps, report.p99_ms));
+    let measure = |targets: &[(&str, String)]| {
+        let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); targets.len()];
+        for _round in 0..2 {
+            for (i, (_, url)) in targets.iter().enumerate() {
+                let out = std::process::Command::new("wrk")
+                    .args(["-t1", "-c10", "-d5s", "--latency", "-s"])
+                    .arg(&script)
+                    .arg(format!("{url}/calculate"))
+                    .output()
+                    .unwrap();
+                let report = parse_wrk(&String::from_utf8_lossy(&out.stdout));
+                assert_eq!(
+                    (report.socket_errors, report.non_2xx),
+                    (0, 0),
+                    "{}",
+                    report.text
+                );
+                results[i].push((report.rps, report.p99_ms));
+            }
         }
-    }
+        let best = |rs: &Vec<(f64, f64)>| {
+            let rps = rs.iter().map(|r| r.0).fold(0.0, f64::max);
+            let p99 = rs.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+            (rps, p99)
+        };
+        let (direct_rps, direct_p99) = best(&results[0]);
+        for (i, (what, _)) in targets.iter().enumerate() {
+            let (rps, p99) = best(&results[i]);
+            println!(
+                "| {what} | {rps:.0} | {p99:.2} | {:.2}x | {:.2}x |",
+                rps / direct_rps,
+                p99 / direct_p99
+            );
+        }
+    };
     println!("\n## the deploy gateway (HAProxy 2.6, runtime API) vs one replica directly\n");
     println!(
-        "wrk -t1 -c10 -d5s, POST /calculate on keepalive connections, best of 2 interleaved rounds; one replica with its 0.5 CPU limit; the gateway writes an access log line per request (through the engine's log driver).\n"
+        "wrk -t1 -c10 -d5s, POST /calculate on keepalive connections, best of 2 interleaved rounds; one replica with its 0.5 CPU limit; the gateway writes an access log line per request (gateway.log_sample = 1, through the engine's log driver).\n"
     );
     println!("| target | req/s | p99 ms | req/s vs direct | p99 vs direct |");
     println!("|---|---:|---:|---:|---:|");
-    let best = |rs: &Vec<(f64, f64)>| {
-        let rps = rs.iter().map(|r| r.0).fold(0.0, f64::max);
-        let p99 = rs.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
-        (rps, p99)
-    };
-    let (direct_rps, direct_p99) = best(&results[0]);
-    for (i, (what, _)) in targets.iter().enumerate() {
-        let (rps, p99) = best(&results[i]);
-        println!(
-            "| {what} | {rps:.0} | {p99:.2} | {:.2}x | {:.2}x |",
-            rps / direct_rps,
-            p99 / direct_p99
-        );
-    }
+    measure(&targets);
 
     // Failed requests per switch, keepalive load running throughout.
     let https = format!("https://calculator.test:{tls_port}");
@@ -338,6 +341,33 @@ fn bench_gateway_throughput_and_failed_requests_per_switch() {
         println!("{line}");
     }
     println!("\nfailed requests per switch: 0 (every load asserted 0 socket errors and 0 non-2xx)");
+
+    // The same, with the access log sampled (every error kept): a deploy
+    // with gateway.log_sample = 100 (the gateway reloads) and the new replica.
+    site.extra.push("gateway.log_sample=100".into());
+    site.deploy(&versions[4].0, &versions[4].1, &[]).success();
+    let (_, running) = docker(&[
+        "ps",
+        "--filter",
+        &format!("name={}-staging-r", site.app),
+        "--format",
+        "{{.Names}}",
+    ]);
+    let replica = running.lines().next().unwrap().trim().to_string();
+    let (_, ip) = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &replica,
+    ]);
+    let mut sampled = targets.clone();
+    sampled[0].1 = format!("http://{}:8080", ip.trim());
+    println!(
+        "\n## the same with gateway.log_sample = 100 (1 in 100 answers below 400 logged, every error)\n"
+    );
+    println!("| target | req/s | p99 ms | req/s vs direct | p99 vs direct |");
+    println!("|---|---:|---:|---:|---:|");
+    measure(&sampled);
 }
 
 /// `just bench` (`.ci/bench-deploy`): how soon a deploy whose new replicas

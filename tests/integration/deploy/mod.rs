@@ -1142,9 +1142,21 @@ fn docker_the_gateway_holds_bodies_chunked_or_not_and_rates_as_nginx_does() {
         "gateway.rate_limit=20r/s".into(),
         "gateway.burst=40".into(),
         "gateway.body_size=16k".into(),
+        // The access log keeps every error and (almost) no success.
+        "gateway.log_sample=1000000".into(),
     ];
     let v1 = site.image("1.0.0", "");
     site.deploy("1.0.0", &v1, &[]).success();
+    // An error answer of the service's own, for the access log (below).
+    let lost = shipit::http::request(
+        &format!("{}/no-such-path", site.url()),
+        "GET",
+        &[("X-Request-Id", "sampled-out-never")],
+        b"",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert_eq!(lost.status, 404);
     let url = format!("{}/calculate", site.url());
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.json");
@@ -1197,6 +1209,26 @@ fn docker_the_gateway_holds_bodies_chunked_or_not_and_rates_as_nginx_does() {
         admitted as f64 <= most,
         "{admitted} admitted in {elapsed:.2} s: nginx's bucket admits at most {most}"
     );
+
+    // gateway.log_sample: the service's error answers (the 404 above) and
+    // the gateway's own (413, 429) are all in the access log; of its 40-odd
+    // successes, 1 in a million is.
+    let (_, log) = crate::docker::docker(&[
+        "logs",
+        &format!("{}-{}-gateway", site.app, site.environment),
+    ]);
+    let count = |status: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("\"status\":{status},")))
+            .count()
+    };
+    assert_eq!(count("413"), 2, "{log}");
+    assert!(count("429") >= 1, "{log}");
+    assert!(
+        log.contains("\"request_id\":\"sampled-out-never\""),
+        "{log}"
+    );
+    assert!(count("200") <= 1, "{} logged: {log}", count("200"));
 }
 
 #[test]
