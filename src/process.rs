@@ -212,12 +212,16 @@ impl Program {
         }
     }
 
-    /// Starts it and reads its stdout as it comes (stderr dropped); killed
-    /// when the reader is dropped.
+    /// Starts it and reads its stdout as it comes (stderr dropped, or read
+    /// with it after `merge_stderr`); killed when the reader is dropped.
     pub fn reader(self) -> Result<Reader, Failure> {
-        self.expression()
-            .stderr_null()
-            .reader()
+        let e = self.expression();
+        let e = if self.merge_stderr {
+            e.stderr_to_stdout()
+        } else {
+            e.stderr_null()
+        };
+        e.reader()
             .map(Reader)
             .map_err(|err| self.start_failure(&err))
     }

@@ -59,6 +59,23 @@ pub struct Report {
 }
 
 impl Report {
+    /// A suite that could not run: `target` could not be reached at all.
+    pub fn unreached(target: &str, why: &str, took: Duration) -> Report {
+        let ms = took.as_millis() as u64;
+        Report {
+            url: target.to_string(),
+            passed: false,
+            attempts: 1,
+            duration_ms: ms,
+            checks: vec![Check {
+                name: format!("reach {target}"),
+                passed: false,
+                detail: why.to_string(),
+                duration_ms: ms,
+            }],
+        }
+    }
+
     pub fn failures(&self) -> Vec<&Check> {
         self.checks.iter().filter(|c| !c.passed).collect()
     }

@@ -584,6 +584,10 @@ pub struct Kubernetes {
     pub cluster_ip: String,
     /// Port of the ClusterIP Service.
     pub service_port: i64,
+    /// Where a deploy's smoke suite goes: a ready pod of the new revision
+    /// only (`new-pods`, through `kubectl port-forward`), or `smoke.url`
+    /// once the replaced pods have stopped (`url`).
+    pub smoke: KubeSmoke,
     pub ingress: Ingress,
     pub pdb: Pdb,
     pub network_policy: NetworkPolicy,
@@ -598,11 +602,23 @@ impl Default for Kubernetes {
             kubectl: "kubectl".into(),
             cluster_ip: String::new(),
             service_port: 80,
+            smoke: KubeSmoke::NewPods,
             ingress: Ingress::default(),
             pdb: Pdb::default(),
             network_policy: NetworkPolicy::default(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubeSmoke {
+    /// A ready pod of the new revision, through `kubectl port-forward`,
+    /// as soon as the rollout gate passes.
+    NewPods,
+    /// `smoke.url` (the Ingress or Service users reach), once the replaced
+    /// pods have stopped.
+    Url,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -13,6 +13,7 @@ use super::revisions::{self, Revision};
 use super::{Target, apply, lease, manifests};
 use crate::cancel::Cancel;
 use crate::config::Loaded;
+use crate::config::model::KubeSmoke;
 use crate::error::Error;
 use crate::output::Output;
 use crate::record::{Action, Conclusion, Subject, Timeline};
@@ -56,9 +57,10 @@ pub fn plan(
             secret: target.secret.clone(),
             digest,
             release_command: !target.release_command.is_empty(),
+            port_forward: target.smoke_route == KubeSmoke::NewPods,
         },
     );
-    if target.smoke_url.is_empty() {
+    if target.smoke_route == KubeSmoke::Url && target.smoke_url.is_empty() {
         preflight.problems.push(
             "smoke.url is empty: a Kubernetes deploy is smoke-tested where its users reach it (the Ingress host, or a Service address)".into(),
         );
@@ -366,8 +368,10 @@ impl Run<'_> {
             timeline.mark("roles");
         }
 
-        self.settle(&cancelled);
-        timeline.mark("old pods stopped");
+        if t.smoke_route == KubeSmoke::Url {
+            self.settle(&cancelled);
+            timeline.mark("old pods stopped");
+        }
         let report = self.smoke(&cancelled);
         timeline.mark("smoke");
         let passed = report.passed;
@@ -506,8 +510,13 @@ impl Run<'_> {
         }
     }
 
+    /// The smoke suite, where `kubernetes.smoke` says: a ready pod of the
+    /// current revision (`new-pods`), or `smoke.url`.
     pub(super) fn smoke(&self, cancelled: &dyn Fn() -> bool) -> smoke::Report {
         let t = self.target;
+        if t.smoke_route == KubeSmoke::NewPods {
+            return self.smoke_new_pod(cancelled);
+        }
         let route = crate::http::Route {
             tls: smoke::trust(&t.smoke_ca).ok().flatten(),
             ..Default::default()
@@ -517,5 +526,40 @@ impl Run<'_> {
             &format!("{} (up to {} s)", t.smoke_url, t.smoke_timeout.as_secs()),
         );
         smoke::run(&t.smoke_url, &route, &t.paths, t.smoke_timeout, cancelled)
+    }
+
+    /// The smoke suite against one ready pod of the revision that just
+    /// became ready, through `kubectl port-forward`: no replaced pod can
+    /// answer for it, so none is waited for.
+    fn smoke_new_pod(&self, cancelled: &dyn Fn() -> bool) -> smoke::Report {
+        let t = self.target;
+        let start = Instant::now();
+        let forward = super::candidate::ready_pod(&t.kubectl, &t.app)
+            .and_then(|pod| super::candidate::open(&t.kubectl, &pod, t.port));
+        let forward = match forward {
+            Ok(f) => f,
+            Err(e) => {
+                return smoke::Report::unreached(
+                    &format!("pod of deployment/{}", t.app),
+                    &e,
+                    start.elapsed(),
+                );
+            }
+        };
+        self.out.status(
+            "smoke",
+            &format!(
+                "pod/{} of the new revision, port {} (kubectl port-forward, up to {} s)",
+                forward.pod,
+                t.port,
+                t.smoke_timeout.as_secs()
+            ),
+        );
+        let route = crate::http::Route::default();
+        let deadline = t.smoke_timeout.saturating_sub(start.elapsed());
+        let mut report = smoke::run(&forward.url, &route, &t.paths, deadline, cancelled);
+        report.url = format!("pod/{}:{}", forward.pod, t.port);
+        report.duration_ms = start.elapsed().as_millis() as u64;
+        report
     }
 }

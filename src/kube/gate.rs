@@ -273,23 +273,23 @@ fn live_or_not(pods: Option<&Value>) -> impl Iterator<Item = &Value> {
         .filter(|p| p["kind"].as_str().is_none_or(|k| k == "Pod"))
 }
 
-/// The first definite failure among the pods of the Deployment's current
-/// revision: a container that exited since `since` (restarted or not), or
-/// one waiting for good (its image cannot be pulled, CrashLoopBackOff).
-/// `None` until the controller has observed the new spec and named its
-/// ReplicaSet. Slow starters are left to the progress deadline.
-pub fn definite_failure(deployment: &Value, listed: &Value, since: i64) -> Option<String> {
+/// The pods of the Deployment's current revision (its ReplicaSet's
+/// `pod-template-hash`) that are not being deleted, from a listing of pods
+/// and ReplicaSets. None until the controller has observed the Deployment's
+/// spec and named that ReplicaSet.
+pub fn current_pods<'a>(deployment: &Value, listed: &'a Value) -> Vec<&'a Value> {
     if int(deployment, "/status/observedGeneration") < int(deployment, "/metadata/generation") {
-        return None;
+        return Vec::new();
     }
     let name = text(deployment, "/metadata/name");
     let revision = text(
         deployment,
         "/metadata/annotations/deployment.kubernetes.io~1revision",
     );
-    let items = listed["items"].as_array()?;
-    let hash = items
-        .iter()
+    let Some(hash) = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .filter(|r| r["kind"] == "ReplicaSet")
         .filter(|r| r["metadata"]["ownerReferences"][0]["name"] == name)
         .find(|r| {
@@ -298,14 +298,26 @@ pub fn definite_failure(deployment: &Value, listed: &Value, since: i64) -> Optio
                 "/metadata/annotations/deployment.kubernetes.io~1revision",
             ) == revision
         })
-        .map(|r| text(r, "/metadata/labels/pod-template-hash"))?;
+        .map(|r| text(r, "/metadata/labels/pod-template-hash"))
+    else {
+        return Vec::new();
+    };
+    live_or_not(Some(listed))
+        .filter(|p| {
+            p["metadata"]["deletionTimestamp"].is_null()
+                && text(p, "/metadata/labels/pod-template-hash") == hash
+        })
+        .collect()
+}
+
+/// The first definite failure among the pods of the Deployment's current
+/// revision: a container that exited since `since` (restarted or not), or
+/// one waiting for good (its image cannot be pulled, CrashLoopBackOff).
+/// `None` until the controller has observed the new spec and named its
+/// ReplicaSet. Slow starters are left to the progress deadline.
+pub fn definite_failure(deployment: &Value, listed: &Value, since: i64) -> Option<String> {
     let recent = |t: &Value| parse_time(text(t, "/finishedAt")).is_some_and(|at| at >= since);
-    for pod in live_or_not(Some(listed)) {
-        if !pod["metadata"]["deletionTimestamp"].is_null()
-            || text(pod, "/metadata/labels/pod-template-hash") != hash
-        {
-            continue;
-        }
+    for pod in current_pods(deployment, listed) {
         let pod_name = text(pod, "/metadata/name");
         for s in pod["status"]["containerStatuses"]
             .as_array()

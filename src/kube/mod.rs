@@ -5,6 +5,7 @@
 //! The lock is a Lease; the history is the Deployment's revisions.
 
 pub mod apply;
+pub mod candidate;
 pub mod command;
 pub mod deploy;
 pub mod gate;
@@ -43,6 +44,10 @@ pub struct Target {
     pub k8s_minor: u32,
     /// `deploy.health_timeout`: the manifests' `progressDeadlineSeconds`.
     pub progress_deadline: Duration,
+    /// `kubernetes.smoke`: the new revision's pods, or `smoke.url`.
+    pub smoke_route: crate::config::model::KubeSmoke,
+    /// `app.port`: where a pod of the new revision is smoke-tested.
+    pub port: u16,
     pub smoke_url: String,
     pub smoke_timeout: Duration,
     pub smoke_ca: String,
@@ -76,6 +81,8 @@ impl Target {
             k8s_version: k.version.clone(),
             k8s_minor: loaded.typed.kubernetes_minor,
             progress_deadline: loaded.typed.health_timeout,
+            smoke_route: k.smoke,
+            port: loaded.typed.app_port,
             smoke_url: c.smoke.url.clone(),
             smoke_timeout: loaded.typed.smoke_check_timeout,
             smoke_ca: c.smoke.ca.clone(),

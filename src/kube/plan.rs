@@ -8,9 +8,11 @@ use serde::Serialize;
 use super::deploy::Planned;
 use super::preflight::Cluster;
 use super::{Target, manifests, revisions};
+use crate::config::model::KubeSmoke;
 use crate::record::{Action, Subject};
 
-/// The phases of a deploy that succeeds, in order.
+/// The phases of a deploy that succeeds, in order (`old pods stopped` only
+/// with `kubernetes.smoke = "url"`).
 pub const STEPS: [&str; 6] = [
     "preflight",
     "lock and dry-run",
@@ -39,10 +41,15 @@ pub struct Plan {
     pub steps: Vec<String>,
 }
 
-/// The phases, with the release command's after the server's dry-run and
-/// the roles' rollout after the service's.
-pub fn steps(release_command: bool, roles: bool) -> Vec<String> {
-    let mut steps: Vec<String> = STEPS.iter().map(|s| s.to_string()).collect();
+/// The phases, with the release command's after the server's dry-run, the
+/// roles' rollout after the service's, and the wait for the replaced pods
+/// only when the smoke suite goes through `smoke.url`.
+pub fn steps(release_command: bool, roles: bool, smoke: KubeSmoke) -> Vec<String> {
+    let mut steps: Vec<String> = STEPS
+        .iter()
+        .filter(|s| smoke == KubeSmoke::Url || **s != "old pods stopped")
+        .map(|s| s.to_string())
+        .collect();
     if roles {
         let rollout = steps.iter().position(|s| s == "rollout").unwrap_or(0);
         steps.insert(rollout + 1, "roles".into());
@@ -71,6 +78,7 @@ impl Plan {
             steps: steps(
                 !target.release_command.is_empty(),
                 !super::roles::declared(&planned.objects).is_empty(),
+                target.smoke_route,
             ),
         }
     }

@@ -46,6 +46,8 @@ pub struct Wanted<'a> {
     pub digest: Result<String, String>,
     /// A release command runs as a Job (its permissions are needed too).
     pub release_command: bool,
+    /// The smoke suite reaches a new pod through `kubectl port-forward`.
+    pub port_forward: bool,
 }
 
 pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -> Preflight {
@@ -146,7 +148,12 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
         }
         match rules {
             Ok(review) => {
-                let missing = missing_permissions(&review, wanted.objects, wanted.release_command);
+                let missing = missing_permissions(
+                    &review,
+                    wanted.objects,
+                    wanted.release_command,
+                    wanted.port_forward,
+                );
                 if !missing.is_empty() {
                     problems.push(format!(
                         "missing permissions in namespace {ns}: {}",
@@ -204,7 +211,12 @@ pub fn check(kubectl: &Kubectl, configured_context: bool, wanted: &Wanted<'_>) -
 }
 
 /// `verb group/resource` the deploy needs and the review does not grant.
-fn missing_permissions(review: &Value, objects: &[Value], release_command: bool) -> Vec<String> {
+fn missing_permissions(
+    review: &Value,
+    objects: &[Value],
+    release_command: bool,
+    port_forward: bool,
+) -> Vec<String> {
     let mut needed: Vec<(String, String, &str)> = Vec::new();
     for o in objects {
         let api = text(o, "/apiVersion");
@@ -243,6 +255,10 @@ fn missing_permissions(review: &Value, objects: &[Value], release_command: bool)
                 needed.push((group.into(), resource.into(), verb));
             }
         }
+    }
+    if port_forward {
+        needed.push(("".into(), "pods".into(), "get"));
+        needed.push(("".into(), "pods/portforward".into(), "create"));
     }
     needed.sort();
     needed.dedup();
@@ -301,18 +317,31 @@ mod tests {
         let all = json!({"status": {"resourceRules": [
             {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
         ]}});
-        assert!(missing_permissions(&all, &objects, true).is_empty());
+        assert!(missing_permissions(&all, &objects, true, true).is_empty());
         let some = json!({"status": {"resourceRules": [
             {"verbs": ["get", "list", "watch", "create", "patch", "update", "delete"], "apiGroups": ["", "apps", "coordination.k8s.io"], "resources": ["*"]},
             {"verbs": ["get", "create"], "apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"]}
         ]}});
         assert_eq!(
-            missing_permissions(&some, &objects, false),
+            missing_permissions(&some, &objects, false, false),
             vec![
                 "patch ingresses.networking.k8s.io",
                 "patch networkpolicies.networking.k8s.io"
             ]
         );
+        // Port-forwarding is a subresource: `*` grants it, `pods` does not.
+        assert_eq!(
+            missing_permissions(&some, &objects, false, true),
+            missing_permissions(&some, &objects, false, false)
+        );
+        let named = json!({"status": {"resourceRules": [
+            {"verbs": ["*"], "apiGroups": ["*"], "resources": ["deployments", "replicasets", "pods", "events", "leases", "networkpolicies", "ingresses"]}
+        ]}});
+        assert_eq!(
+            missing_permissions(&named, &objects, false, true),
+            vec!["create pods/portforward"]
+        );
+        assert!(missing_permissions(&named, &objects, false, false).is_empty());
         assert_eq!(plural("Ingress"), "ingresses");
         assert_eq!(plural("NetworkPolicy"), "networkpolicies");
         assert_eq!(

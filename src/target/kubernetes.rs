@@ -11,6 +11,7 @@ use super::{
 };
 use crate::cancel::Cancel;
 use crate::config::Loaded;
+use crate::config::model::KubeSmoke;
 use crate::error::Error;
 use crate::kube::deploy::{self as kdeploy, Change, Outcome, Run};
 use crate::kube::plan::Plan;
@@ -267,6 +268,7 @@ fn rollback(out: &Output, args: &RollbackRequest, target: &Target) -> Result<(),
             secret: None,
             digest: Ok(String::new()),
             release_command: false,
+            port_forward: target.smoke_route == KubeSmoke::NewPods,
         },
     );
     kdeploy::refuse(&p)?;

@@ -355,12 +355,29 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
         (Some("succeeded"), Some(1))
     );
     assert!(v1["smoke"]["passed"].as_bool().unwrap());
+    // kubernetes.smoke = "new-pods" (the default): the suite went to a pod
+    // of the new revision, and no replaced pod was waited for.
+    assert!(
+        v1["smoke"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("pod/{}-", app.name)),
+        "{v1}"
+    );
+    assert!(
+        !v1["phases"].to_string().contains("old pods stopped"),
+        "{v1}"
+    );
     assert_eq!(app.serving(), ["1.0.0"]);
     assert_eq!(app.answers()["environment"], "cluster");
     // The rollout under keepalive load through the Service (wrk paced and
     // unpaced, POST, and a new connection per request): no request fails.
+    // v2 is smoke-tested through the Service (kubernetes.smoke = "url").
     let loads = Loads::start(&format!("http://{}", app.address));
-    let v2 = outcome(&app.deploy("2.0.0", &[]).success());
+    let v2 = outcome(
+        &app.deploy("2.0.0", &["--set", "kubernetes.smoke=url"])
+            .success(),
+    );
     no_failures_in(loads, "the rollout 1.0.0 -> 2.0.0 through the Service");
     assert_eq!(
         (v2["revision"].as_u64(), v2["previous_revision"].as_u64()),
@@ -387,6 +404,10 @@ fn deploys_gate_history_rollback_and_a_hand_made_undo() {
     assert!(
         v2["phases"].to_string().contains("old pods stopped"),
         "{v2}"
+    );
+    assert_eq!(
+        v2["smoke"]["url"].as_str(),
+        Some(format!("http://{}", app.address).as_str())
     );
     // The image is pinned by the digest the registry gave.
     let d = app.json(&["get", "deployment", &app.name]);
@@ -604,11 +625,48 @@ fn a_healthy_v3_that_fails_its_smoke_tests_is_undone() {
             .contains("nothing served before this first deploy"),
         "{o}"
     );
-    outcome(&app.deploy("2.0.0", &[]).success());
+    // v2's replaced pods keep answering for 30 s after they are deleted.
+    outcome(
+        &app.deploy("2.0.0", &["--set", "deploy.shutdown_delay=30s"])
+            .success(),
+    );
     let (failed, got) = app.deploy_heard("3.0.0", &broken);
     let failed = failed.code(1);
     let o = outcome(&failed);
     assert_eq!(o["result"], "rolled-back", "{o}");
+    // The smoke suite went to a v3 pod while v2 pods the rollout had
+    // replaced were still running and answering (their shutdown delay):
+    // they could not pass it for v3.
+    let pods = app.json(&[
+        "get",
+        "pods",
+        "-l",
+        &format!("app.kubernetes.io/name={}", app.name),
+    ]);
+    let items = pods["items"].as_array().unwrap();
+    let hash = |p: &Value| {
+        p["metadata"]["labels"]["pod-template-hash"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let deleted = |p: &Value| !p["metadata"]["deletionTimestamp"].is_null();
+    let mut v2_hash: Vec<String> = items.iter().filter(|p| !deleted(p)).map(hash).collect();
+    v2_hash.sort();
+    v2_hash.dedup();
+    assert_eq!(v2_hash.len(), 1, "{pods}");
+    let smoked = o["smoke"]["url"].as_str().unwrap();
+    assert!(
+        smoked.starts_with(&format!("pod/{}-", app.name)) && !smoked.contains(&v2_hash[0]),
+        "{smoked}: {pods}"
+    );
+    assert!(
+        items.iter().any(|p| deleted(p)
+            && hash(p) == v2_hash[0]
+            && p["status"]["containerStatuses"][0]["state"]["running"].is_object()),
+        "no replaced v2 pod was still running: {pods}"
+    );
+    assert!(!o["phases"].to_string().contains("old pods stopped"), "{o}");
     // What the service answered is in the run's own JSON, not in the webhook.
     assert!(o["smoke"].to_string().contains("broken"), "{o}");
     let messages = got.lock().unwrap().clone();
