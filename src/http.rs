@@ -268,6 +268,11 @@ pub fn request_via(
                 MAX_ANSWER >> 20
             ));
         }
+        // A whole answer ends the read: a server, or a tunnel such as
+        // `kubectl port-forward`, may be slow to close after it.
+        if answered(&raw, method) {
+            break;
+        }
     }
     parse_response(&raw).ok_or_else(|| {
         format!(
@@ -275,6 +280,40 @@ pub fn request_via(
             raw.len()
         )
     })
+}
+
+/// Whether `raw` holds a whole answer to `method`: its head and the body
+/// its `Content-Length` or chunked encoding announces (or none, for HEAD,
+/// 204 and 304). An answer whose end only the close marks is never whole.
+fn answered(raw: &[u8], method: &str) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let Ok(head) = std::str::from_utf8(&raw[..end]) else {
+        return false;
+    };
+    let mut lines = head.split("\r\n");
+    let status: u16 = match lines.next().and_then(|l| l.split(' ').nth(1)) {
+        Some(code) => code.parse().unwrap_or(0),
+        None => return false,
+    };
+    if (100..200).contains(&status) {
+        return false;
+    }
+    if method == "HEAD" || status == 204 || status == 304 {
+        return true;
+    }
+    let body = &raw[end + 4..];
+    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
+            return dechunk(body).is_some();
+        }
+        if k.eq_ignore_ascii_case("content-length") {
+            return v.parse::<usize>().is_ok_and(|n| body.len() >= n);
+        }
+    }
+    false
 }
 
 trait ReadWrite: Read + Write {}
@@ -358,6 +397,38 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn a_whole_answer_is_read_without_waiting_for_the_close() {
+        let url = server(|stream| {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        let started = Instant::now();
+        let answer = request(&url, "GET", &[], b"", Duration::from_secs(4)).unwrap();
+        assert_eq!(answer.text(), "ok");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let whole = |raw: &[u8]| answered(raw, "GET");
+        assert!(!whole(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"));
+        assert!(whole(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"));
+        assert!(!whole(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n"
+        ));
+        assert!(whole(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+        ));
+        assert!(!whole(b"HTTP/1.1 200 OK\r\n\r\nuntil the close"));
+        assert!(!whole(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        assert!(whole(b"HTTP/1.1 204 No Content\r\n\r\n"));
+        assert!(answered(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+            "HEAD"
+        ));
     }
 
     #[test]
