@@ -9,7 +9,7 @@ use super::Settings;
 use super::host::Host;
 use crate::config::model::Transfer;
 use crate::engine::Engine;
-use crate::engine::transfer::Progress;
+use crate::engine::transfer::{Progress, Streamed};
 use crate::output::Output;
 
 /// One image every host needs.
@@ -169,13 +169,16 @@ pub async fn deliver(
                 }
             })
         };
+        let mut note = String::new();
         let (how, result) = match need.transfer(settings) {
-            Transfer::Stream => (
-                "streamed",
-                host.engine
+            Transfer::Stream => {
+                let streamed = host
+                    .engine
                     .stream_image_from(source, &need.reference, &progress)
-                    .await,
-            ),
+                    .await;
+                note = streamed.as_ref().map(streamed_note).unwrap_or_default();
+                ("streamed", streamed.map(|s| s.id))
+            }
             Transfer::Pull => (
                 "pulled",
                 host.engine
@@ -211,7 +214,7 @@ pub async fn deliver(
         out.status(
             "delivered",
             &format!(
-                "{} image {} ({} {how} in {:.1} s)",
+                "{} image {} ({} {how} in {:.1} s{note})",
                 need.what,
                 need.reference,
                 megabytes(progress.bytes()),
@@ -220,6 +223,20 @@ pub async fn deliver(
         );
     }
     Ok(())
+}
+
+/// What a stream left out: the layers the host already had, or why the
+/// whole image was sent again.
+fn streamed_note(streamed: &Streamed) -> String {
+    match (&streamed.resent, streamed.skipped.layers) {
+        (Some(why), _) => format!("; sent whole after {why}"),
+        (None, 0) => String::new(),
+        (None, n) => format!(
+            "; {n} of {} layers already on the host, {} not sent",
+            streamed.layers,
+            megabytes(streamed.skipped.bytes)
+        ),
+    }
 }
 
 /// Why the gateway image under `reference` on `engine` is not the one

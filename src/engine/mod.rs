@@ -16,6 +16,7 @@ use crate::error::Error;
 mod attached;
 pub mod endpoint;
 mod inside;
+pub mod layers;
 pub mod runtime;
 pub mod transfer;
 

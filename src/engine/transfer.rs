@@ -2,15 +2,19 @@
 //! the API (`GET /images/NAME/get` into `POST /images/load`, never touching
 //! a disk or a registry), or pulled with credentials passed per pull.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{CreateImageOptions, ImportImageOptionsBuilder};
+use bollard::query_parameters::{
+    CreateImageOptions, ImportImageOptionsBuilder, ListImagesOptionsBuilder,
+};
+use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::Engine;
 use super::runtime::{failed, silent};
+use super::{Engine, layers};
 use crate::error::Error;
 
 /// Bytes moved so far, shared with whoever shows progress.
@@ -26,48 +30,188 @@ impl Progress {
     }
 }
 
+/// What a stream delivered.
+#[derive(Debug, Clone)]
+pub struct Streamed {
+    /// The image id the engine loaded.
+    pub id: String,
+    /// The image's layers.
+    pub layers: usize,
+    /// The layers left out: the engine had them.
+    pub skipped: layers::Skipped,
+    /// Why the archive without them was refused, when the whole image was sent again.
+    pub resent: Option<String>,
+}
+
+/// How a refused load's message begins.
+const REFUSED: &str = "the engine refused the image archive";
+
 impl Engine {
-    /// Streams `reference` (with its tag) from `source` into this engine and
-    /// returns the image id it loaded, as this engine reports it.
+    /// Streams `reference` (with its tag) from `source` into this engine,
+    /// leaving out the layers this engine already holds, and returns the
+    /// image id it loaded, as this engine reports it.
     pub async fn stream_image_from(
         &self,
         source: &Engine,
         reference: &str,
         progress: &Progress,
-    ) -> Result<String, Error> {
-        let counter = progress.clone();
-        let export = source.api()?.export_image(reference).map(move |chunk| {
-            if let Ok(bytes) = &chunk {
-                counter.add(bytes.len());
+    ) -> Result<Streamed, Error> {
+        let layers = source.image_layers(reference).await;
+        let skip = layers::already_there(&layers, &self.layer_chains().await);
+        self.stream_leaving_out(source, reference, progress, skip)
+            .await
+            .map(|s| Streamed {
+                layers: layers.len(),
+                ..s
+            })
+    }
+
+    /// Streams `reference` without the layers of `skip` (diff ids). Should
+    /// the engine refuse the archive without them (it lacks one after all:
+    /// removed meanwhile), the whole image is sent once more.
+    pub async fn stream_leaving_out(
+        &self,
+        source: &Engine,
+        reference: &str,
+        progress: &Progress,
+        skip: HashSet<String>,
+    ) -> Result<Streamed, Error> {
+        if skip.is_empty() {
+            return self.load_from(source, reference, progress, skip).await;
+        }
+        match self.load_from(source, reference, progress, skip).await {
+            Err(Error::Docker { message, .. }) if message.starts_with(REFUSED) => {
+                progress.0.store(0, Ordering::Relaxed);
+                let mut whole = self
+                    .load_from(source, reference, progress, HashSet::new())
+                    .await?;
+                whole.resent = Some(message);
+                Ok(whole)
             }
-            chunk
+            other => other,
+        }
+    }
+
+    async fn load_from(
+        &self,
+        source: &Engine,
+        reference: &str,
+        progress: &Progress,
+        skip: HashSet<String>,
+    ) -> Result<Streamed, Error> {
+        let counter = progress.clone();
+        let mut export = source.api()?.export_image(reference);
+        let (send, mut receive) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+        let filtering = tokio::spawn(async move {
+            let mut filter = layers::Filter::new(skip);
+            while let Some(chunk) = export.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        let _ = send.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return None;
+                    }
+                };
+                for piece in filter.push(&chunk) {
+                    counter.add(piece.len());
+                    if send.send(Ok(piece)).await.is_err() {
+                        return None;
+                    }
+                }
+            }
+            if !filter.complete() {
+                let _ = send
+                    .send(Err(std::io::Error::other("the image archive ended early")))
+                    .await;
+                return None;
+            }
+            Some(filter.skipped)
         });
+        let body = futures_util::stream::poll_fn(move |cx| receive.poll_recv(cx));
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let api = self.api_within(super::LONG_LIMIT)?;
-        let mut load = api.import_image_stream(options, export, None);
+        let mut load = api.import_image_stream(options, body, None);
         while let Some(item) = load.next().await {
-            let info = item.map_err(|e| {
-                failed(
+            let info = item.map_err(|e| match e {
+                // The engine read the archive and would not load it.
+                bollard::errors::Error::DockerResponseServerError { message, .. }
+                | bollard::errors::Error::DockerStreamError { error: message } => failed(
+                    self,
+                    format!("load {reference}"),
+                    format!("{REFUSED}: {message}"),
+                ),
+                e => failed(
                     self,
                     format!("stream {reference} from {}", source.address),
                     e,
-                )
+                ),
             })?;
             if let Some(detail) = info.error_detail {
                 return Err(failed(
                     self,
                     format!("load {reference}"),
-                    detail.message.unwrap_or_default(),
+                    format!("{REFUSED}: {}", detail.message.unwrap_or_default()),
                 ));
             }
         }
-        self.image_id(reference).await.ok_or_else(|| {
+        let skipped = filtering.await.ok().flatten().unwrap_or_default();
+        let id = self.image_id(reference).await.ok_or_else(|| {
             failed(
                 self,
                 format!("load {reference}"),
                 "the engine loaded the stream but has no such image",
             )
+        })?;
+        Ok(Streamed {
+            id,
+            layers: 0,
+            skipped,
+            resent: None,
         })
+    }
+
+    /// An image's layers (diff ids, bottom first); none when the engine lacks it.
+    pub async fn image_layers(&self, reference: &str) -> Vec<String> {
+        let Ok(api) = self.api() else {
+            return Vec::new();
+        };
+        api.inspect_image(reference)
+            .await
+            .ok()
+            .and_then(|i| i.root_fs)
+            .and_then(|r| r.layers)
+            .unwrap_or_default()
+    }
+
+    /// Every layer chain this engine's images stand on. None from an engine
+    /// that keeps images in containerd's store, whose load wants every blob.
+    pub async fn layer_chains(&self) -> HashSet<String> {
+        let Ok(api) = self.api() else {
+            return HashSet::new();
+        };
+        let containerd = api.info().await.ok().is_some_and(|info| {
+            info.driver_status
+                .unwrap_or_default()
+                .iter()
+                .flatten()
+                .any(|s| s.contains("io.containerd.snapshotter"))
+        });
+        if containerd {
+            return HashSet::new();
+        }
+        let options = ListImagesOptionsBuilder::default().all(true).build();
+        let Ok(images) = api.list_images(Some(options)).await else {
+            return HashSet::new();
+        };
+        let inspected = futures_util::stream::iter(images)
+            .map(|image| async move { self.image_layers(&image.id).await })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        inspected
+            .iter()
+            .flat_map(|diff_ids| layers::chain_ids(diff_ids))
+            .collect()
     }
 
     /// Whether the registry has `reference`, asked by this engine (so with

@@ -361,7 +361,14 @@ fn four_hosts_over_ssh_and_tls_switch_together_or_not_at_all() {
 
     // v2 under load on every gateway, then back.
     let load = FleetLoad::start(&all, port);
-    site.deploy("2.0.0", &v2, &[]).success();
+    let run = site.deploy("2.0.0", &v2, &[]).success();
+    // v2 shares every layer with v1: only its own files are streamed.
+    assert_eq!(
+        run.stderr.matches("layers already on the host").count(),
+        4,
+        "{}",
+        run.stderr
+    );
     all_serve(&all, port, "2", "deploying v2");
     load.no_failures("deploying v2 to four hosts");
     let load = FleetLoad::start(&all, port);
@@ -868,4 +875,244 @@ fn day2_on_two_hosts(site: &Site, hosts: &TestHosts) {
     let status = child.wait().unwrap();
     hosts.speak(2);
     assert_eq!(status.code(), Some(0), "{}", seen.join("\n"));
+}
+
+/// Images that share random lower layers and differ in the top one, built
+/// here FROM scratch; removed (here) on drop.
+struct LayeredImages {
+    references: Vec<String>,
+}
+
+impl LayeredImages {
+    /// `tops` images, `repository:1` and on: a layer of each of `lowers`
+    /// bytes, then one of `top` bytes of their own.
+    fn build(repository: &str, lowers: &[usize], top: usize, tops: usize) -> LayeredImages {
+        let dir = tempfile::tempdir().unwrap();
+        let random = |name: &str, len: usize| {
+            let mut bytes = vec![0u8; len];
+            let mut file = std::fs::File::open("/dev/urandom").unwrap();
+            std::io::Read::read_exact(&mut file, &mut bytes).unwrap();
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        };
+        let mut lower = String::from("FROM scratch\n");
+        for (i, len) in lowers.iter().enumerate() {
+            random(&format!("lower{i}"), *len);
+            lower.push_str(&format!("COPY lower{i} /lower{i}\n"));
+        }
+        let mut references = Vec::new();
+        for i in 1..=tops {
+            random(&format!("top{i}"), top);
+            let dockerfile = format!("{lower}COPY top{i} /top\n");
+            std::fs::write(dir.path().join(format!("Dockerfile.{i}")), dockerfile).unwrap();
+            let reference = format!("{repository}:{i}");
+            let (ok, out) = crate::docker::docker(&[
+                "build",
+                "-q",
+                "-f",
+                &dir.path().join(format!("Dockerfile.{i}")).to_string_lossy(),
+                "-t",
+                &reference,
+                &dir.path().to_string_lossy(),
+            ]);
+            assert!(ok, "{out}");
+            references.push(reference);
+        }
+        LayeredImages { references }
+    }
+}
+
+impl Drop for LayeredImages {
+    fn drop(&mut self) {
+        for reference in &self.references {
+            crate::docker::docker(&["rmi", "-f", reference]);
+        }
+    }
+}
+
+#[test]
+fn only_the_layers_a_host_lacks_are_streamed_and_a_refused_archive_is_sent_whole() {
+    if !crate::docker::engine() {
+        return;
+    }
+    let Some(_hosts) = TestHosts::up(1) else {
+        return;
+    };
+    let repository = format!("shipit-test/layers-{}", std::process::id());
+    let images = LayeredImages::build(&repository, &[3 << 20, 3 << 20], 1 << 20, 3);
+    let [v1, v2, v3] = [0, 1, 2].map(|i| images.references[i].as_str());
+    let local_id = |reference: &str| {
+        crate::docker::docker(&["image", "inspect", "--format", "{{.Id}}", reference]).1
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use shipit::engine::transfer::Progress;
+        let source = shipit::engine::Engine::connect().await.unwrap();
+        let endpoint = shipit::engine::Endpoint::parse("ssh://shipit-h1").unwrap();
+        let host = shipit::engine::Engine::connect_to(&endpoint, None, None, false)
+            .await
+            .unwrap();
+
+        // The first: every layer sent (7 MB and a little).
+        let progress = Progress::default();
+        let first = host
+            .stream_image_from(&source, v1, &progress)
+            .await
+            .unwrap();
+        assert_eq!(first.id, local_id(v1));
+        assert_eq!((first.layers, first.skipped.layers), (3, 0));
+        assert!(progress.bytes() > 7 << 20, "{}", progress.bytes());
+
+        // The next: only the changed layer (1 MB) and the image's own files.
+        let progress = Progress::default();
+        let next = host
+            .stream_image_from(&source, v2, &progress)
+            .await
+            .unwrap();
+        assert_eq!(
+            next.id,
+            local_id(v2),
+            "the host loaded the very image built"
+        );
+        assert_eq!((next.layers, next.skipped.layers), (3, 2), "{next:?}");
+        assert!(next.skipped.bytes > 6 << 20, "{next:?}");
+        let sent = progress.bytes();
+        assert!(
+            sent > 1 << 20 && sent < (1 << 20) + (64 << 10),
+            "sent {sent} bytes"
+        );
+        assert!(next.resent.is_none());
+
+        // A layer the host was thought to hold but does not (v3's top): the
+        // engine refuses the archive without it, and the whole image goes.
+        let top = source.image_layers(v3).await.pop().unwrap();
+        let progress = Progress::default();
+        let whole = host
+            .stream_leaving_out(&source, v3, &progress, [top].into_iter().collect())
+            .await
+            .unwrap();
+        assert_eq!(whole.id, local_id(v3));
+        let why = whole.resent.expect("sent whole once more");
+        assert!(why.contains("refused"), "{why}");
+        assert!(progress.bytes() > 7 << 20, "{}", progress.bytes());
+    });
+    for reference in &images.references {
+        TestHosts::docker(1, &["rmi", reference]);
+    }
+}
+
+/// `just bench` (`.ci/bench-hosts`): a 305 MB image (six 50 MB layers and a
+/// 5 MB one) streamed to a host that has none of it, and its next release
+/// (the 5 MB layer changed) to a host that has the first, against `docker
+/// save | ssh HOST docker load` of the same image, interleaved, median of 3.
+/// Run with `--ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: run by .ci/bench-hosts"]
+fn bench_stream_only_the_missing_layers() {
+    if !crate::docker::engine() {
+        return;
+    }
+    let Some(_hosts) = TestHosts::up(1) else {
+        return;
+    };
+    let repository = format!("shipit-bench/layers-{}", std::process::id());
+    let images = LayeredImages::build(&repository, &[50_000_000; 6], 5_000_000, 2);
+    let (v1, v2) = (images.references[0].clone(), images.references[1].clone());
+    let clear = |references: &[&str]| {
+        for reference in references {
+            TestHosts::docker(1, &["rmi", reference]);
+        }
+    };
+    let save_load = |reference: &str| {
+        let start = Instant::now();
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker save {reference} | ssh shipit-h1 docker load"
+            ))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "docker save | ssh docker load");
+        start.elapsed().as_secs_f64()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (source, host) = runtime.block_on(async {
+        let source = shipit::engine::Engine::connect().await.unwrap();
+        let endpoint = shipit::engine::Endpoint::parse("ssh://shipit-h1").unwrap();
+        let host = shipit::engine::Engine::connect_to(&endpoint, None, None, false)
+            .await
+            .unwrap();
+        (source, host)
+    });
+    let stream = |reference: &str| {
+        let progress = shipit::engine::transfer::Progress::default();
+        let start = Instant::now();
+        let streamed = runtime
+            .block_on(host.stream_image_from(&source, reference, &progress))
+            .unwrap();
+        assert!(streamed.resent.is_none());
+        (
+            start.elapsed().as_secs_f64(),
+            progress.bytes(),
+            streamed.skipped.layers,
+        )
+    };
+    let (mut first, mut first_cli, mut next, mut next_cli) = (vec![], vec![], vec![], vec![]);
+    let mut sent = (0, 0);
+    for _ in 0..3 {
+        clear(&[&v1, &v2]);
+        let (seconds, bytes, _) = stream(&v1);
+        first.push(seconds);
+        sent.0 = bytes;
+        clear(&[&v1]);
+        first_cli.push(save_load(&v1));
+        // The host has the first release: the next one.
+        let (seconds, bytes, skipped) = stream(&v2);
+        assert_eq!(skipped, 6);
+        next.push(seconds);
+        sent.1 = bytes;
+        clear(&[&v2]);
+        next_cli.push(save_load(&v2));
+    }
+    clear(&[&v1, &v2]);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|s| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (a, b, c, d) = (
+        median(&mut first),
+        median(&mut first_cli),
+        median(&mut next),
+        median(&mut next_cli),
+    );
+    println!(
+        "image of 305 MB (6 x 50 MB + 5 MB layers) to one host over ssh, median of 3 interleaved rounds:"
+    );
+    println!(
+        "  first release: shipit stream {a:.2} s ({}), {:.1} MB sent; docker save | ssh docker load {b:.2} s ({})",
+        show(&first),
+        sent.0 as f64 / 1e6,
+        show(&first_cli)
+    );
+    println!(
+        "  first release, stream throughput / save|load throughput: {:.2}x (target >= 0.9x)",
+        b / a
+    );
+    println!(
+        "  next release (the 5 MB layer changed): shipit stream {c:.2} s ({}), {:.1} MB sent (target < 10 MB); docker save | ssh docker load {d:.2} s ({})",
+        show(&next),
+        sent.1 as f64 / 1e6,
+        show(&next_cli)
+    );
+    println!(
+        "  next release, stream time / save|load time: {:.2}x (target < 0.2x)",
+        c / d
+    );
 }
