@@ -128,10 +128,25 @@ impl<'a> Store<'a> {
         }))
     }
 
+    /// The history, from one archive read of the state directory (the
+    /// legacy file and every entry's file together).
     pub async fn read(&self) -> Result<History, Error> {
         let mut history = History::default();
-        if let Some(bytes) = self.engine.download(&self.container, LEGACY).await? {
-            for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+        let all = self
+            .engine
+            .download_all(&self.container, DIR)
+            .await?
+            .unwrap_or_default();
+        // Named relative to `/`: `state/history.jsonl`, `state/history.d/N.json`.
+        let below = |name: &str, path: &str| {
+            name.strip_prefix(path.trim_start_matches('/'))
+                .map(str::to_string)
+        };
+        if let Some((_, bytes)) = all
+            .iter()
+            .find(|(n, _)| below(n, LEGACY).as_deref() == Some(""))
+        {
+            for (i, line) in String::from_utf8_lossy(bytes).lines().enumerate() {
                 match serde_json::from_str(line) {
                     Ok(entry) => history.entries.push(entry),
                     Err(_) if line.trim().is_empty() => {}
@@ -141,10 +156,17 @@ impl<'a> Store<'a> {
                 }
             }
         }
-        let mut files = self.entry_files().await?;
+        let mut files: Vec<(String, &Vec<u8>)> = all
+            .iter()
+            .filter_map(|(n, bytes)| {
+                let rest = below(n, ENTRIES)?;
+                let file = rest.strip_prefix('/')?;
+                Some((format!("history.d/{file}"), bytes))
+            })
+            .collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, bytes) in files {
-            match serde_json::from_slice(&bytes) {
+            match serde_json::from_slice(bytes) {
                 Ok(entry) => history.entries.push(entry),
                 Err(_) => history.unreadable.push(name),
             }

@@ -14,12 +14,14 @@ use crate::output::Output;
 
 /// Brings the site to one consistent state before a deploy or rollback:
 /// the release the gateway serves (and the kept previous ones) stay; what
-/// an interrupted run left behind goes. Returns what it repaired.
+/// an interrupted run left behind goes. Returns what it repaired. `known`:
+/// what the gateway serves, when the caller read it since taking the lock.
 pub(super) async fn repair(
     engine: &Engine,
     settings: &Settings,
     store: &Store<'_>,
     history: &History,
+    known: Option<Option<gateway::Serving>>,
     out: &Output,
 ) -> Result<(Option<Release>, Vec<String>), Error> {
     let mut repaired = Vec::new();
@@ -32,7 +34,11 @@ pub(super) async fn repair(
         ));
     }
     let all = replicas_of(engine, settings).await?;
-    let serving = gateway::serving(engine, settings).await?;
+    // What the gateway serves, unless the caller just read it.
+    let serving = match known {
+        Some(serving) => serving,
+        None => gateway::serving(engine, settings).await?,
+    };
     let kept: Vec<u64> = history
         .iter()
         .filter(|e| e.served())

@@ -62,7 +62,13 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
         Some(store) => store.read().await?,
         None => Default::default(),
     };
-    let serving = gateway::serving(engine, settings).await?;
+    // The gateway's files, read once: what it serves, its maintenance and certificate.
+    let gateway_container = engine.container(&site.gateway()).await?;
+    let files = match &gateway_container {
+        Some(_) => Some(gateway::Files::read(engine, settings).await?),
+        None => None,
+    };
+    let serving = files.as_ref().and_then(|f| f.serving());
     let all = engine.containers(&site.filter("replica")).await?;
     let release_of = |c: &crate::engine::ContainerInfo| -> u64 {
         c.labels
@@ -72,7 +78,7 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
     };
     let mut problems: Vec<String> = history.damage().into_iter().collect();
     let number = serving.as_ref().map(|s| s.release);
-    let gateway_status = match engine.container(&site.gateway()).await? {
+    let gateway_status = match gateway_container {
         Some(g) => {
             if !g.running {
                 problems.push(format!(
@@ -89,10 +95,10 @@ pub async fn status(engine: &Engine, settings: &Settings, last: usize) -> Result
                     .map(|s| s.upstreams.clone())
                     .unwrap_or_default(),
                 certificate_days_left: match settings.tls {
-                    Some(_) => gateway::certificate_days_left(engine, settings).await,
+                    Some(_) => files.as_ref().and_then(|f| f.certificate_days_left()),
                     None => None,
                 },
-                maintenance: gateway::maintenance::read(engine, settings).await,
+                maintenance: files.as_ref().and_then(|f| f.maintenance()),
             })
         }
         None => None,

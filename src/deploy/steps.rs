@@ -238,7 +238,15 @@ pub(super) async fn on_trial<T>(
         if cancel.is_set() {
             return Err(Failure::new("smoke", "interrupted"));
         }
-        then(&servers).await
+        // Their check passed in the candidate route: not awaited again.
+        let checked: Vec<gateway::Server> = servers
+            .iter()
+            .map(|s| gateway::Server {
+                gateway_checked: true,
+                ..s.clone()
+            })
+            .collect();
+        then(&checked).await
     }
     .await;
     gateway::close_candidate(engine, settings, &candidate).await;

@@ -159,7 +159,15 @@ pub(super) async fn inspect_all<'h>(
                     tls: base.tls,
                 };
                 let ensured = super::super::steps::prepare_gateway(&job).await?;
-                let (current, repaired) = repair(engine, settings, &store, &history, &o).await?;
+                let (current, repaired) = repair(
+                    engine,
+                    settings,
+                    &store,
+                    &history,
+                    ensured.serving.clone(),
+                    &o,
+                )
+                .await?;
                 let history = if repaired.is_empty() {
                     history
                 } else {

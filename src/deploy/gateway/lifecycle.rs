@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::api::api;
 use super::{
-    CANDIDATE_ACL, CERT, CONF, DIR, PROBE_ACL, RELEASE_MAP, SPEC, Serving, config, read,
+    CANDIDATE_ACL, CERT, CONF, DIR, Files, PROBE_ACL, RELEASE_MAP, SPEC, Serving, config,
     release_map, tail, verify,
 };
 use crate::deploy::Settings;
@@ -155,6 +155,9 @@ pub struct Ensured {
     pub recreated: bool,
     pub reloaded: bool,
     pub rotated: bool,
+    /// What the gateway serves, as read to ensure it (`None`: not read, for
+    /// a gateway just created).
+    pub serving: Option<Option<Serving>>,
 }
 
 /// Makes the running gateway match the configuration before a deploy, with
@@ -170,10 +173,23 @@ pub async fn ensure(
     let name = settings.site.gateway();
     let mut done = Ensured::default();
     let info = engine.container(&name).await.map_err(|e| e.to_string())?;
-    let (serving, have) = match info {
-        Some(_) => read(engine, settings).await.map_err(|e| e.to_string())?,
-        None => (None, Vec::new()),
+    let files = match info {
+        Some(_) => Some(
+            Files::read(engine, settings)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
     };
+    let serving = files.as_ref().and_then(Files::serving);
+    let have = files
+        .as_ref()
+        .and_then(|f| f.get(CONF))
+        .unwrap_or_default()
+        .to_vec();
+    // What it serves, for the repair that follows (unchanged by anything below
+    // but a new gateway).
+    done.serving = Some(serving.clone());
     let current = serving.unwrap_or(Serving {
         release: 0,
         upstreams: Vec::new(),
@@ -185,6 +201,7 @@ pub async fn ensure(
         create(engine, settings, &current.upstreams, current.release, tls).await?;
         done.created = info.is_none();
         done.recreated = stale;
+        done.serving = None;
         return Ok(done);
     }
     if info.as_ref().is_some_and(|i| !i.running) {
@@ -193,11 +210,8 @@ pub async fn ensure(
     }
     let want = config(settings, &current.upstreams).map_err(|e| e.to_string())?;
     if let Some(material) = tls {
-        let installed = engine
-            .download(&name, &format!("{DIR}/{CERT}"))
-            .await
-            .map_err(|e| e.to_string())?;
-        if installed.as_deref() != Some(material.pem()) {
+        let installed = files.as_ref().and_then(Files::certificate);
+        if installed != Some(material.pem()) {
             rotate(
                 engine,
                 settings,

@@ -64,6 +64,11 @@ pub struct Server {
     /// The image's HEALTHCHECK passed in the engine. Without one, the
     /// gateway's check is the first to look, and a slow start is no failure.
     pub engine_checked: bool,
+    /// The gateway's own check passed for it in this run (the candidate
+    /// route's): added to another backend, it takes traffic at once, as a
+    /// server does before its first check there, instead of that check
+    /// being awaited a second time.
+    pub gateway_checked: bool,
 }
 
 /// haproxy.cfg with `upstreams` (container names) as the app's servers.
@@ -105,31 +110,54 @@ pub async fn serving(engine: &Engine, settings: &Settings) -> Result<Option<Serv
     Ok(read(engine, settings).await?.0)
 }
 
-/// What the gateway's files say it serves, and its `haproxy.cfg` as it is.
-async fn read(engine: &Engine, settings: &Settings) -> Result<(Option<Serving>, Vec<u8>), Error> {
-    let gateway = settings.site.gateway();
-    let conf = engine.download(&gateway, &format!("{DIR}/{CONF}")).await?;
-    let map = engine
-        .download(&gateway, &format!("{DIR}/{RELEASE_MAP}"))
-        .await?;
-    let serving = match (&conf, map) {
-        (Some(conf), Some(map)) => parse(
-            &String::from_utf8_lossy(conf),
-            &String::from_utf8_lossy(&map),
-        ),
-        _ => None,
-    };
-    Ok((serving, conf.unwrap_or_default()))
+/// The gateway's files (its configuration, maps and certificate), as one
+/// archive read of its directory gives them: each read of a file costs the
+/// engine an archive call (about 40 ms), so a run reads them together.
+pub struct Files(Vec<(String, Vec<u8>)>);
+
+impl Files {
+    pub async fn read(engine: &Engine, settings: &Settings) -> Result<Files, Error> {
+        let all = engine.download_all(&settings.site.gateway(), DIR).await?;
+        Ok(Files(all.unwrap_or_default()))
+    }
+
+    /// A file by its path below the gateway's directory.
+    fn get(&self, file: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(name, _)| name.split_once('/').map(|(_, rest)| rest) == Some(file))
+            .map(|(_, bytes)| bytes.as_slice())
+    }
+
+    /// What the configuration and the release map say it serves.
+    pub fn serving(&self) -> Option<Serving> {
+        parse(
+            &String::from_utf8_lossy(self.get(CONF)?),
+            &String::from_utf8_lossy(self.get(RELEASE_MAP)?),
+        )
+    }
+
+    pub fn maintenance(&self) -> Option<maintenance::Maintenance> {
+        maintenance::parse(&String::from_utf8_lossy(self.get(MAINTENANCE_MAP)?))
+    }
+
+    /// Days the installed certificate has left.
+    pub fn certificate_days_left(&self) -> Option<i64> {
+        super::tls::days_left(self.get(CERT)?, crate::clock::now())
+    }
+
+    fn certificate(&self) -> Option<&[u8]> {
+        self.get(CERT)
+    }
 }
 
-/// Days the installed certificate has left (the key beside it is not read
-/// into anything but this check's memory).
-pub async fn certificate_days_left(engine: &Engine, settings: &Settings) -> Option<i64> {
-    let pem = engine
-        .download(&settings.site.gateway(), &format!("{DIR}/{CERT}"))
-        .await
-        .ok()??;
-    super::tls::days_left(&pem, crate::clock::now())
+/// What the gateway's files say it serves, and its `haproxy.cfg` as it is.
+async fn read(engine: &Engine, settings: &Settings) -> Result<(Option<Serving>, Vec<u8>), Error> {
+    let files = Files::read(engine, settings).await?;
+    Ok((
+        files.serving(),
+        files.get(CONF).map(<[u8]>::to_vec).unwrap_or_default(),
+    ))
 }
 
 /// The URL the gateway on `engine`'s host answers on, from here (plain HTTP).
@@ -199,6 +227,7 @@ pub async fn servers(
             name: name.clone(),
             address: format!("{address}:{}", settings.port),
             engine_checked: info.health == "healthy",
+            gateway_checked: false,
         });
     }
     Ok(out)
@@ -284,6 +313,7 @@ pub async fn switch(
         .await
     }
     .await;
+
     if let Err(why) = ready {
         retire(engine, settings, "app", &added, None).await;
         return Err(format!("{why}; the gateway still routes as before"));
