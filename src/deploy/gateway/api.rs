@@ -262,6 +262,18 @@ pub(super) async fn wait_up(
             })
             .collect();
         if down.is_empty() {
+            // Up without a check here: the engine still says they run.
+            for server in servers.iter().filter(|s| s.gateway_checked) {
+                if let Ok(Some(info)) = engine.container(&server.name).await
+                    && let Some(why) = crate::deploy::replicas::crashed(&info)
+                {
+                    return Err(format!(
+                        "{} {} after the gateway's check passed",
+                        server.name,
+                        why.trim_start_matches("it ")
+                    ));
+                }
+            }
             return Ok(());
         }
         // A replica that exited (or was restarted by its policy) will not
