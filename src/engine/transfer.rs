@@ -199,7 +199,8 @@ impl Engine {
         if containerd {
             return HashSet::new();
         }
-        let options = ListImagesOptionsBuilder::default().all(true).build();
+        // Top-level images: an intermediate one's chains are its children's too.
+        let options = ListImagesOptionsBuilder::default().all(false).build();
         let Ok(images) = api.list_images(Some(options)).await else {
             return HashSet::new();
         };
