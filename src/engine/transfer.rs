@@ -131,15 +131,18 @@ impl Engine {
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let api = self.api_within(super::LONG_LIMIT)?;
         let mut load = api.import_image_stream(options, body, None);
+        let refused = |why: String| {
+            failed(
+                self,
+                format!("load {reference}"),
+                format!("{REFUSED}: {why}"),
+            )
+        };
         while let Some(item) = load.next().await {
             let info = item.map_err(|e| match e {
                 // The engine read the archive and would not load it.
                 bollard::errors::Error::DockerResponseServerError { message, .. }
-                | bollard::errors::Error::DockerStreamError { error: message } => failed(
-                    self,
-                    format!("load {reference}"),
-                    format!("{REFUSED}: {message}"),
-                ),
+                | bollard::errors::Error::DockerStreamError { error: message } => refused(message),
                 e => failed(
                     self,
                     format!("stream {reference} from {}", source.address),
@@ -147,11 +150,7 @@ impl Engine {
                 ),
             })?;
             if let Some(detail) = info.error_detail {
-                return Err(failed(
-                    self,
-                    format!("load {reference}"),
-                    format!("{REFUSED}: {}", detail.message.unwrap_or_default()),
-                ));
+                return Err(refused(detail.message.unwrap_or_default()));
             }
         }
         let skipped = filtering.await.ok().flatten().unwrap_or_default();

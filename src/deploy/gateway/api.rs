@@ -263,31 +263,16 @@ pub(super) async fn wait_up(
             .collect();
         if down.is_empty() {
             // Up without a check here: the engine still says they run.
-            for server in servers.iter().filter(|s| s.gateway_checked) {
-                if let Ok(Some(info)) = engine.container(&server.name).await
-                    && let Some(why) = crate::deploy::replicas::crashed(&info)
-                {
-                    return Err(format!(
-                        "{} {} after the gateway's check passed",
-                        server.name,
-                        why.trim_start_matches("it ")
-                    ));
-                }
-            }
-            return Ok(());
+            let checked = servers.iter().filter(|s| s.gateway_checked);
+            return match first_exited(engine, checked).await {
+                Some((name, why)) => Err(format!("{name} {why} after the gateway's check passed")),
+                None => Ok(()),
+            };
         }
         // A replica that exited (or was restarted by its policy) will not
         // pass the check by waiting: fail now, not at the deadline.
-        for server in &down {
-            if let Ok(Some(info)) = engine.container(&server.name).await
-                && let Some(why) = crate::deploy::replicas::crashed(&info)
-            {
-                return Err(format!(
-                    "{} {} while {check} waited for it",
-                    server.name,
-                    why.trim_start_matches("it ")
-                ));
-            }
+        if let Some((name, why)) = first_exited(engine, down.iter().copied()).await {
+            return Err(format!("{name} {why} while {check} waited for it"));
         }
         // The engine already called these healthy: a check that keeps
         // failing from the gateway (after the first ones) will not pass.
@@ -316,6 +301,21 @@ pub(super) async fn wait_up(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The first of `servers` whose replica exited or was restarted, and how.
+async fn first_exited<'s>(
+    engine: &Engine,
+    servers: impl Iterator<Item = &'s Server>,
+) -> Option<(&'s str, String)> {
+    for server in servers {
+        if let Ok(Some(info)) = engine.container(&server.name).await
+            && let Some(why) = crate::deploy::replicas::crashed(&info)
+        {
+            return Some((&server.name, why.trim_start_matches("it ").to_string()));
+        }
+    }
+    None
 }
 
 /// HAProxy's words for a server's last check (`: Layer4 connection problem`).
