@@ -60,6 +60,14 @@ pub enum Error {
     #[error("{message}")]
     Deploy { message: String },
 
+    /// An image whose signature does not verify, or a key that cannot be used.
+    #[error("{message}\n{help}")]
+    Signature { message: String, help: String },
+
+    /// The registry could not be asked (unreachable, refused credentials).
+    #[error("{message}")]
+    Registry { message: String },
+
     /// A failure whose details were already printed (e.g. several environments' problems).
     #[error("{message}")]
     Reported { code: i32, message: String },
@@ -91,11 +99,11 @@ impl Error {
     /// 2 for bad input (configuration, usage), 70 for shipit bugs, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Config(_) | Error::Usage(_) | Error::Signature { .. } => 2,
             Error::Template { .. } | Error::GeneratedInvalid { .. } => 70,
             Error::Io { .. } | Error::Stale { .. } => 1,
             Error::Engine { .. } | Error::Build { .. } | Error::Push { .. } => 1,
-            Error::Docker { .. } | Error::Deploy { .. } => 1,
+            Error::Docker { .. } | Error::Deploy { .. } | Error::Registry { .. } => 1,
             Error::Reported { code, .. } | Error::Exited { code } => *code,
         }
     }

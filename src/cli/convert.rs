@@ -33,6 +33,14 @@ pub fn run(cli: Cli) -> (Output, Result<(), shipit::Error>) {
         Command::Rollback(a) => commands::rollback::run(&ctx, &a.into()),
         Command::Status(a) => commands::status::run(&ctx, &a.into()),
         Command::Smoke(a) => commands::smoke::run(&ctx, &a.into()),
+        Command::Verify(a) => commands::verify::run(
+            &ctx,
+            &commands::verify::Args {
+                image: a.image,
+                key: a.key,
+                environment: a.environment,
+            },
+        ),
         Command::Logs(a) => commands::logs::run(&ctx, &a.into()),
         Command::Exec(a) => commands::exec::exec(&ctx, &a.into()),
         Command::Run(a) => commands::exec::run(&ctx, &a.into()),
@@ -199,6 +207,7 @@ impl From<BuildArgs> for commands::build::Args {
         commands::build::Args {
             environment: a.environment,
             push: a.push,
+            sign: a.sign,
             tags: a.tags,
             no_cache: a.no_cache,
             build_args: a.build_args,

@@ -98,6 +98,8 @@ pub enum Command {
         #[command(subcommand)]
         kind: ImageKind,
     },
+    /// Verify an image's signature in its registry (cosign's format) with a public key
+    Verify(VerifyArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -155,6 +157,9 @@ pub struct BuildArgs {
     /// Push every tag to the environment's registry
     #[arg(long)]
     pub push: bool,
+    /// Sign the pushed digest with image.signing_key (cosign's format, beside the image)
+    #[arg(long, requires = "push")]
+    pub sign: bool,
     /// An extra tag (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -173,6 +178,18 @@ pub struct BuildArgs {
     /// Write the exact build context (a tar) to FILE; build nothing
     #[arg(long, value_name = "FILE", conflicts_with_all = ["push", "dry_run"])]
     pub save_context: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The image: REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST (default: the environment's)
+    pub image: Option<String>,
+    /// The public key: a PEM file, or env:NAME / file:/path (default: image.verify_key)
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<String>,
+    /// The environment whose image, registry and image.verify_key to use
+    #[arg(short, long = "env", value_name = "ENV", default_value = "production")]
+    pub environment: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -10,11 +10,14 @@ use crate::build::{self, Mode, Plan, Request, context, credentials};
 use crate::config;
 use crate::engine::{BuildEvent, BuildSpec, Engine, PushEvent};
 use crate::error::Error;
+use crate::signing::{self, SigningKey, cosign};
 
 #[derive(Debug, Clone, Default)]
 pub struct Args {
     pub environment: Option<String>,
     pub push: bool,
+    /// Sign the pushed digest with `image.signing_key`.
+    pub sign: bool,
     pub tags: Vec<String>,
     pub no_cache: bool,
     pub build_args: Vec<String>,
@@ -31,6 +34,7 @@ struct Durations {
     context_seconds: f64,
     build_seconds: f64,
     push_seconds: Option<f64>,
+    sign_seconds: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +47,7 @@ struct Report<'a> {
     context_bytes: u64,
     mode: Mode,
     pushed: bool,
+    signature: Option<cosign::Signed>,
     durations: Durations,
     plan: &'a Plan,
 }
@@ -93,6 +98,18 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         ctx.out
             .warn("the working tree has uncommitted changes: the sha tag is marked -dirty");
     }
+    // The key is read and checked before anything is built or pushed.
+    let signing_key = if args.sign {
+        let reference = &loaded.config.image.signing_key;
+        if reference.is_empty() {
+            return Err(Error::Usage(format!(
+                "--sign needs image.signing_key in environments/{environment}.toml: a reference (env:NAME or file:/path) to an ECDSA P-256 PKCS#8 PEM key"
+            )));
+        }
+        Some(signing::signing_key(reference)?)
+    } else {
+        None
+    };
     if args.dry_run {
         if ctx.out.is_json() {
             ctx.out.json(&plan);
@@ -117,10 +134,15 @@ pub fn run(ctx: &Context, args: &Args) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::io(&ctx.project, e))?;
-    runtime.block_on(build_and_push(ctx, &plan, args))
+    runtime.block_on(build_and_push(ctx, &plan, args, signing_key.as_ref()))
 }
 
-async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), Error> {
+async fn build_and_push(
+    ctx: &Context,
+    plan: &Plan,
+    args: &Args,
+    signing_key: Option<&SigningKey>,
+) -> Result<(), Error> {
     let engine = Engine::connect().await?;
     let mut durations = Durations::default();
 
@@ -203,6 +225,7 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
     ctx.out.status("tagged", &done.join(", "));
 
     let mut digest = None;
+    let mut signature = None;
     if args.push {
         let (creds, source) = credentials::for_registry(plan.registry(), plan.registry());
         ctx.out.detail(&format!(
@@ -248,6 +271,11 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
                 .status("pushed", &format!("{}:{tag} {pushed}", plan.repository));
         }
         durations.push_seconds = Some(started.elapsed().as_secs_f64());
+        if let (Some(key), Some(pushed)) = (signing_key, &digest) {
+            let started = Instant::now();
+            signature = Some(sign(ctx, plan, key, pushed)?);
+            durations.sign_seconds = Some(started.elapsed().as_secs_f64());
+        }
         if let Some(d) = &digest {
             ctx.out.status(
                 "pin",
@@ -269,6 +297,7 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
             context_bytes,
             mode: plan.mode,
             pushed: args.push,
+            signature,
             durations,
             plan,
         });
@@ -279,6 +308,37 @@ async fn build_and_push(ctx: &Context, plan: &Plan, args: &Args) -> Result<(), E
         ));
     }
     Ok(())
+}
+
+/// Signs the pushed `digest`; a failure says the image is pushed unsigned.
+fn sign(
+    ctx: &Context,
+    plan: &Plan,
+    key: &SigningKey,
+    digest: &str,
+) -> Result<cosign::Signed, Error> {
+    let reference = format!("{}@{digest}", plan.repository);
+    let (repo, _) = signing::repository(&reference, plan.registry())?;
+    let signed = cosign::sign(&repo, key, digest).map_err(|message| Error::Push {
+        reference: reference.clone(),
+        message: format!("the image is pushed UNSIGNED: its signature was not stored: {message}"),
+        help: "a deploy with image.verify_key refuses it; run the build again with --push --sign once the registry takes the signature".into(),
+    })?;
+    ctx.out.status(
+        "signed",
+        &format!(
+            "{reference} with key {}{}",
+            signed.key,
+            if signed.already {
+                " (that signature was there already)"
+            } else {
+                ""
+            }
+        ),
+    );
+    ctx.out
+        .detail(&format!("signature stored as {}", signed.signature));
+    Ok(signed)
 }
 
 /// `--save-context FILE`: the exact tar the engine would get, for inspection and benchmarks.

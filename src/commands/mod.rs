@@ -16,6 +16,7 @@ pub mod rollback;
 pub mod smoke;
 pub mod status;
 pub mod validate;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -192,6 +192,12 @@ pub struct Image {
     /// Kubernetes manifests then pin the image by it. Empty: by tag only
     /// (pulled on every start, `imagePullPolicy: Always`).
     pub digest: String,
+    /// The ECDSA P-256 PKCS#8 PEM key `shipit build --push --sign` signs
+    /// with: a secret reference (`env:NAME`, `file:/path`), never the key.
+    pub signing_key: String,
+    /// The public key (PEM, or a reference to it) `shipit verify` checks
+    /// signatures with.
+    pub verify_key: String,
 }
 
 impl Default for Image {
@@ -206,6 +212,8 @@ impl Default for Image {
             user: 10001,
             build_args: BTreeMap::new(),
             digest: String::new(),
+            signing_key: String::new(),
+            verify_key: String::new(),
         }
     }
 }

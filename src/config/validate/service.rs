@@ -315,6 +315,33 @@ pub(super) fn image(c: &mut Checker<'_>, config: &Config) {
             "the digest `shipit build --push` reported: sha256: and 64 lowercase hex digits",
         );
     }
+    if !image.signing_key.is_empty() && !rules::is_secret_reference(&image.signing_key) {
+        c.fail_sensitive(
+            "image.signing_key",
+            "not a secret reference (a private key is never written into configuration)",
+            "a reference to an ECDSA P-256 PKCS#8 PEM key: \"file:/absolute/path\" or \"env:NAME\" (read when signing)",
+        );
+    }
+    let key = &image.verify_key;
+    if !key.is_empty() {
+        if key.contains("-----BEGIN") {
+            if let Err(e) = crate::signing::PublicKey::from_pem(key) {
+                c.fail(
+                    "image.verify_key",
+                    format!("the public key is {e}"),
+                    "a PEM ECDSA P-256 public key (openssl pkey -in signing.pem -pubout)"
+                        .to_string(),
+                );
+            }
+        } else {
+            c.check(
+                rules::is_secret_reference(key),
+                "image.verify_key",
+                format!("\"{key}\" is neither a PEM public key nor a reference"),
+                "the PEM text of the public key, or \"file:/absolute/path\" or \"env:NAME\" holding it",
+            );
+        }
+    }
     if config.build.kind.bases().is_some() {
         c.pinned_image("image.builder", &image.builder, false);
         c.pinned_image(
