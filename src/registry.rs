@@ -131,7 +131,9 @@ impl Repository {
     /// Uploads `bytes` (in one request) and returns their digest.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, String> {
         let digest = digest_of(bytes);
-        let url = format!("{}/v2/{}/blobs/uploads/", self.base, self.path);
+        // The trailing slash is the route's ([`http::parse_url`] drops a
+        // path's last slash, not a query's).
+        let url = format!("{}/v2/{}/blobs/uploads/?", self.base, self.path);
         let started = self.send("POST", &url, &[], b"")?;
         if started.status != 202 {
             return Err(refused("starting an upload", &digest, &started));

@@ -218,6 +218,18 @@ fn semantic_rules_each_name_their_key() {
         ),
         ("[image]\ntag = \"-bad\"\n", "image.tag"),
         ("[image]\nuser = 0\n", "image.user"),
+        (
+            "[image]\nsigning_key = \"-----BEGIN PRIVATE KEY-----\"\n",
+            "image.signing_key",
+        ),
+        (
+            "[image]\nverify_key = \"signing.pub\"\n",
+            "image.verify_key",
+        ),
+        (
+            "[image]\nverify_key = \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\"\n",
+            "image.verify_key",
+        ),
         ("[image]\nplatform = \"windows/amd64\"\n", "image.platform"),
         (
             "[image.build_args]\nGIT_TOKEN = \"abc\"\n",

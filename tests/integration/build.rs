@@ -498,3 +498,319 @@ fn the_source_context_holds_the_service_workspace_and_vendored_crates_only() {
     );
     assert!(files[".shipit/cargo-vendor.toml"].contains("directory = \"/src/.shipit/vendor\""));
 }
+
+/// Writes `text` to `dir/name` and returns the path.
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// An ECDSA P-256 key pair made by openssl (PKCS#8 private, SPKI public).
+fn openssl_key(dir: &std::path::Path, name: &str) -> (String, String) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            private.to_str().unwrap(),
+        ],
+        vec![
+            "pkey",
+            "-in",
+            private.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    ] {
+        let made = Command::new("openssl").args(&args).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {made:?}");
+    }
+    (private.display().to_string(), public.display().to_string())
+}
+
+/// Whether `image`'s cosign signature verifies outside shipit: the
+/// signature manifest and payload fetched with curl, the ECDSA signature
+/// checked by `openssl dgst -verify` with `public`, and the payload read as
+/// cosign's specification says (type, and the manifest digest it names).
+/// Debian's skopeo and podman cannot be the verifier: their containers/image
+/// is built with sigstore disabled ("Debian-local change: sigstore disabled").
+fn openssl_accepts(
+    dir: &std::path::Path,
+    registry: &str,
+    image: &str,
+    public: &str,
+) -> (bool, String) {
+    let (name, digest) = image.split_once('@').unwrap();
+    let path = name.strip_prefix(&format!("{registry}/")).unwrap();
+    let curl = |url: &str, accept: &str| {
+        let got = Command::new("curl")
+            .args(["-sfL", "-H", &format!("Accept: {accept}"), url])
+            .output()
+            .unwrap();
+        got.status.success().then_some(got.stdout)
+    };
+    let tag = digest.replace(':', "-") + ".sig";
+    let Some(manifest) = curl(
+        &format!("http://{registry}/v2/{path}/manifests/{tag}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    ) else {
+        return (false, format!("no signature manifest {tag}"));
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut why = Vec::new();
+    for (i, layer) in manifest["layers"].as_array().unwrap().iter().enumerate() {
+        if layer["mediaType"] != "application/vnd.dev.cosign.simplesigning.v1+json" {
+            why.push(format!("layer {i}: not a simple-signing payload"));
+            continue;
+        }
+        let payload = curl(
+            &format!(
+                "http://{registry}/v2/{path}/blobs/{}",
+                layer["digest"].as_str().unwrap()
+            ),
+            "*/*",
+        )
+        .unwrap();
+        let signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
+            .as_str()
+            .unwrap();
+        let payload_file = write(
+            dir,
+            &format!("payload-{i}"),
+            &String::from_utf8_lossy(&payload),
+        );
+        let signature_file = dir.join(format!("signature-{i}"));
+        std::fs::write(&signature_file, base64_decode(signature)).unwrap();
+        let checked = Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify", public, "-signature"])
+            .arg(&signature_file)
+            .arg(&payload_file)
+            .output()
+            .unwrap();
+        if !checked.status.success() {
+            why.push(format!(
+                "layer {i}: {}",
+                String::from_utf8_lossy(&checked.stdout).trim()
+            ));
+            continue;
+        }
+        let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        if payload["critical"]["type"] != "cosign container image signature"
+            || payload["critical"]["image"]["docker-manifest-digest"] != digest
+        {
+            why.push(format!(
+                "layer {i}: the payload is for {}",
+                payload["critical"]["image"]
+            ));
+            continue;
+        }
+        return (true, String::new());
+    }
+    (false, why.join("; "))
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let mut child = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+#[test]
+fn docker_a_signed_push_verifies_with_shipit_and_openssl_and_other_keys_copies_and_tampering_are_refused()
+ {
+    if !docker::engine() {
+        return;
+    }
+    let registry = Registry::start();
+    let repository = repository("signed");
+    let full = format!("{}/{repository}", registry.address);
+    let _cleanup = Cleanup(full.clone());
+    let other_repository = format!(
+        "{}/{}",
+        registry.address,
+        repository.replace("signed", "unsigned")
+    );
+    let _cleanup_other = Cleanup(other_repository.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = openssl_key(dir.path(), "signing");
+    let (_, stranger) = openssl_key(dir.path(), "stranger");
+    let sets = [
+        format!("image.registry={}", registry.address),
+        format!("image.repository={repository}"),
+        format!("image.signing_key=file:{private}"),
+    ];
+    let mut args = vec![
+        "--output",
+        "json",
+        "build",
+        "production",
+        "--mode",
+        "prebuilt",
+        "--push",
+        "--sign",
+    ];
+    for set in &sets {
+        args.extend(["--set", set.as_str()]);
+    }
+
+    // A key that is not P-256 is refused before anything is built or pushed.
+    let rsa = dir.path().join("rsa.pem");
+    let made = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-out",
+            rsa.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let rsa_set = format!("image.signing_key=file:{}", rsa.display());
+    let mut rsa_args = args.clone();
+    rsa_args.extend(["--set", rsa_set.as_str()]);
+    let (code, _, stderr) = shipit(&rsa_args, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("an RSA key, not ECDSA P-256"), "{stderr}");
+    assert!(
+        !stderr.contains("BEGIN"),
+        "key text in the output: {stderr}"
+    );
+    assert!(
+        shipit::registry::Repository::of(
+            &shipit::config::rules::ImageRef::parse(&format!("{full}:x")).unwrap(),
+            None
+        )
+        .manifest("production")
+        .unwrap()
+        .is_none(),
+        "nothing was pushed"
+    );
+
+    let (code, stdout, stderr) = shipit(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let digest = report["digest"].as_str().unwrap().to_string();
+    assert_eq!(report["signature"]["already"], false);
+    let private_text = std::fs::read_to_string(&private).unwrap();
+    let body = private_text.lines().nth(1).unwrap();
+    assert!(
+        !stdout.contains(body) && !stderr.contains(body),
+        "key bytes in the output"
+    );
+    let signed = format!("{full}@{digest}");
+
+    // shipit and openssl both accept it with the public key, by digest and by tag.
+    let verify =
+        |image: &str, key: &str| shipit(&["--output", "json", "verify", image, "--key", key], &[]);
+    let (code, stdout, stderr) = verify(&signed, &public);
+    assert_eq!(code, 0, "{stderr}");
+    let verified: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["digest"], digest);
+    assert_eq!(verified["identity"], full);
+    let (code, _, stderr) = verify(&format!("{full}:production"), &public);
+    assert_eq!(code, 0, "{stderr}");
+    let (ok, why) = openssl_accepts(dir.path(), &registry.address, &signed, &public);
+    assert!(ok, "openssl refused shipit's signature: {why}");
+
+    // Another key: refused by both.
+    let (code, _, stderr) = verify(&signed, &stranger);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("none of its 1 signature(s) verifies"),
+        "{stderr}"
+    );
+    let (ok, _) = openssl_accepts(dir.path(), &registry.address, &signed, &stranger);
+    assert!(!ok, "openssl accepted a signature with another key");
+
+    // Signing again adds nothing: the signature is there.
+    let (code, stdout, stderr) = shipit(&args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(again["signature"]["already"], true, "{stdout}");
+
+    // The same image in a repository where nobody signed it.
+    let other = format!("{other_repository}:1");
+    assert!(docker::docker(&["tag", &format!("{full}:production"), &other]).0);
+    let (pushed, out) = docker::docker(&["push", &other]);
+    assert!(pushed, "{out}");
+    let (code, _, stderr) = verify(&other, &public);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not signed"), "{stderr}");
+
+    // A different image whose signature tag holds the first image's signature.
+    let retagged = format!("{full}:retagged");
+    docker::build_variant(&retagged, &format!("{full}:production"), "retagged", "");
+    assert!(docker::docker(&["push", &retagged]).0);
+    let repo = shipit::registry::Repository::of(
+        &shipit::config::rules::ImageRef::parse(&retagged).unwrap(),
+        None,
+    );
+    let retagged_digest = repo.manifest("retagged").unwrap().unwrap().digest;
+    assert_ne!(retagged_digest, digest);
+    let signature = repo
+        .manifest(&shipit::signing::cosign::tag_for(&digest))
+        .unwrap()
+        .unwrap();
+    repo.put_manifest(
+        &shipit::signing::cosign::tag_for(&retagged_digest),
+        &signature.media_type,
+        &signature.bytes,
+    )
+    .unwrap();
+    let copied = format!("{full}@{retagged_digest}");
+    let (code, _, stderr) = verify(&copied, &public);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("is for another image ({digest})")),
+        "{stderr}"
+    );
+    let (ok, _) = openssl_accepts(dir.path(), &registry.address, &copied, &public);
+    assert!(
+        !ok,
+        "openssl accepted a signature copied from another digest"
+    );
+
+    // A tampered payload under the original signature: refused by both.
+    let mut manifest: serde_json::Value = serde_json::from_slice(&signature.bytes).unwrap();
+    let layer_digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let payload = String::from_utf8(repo.blob(&layer_digest).unwrap()).unwrap();
+    let forged = payload.replace(&full, &format!("{}/evil/app", registry.address));
+    assert_ne!(forged, payload);
+    let forged_digest = repo.put_blob(forged.as_bytes()).unwrap();
+    manifest["layers"][0]["digest"] = forged_digest.into();
+    manifest["layers"][0]["size"] = forged.len().into();
+    repo.put_manifest(
+        &shipit::signing::cosign::tag_for(&digest),
+        &signature.media_type,
+        &serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let (code, _, stderr) = verify(&signed, &public);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("tampered"), "{stderr}");
+    let (ok, _) = openssl_accepts(dir.path(), &registry.address, &signed, &public);
+    assert!(!ok, "openssl accepted a tampered signature");
+}
