@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use crate::registry::digest_of as sha256;
 use bytes::{Bytes, BytesMut};
 use ring::digest;
 
@@ -44,10 +45,6 @@ pub fn already_there(diff_ids: &[String], chains: &HashSet<String>) -> HashSet<S
         }
     }
     there
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
 fn hex(bytes: &[u8]) -> String {
